@@ -1,0 +1,295 @@
+"""The `sla-connector` command line.
+
+Exit status: 0 ok, 1 runtime failure, 2 bad usage, configuration or input. Heavy imports
+happen inside the commands so that `--help` stays instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, TextIO
+
+from connector import __version__
+
+if TYPE_CHECKING:
+    from datetime import datetime
+    from pathlib import Path
+
+    from connector.sla.contract import Contract
+    from connector.sla.model import Decision
+
+__all__ = ["main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command tree."""
+    parser = argparse.ArgumentParser(
+        prog="sla-connector",
+        description="Compute vendor support contracts (SLAs, quotas, entitlements) and write "
+        "them back into Zendesk or Freshdesk.",
+    )
+    parser.add_argument("--version", action="version", version=f"sla-connector {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sla = commands.add_parser(
+        "sla",
+        help="run the SLA engine on tickets given by hand",
+        description="Run the SLA engine without a helpdesk.",
+    )
+    sla_commands = sla.add_subparsers(dest="sla_command", required=True, metavar="SUBCOMMAND")
+
+    compute = sla_commands.add_parser(
+        "compute",
+        help="decide one ticket described by flags",
+        description="Decide one ticket: due instants, states, priority, tags.",
+    )
+    compute.add_argument("--contract", required=True, help="contract name, e.g. photoprism")
+    compute.add_argument("--plan", help="plan, for contracts that have plans")
+    compute.add_argument("--severity", help="severity as the customer submitted it")
+    compute.add_argument("--severity-override", help="severity set by an agent (wins)")
+    compute.add_argument(
+        "--created",
+        required=True,
+        metavar="T",
+        help="creation instant, ISO 8601 with Z or an offset",
+    )
+    compute.add_argument("--region", help="customer region (pix4dengine-enterprise)")
+    compute.add_argument(
+        "--office",
+        action="append",
+        metavar="O",
+        help="customer office; repeat for a follow-the-sun union",
+    )
+    compute.add_argument("--timezone", help="customer IANA time zone (pixelz)")
+    compute.add_argument("--category", help="ticket category, e.g. order or inquiry")
+    compute.add_argument(
+        "--quantity",
+        action="append",
+        default=[],
+        metavar="NAME=N",
+        help="a quantity on the ticket, e.g. images=35",
+    )
+    compute.add_argument(
+        "--flag",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a flag set on the ticket, e.g. expedite",
+    )
+    compute.add_argument("--first-reply", metavar="T", help="first public agent reply")
+    compute.add_argument("--solved", metavar="T", help="when the ticket was solved")
+    _common(compute)
+    compute.add_argument("--json", action="store_true", help="print the decision as JSON")
+
+    simulate = sla_commands.add_parser(
+        "simulate",
+        help="decide TicketFacts JSON lines into Decision JSON lines",
+        description="Read TicketFacts as JSON lines (a file or - for stdin) and write one "
+        "Decision JSON line per ticket. Problems go to stderr, one line each.",
+    )
+    simulate.add_argument("file", metavar="FILE|-", help="JSON lines of TicketFacts, or -")
+    _common(simulate)
+    return parser
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--now", metavar="T", help="decide as of this instant (default: now)")
+    parser.add_argument(
+        "--mappings",
+        metavar="DIR",
+        help="mapping folder with contracts/ (default: ./mappings or bundled)",
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; return the exit status."""
+    args = build_parser().parse_args(argv)
+    from connector.errors import ConnectorError
+
+    try:
+        if args.command == "sla" and args.sla_command == "compute":
+            return _compute(args, sys.stdout)
+        return _simulate(args, sys.stdout, sys.stderr)
+    except ConnectorError as exc:
+        for line in str(exc).splitlines():
+            print(f"sla-connector: error: {line}", file=sys.stderr)
+        return exc.exit_status
+    except KeyboardInterrupt:
+        return 130
+
+
+def _instant(value: str | None, flag: str) -> datetime | None:
+    from connector.errors import InputError
+    from connector.timeutil import parse_instant
+
+    if value is None:
+        return None
+    try:
+        return parse_instant(value)
+    except ValueError as exc:
+        raise InputError(f"{flag}: {exc}") from None
+
+
+def _now(args: argparse.Namespace) -> datetime:
+    from datetime import UTC, datetime
+
+    return _instant(args.now, "--now") or datetime.now(UTC)
+
+
+def _contracts(args: argparse.Namespace) -> dict[str, Contract]:
+    from pathlib import Path
+
+    from connector.mappingfiles import default_mappings_dir, load_contracts
+
+    folder: Path = Path(args.mappings) if args.mappings else default_mappings_dir()
+    return load_contracts(folder)
+
+
+def _compute(args: argparse.Namespace, out: TextIO) -> int:
+    from pydantic import ValidationError
+
+    from connector.errors import InputError, UnmappedTicket
+    from connector.sla.engine import decide_with
+    from connector.sla.model import TicketFacts
+
+    contracts = _contracts(args)
+    if args.contract not in contracts:
+        raise InputError(
+            f"--contract: unknown contract {args.contract!r} "
+            f"(known: {', '.join(sorted(contracts))})"
+        )
+    quantities: dict[str, int] = {}
+    for item in args.quantity:
+        name, _, number = item.partition("=")
+        if not name or not number.strip().isdigit():
+            raise InputError(f"--quantity: expected NAME=N, got {item!r}")
+        quantities[name] = int(number)
+    facts_data = {
+        "id": "cli",
+        "created_at": _instant(args.created, "--created"),
+        "contract": args.contract,
+        "plan": args.plan,
+        "severity": args.severity,
+        "severity_override": args.severity_override,
+        "category": args.category,
+        "region": args.region,
+        "quantities": quantities,
+        "flags": dict.fromkeys(args.flag, True),
+        "customer_facts": {"offices": args.office, "timezone": args.timezone},
+        "events": {
+            "first_agent_reply_at": _instant(args.first_reply, "--first-reply"),
+            "solved_at": _instant(args.solved, "--solved"),
+        },
+    }
+    try:
+        facts = TicketFacts.model_validate(facts_data)
+    except ValidationError as exc:
+        raise InputError(_first_error(exc)) from None
+    decision = decide_with(contracts, facts, _now(args))
+    if decision.problem is not None:
+        raise UnmappedTicket(facts.id, decision.problem)
+    if args.json:
+        out.write(decision.model_dump_json(indent=2) + "\n")
+    else:
+        out.write(render_decision(decision, contracts[args.contract]))
+    return 0
+
+
+def _simulate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from pydantic import ValidationError
+
+    from connector.errors import InputError
+    from connector.sla.engine import decide_with
+    from connector.sla.model import TicketFacts
+
+    contracts = _contracts(args)
+    now = _now(args)
+    bad = 0
+    source = args.file
+    try:
+        stream = sys.stdin if source == "-" else open(source, encoding="utf-8")  # noqa: SIM115
+    except OSError as exc:
+        raise InputError(f"{source}: cannot read: {exc.strerror}") from None
+    with stream:
+        for number, line in enumerate(stream, start=1):
+            if not line.strip():
+                continue
+            try:
+                facts = TicketFacts.model_validate_json(line)
+            except ValidationError as exc:
+                bad += 1
+                where = f"{'stdin' if source == '-' else source}:{number}"
+                print(
+                    f"sla-connector: error: {where}{_ticket_hint(line)}: {_first_error(exc)}",
+                    file=err,
+                )
+                continue
+            decision = decide_with(contracts, facts, now)
+            if decision.problem is not None:
+                print(
+                    f"sla-connector: warning: ticket {facts.id}: {decision.problem} "
+                    "(decision tagged sla_unmapped)",
+                    file=err,
+                )
+            out.write(decision.model_dump_json() + "\n")
+    return 2 if bad else 0
+
+
+def _ticket_hint(line: str) -> str:
+    import json
+
+    try:
+        value = json.loads(line)
+    except ValueError:
+        return ""
+    if isinstance(value, dict) and "id" in value:
+        return f" (ticket {value['id']})"
+    return ""
+
+
+def _first_error(exc: Exception) -> str:
+    from pydantic import ValidationError
+
+    assert isinstance(exc, ValidationError)
+    parts = []
+    for error in exc.errors()[:3]:
+        loc = ".".join(str(p) for p in error["loc"]) or "line"
+        message = error["msg"]
+        if error["type"] == "timezone_aware":
+            message = "timestamp without a timezone (add Z or an offset)"
+        parts.append(f"{loc}: {message}")
+    more = len(exc.errors()) - 3
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+
+
+def render_decision(decision: Decision, contract: Contract) -> str:
+    """A decision as a person reads it on a terminal."""
+    from connector.sla.calendar import zone
+
+    local = zone(decision.local_zone) if decision.local_zone else contract.zone
+    head = f"Ticket {decision.ticket}: {decision.contract}"
+    if decision.plan:
+        head += f", plan {decision.plan}"
+    if decision.severity:
+        head += f", severity {decision.severity}"
+        if decision.severity_submitted and decision.severity_submitted != decision.severity:
+            head += f" (submitted {decision.severity_submitted})"
+    lines = [head]
+    if decision.calendar:
+        lines.append(f"  calendar   {decision.calendar}")
+    width = max((len(n) for n in decision.targets), default=0)
+    for name, target in decision.targets.items():
+        if target.due is None:
+            when = "no due time"
+        else:
+            local_due = target.due.astimezone(local).strftime("%a %Y-%m-%d %H:%M %Z")
+            when = f"{local_due} ({target.due.strftime('%Y-%m-%dT%H:%M:%SZ')})"
+        lines.append(f"  {name:<{width}}  {target.state:<11} {when}")
+        lines.append(f"  {'':<{width}}  {'':<11} {target.basis}")
+    lines.append(f"  priority   {decision.priority}")
+    lines.append(f"  tags       {' '.join(decision.tags)}")
+    if decision.next_change_at is not None:
+        lines.append(f"  changes at {decision.next_change_at.strftime('%Y-%m-%dT%H:%M:%SZ')}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,434 @@
+"""Contract files: their schema, their checks, and the `Contract` the engine runs.
+
+A contract file (`mappings/contracts/NAME.yaml`) says everything about one vendor's terms:
+calendars, plans, severities, targets and their durations, priorities and tag names. A new
+vendor needs a new file, never new code. `Contract.from_data` validates a parsed file and
+raises `ContractInvalid` with one `(key path, message)` per problem; the loader in
+`connector.mappingfiles` adds the file name and line numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date
+from functools import cached_property
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+
+from connector.sla.calendar import (
+    WEEKDAYS,
+    BusinessCalendar,
+    HolidayRule,
+    Office,
+    WeeklyHours,
+    holiday_names,
+    zone,
+)
+from connector.sla.durations import BusinessDays, Duration, parse_duration
+from connector.sla.model import Priority
+
+__all__ = ["CUSTOMER_ZONE", "Contract", "ContractInvalid", "ContractSpec", "TargetSpec"]
+
+CUSTOMER_ZONE = "customer"
+EventName = Literal["first_agent_reply_at", "workaround_at", "solved_at", "delivered_at"]
+DurationField = Annotated[Duration, BeforeValidator(parse_duration)]
+KeyPath = tuple[str | int, ...]
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class HolidaysSpec(_Spec):
+    """Whole local days an office is closed."""
+
+    country: str | None = None
+    subdivision: str | None = None
+    only: list[str] | None = None
+    observed: bool = True
+    closed: list[date] = Field(default_factory=list)
+
+
+class CalendarSpec(_Spec):
+    """One office: zone (or `customer` for the customer's own zone), hours, holidays."""
+
+    label: str | None = None
+    zone: str
+    hours: dict[str, list[str]]
+    holidays: HolidaysSpec = Field(default_factory=HolidaysSpec)
+
+
+class CalendarChoice(_Spec):
+    """How a ticket picks its calendar: one fixed, the customer's offices, or its region."""
+
+    by: Literal["fixed", "offices", "region"]
+    calendar: str | None = None
+    default: str | None = None
+    default_tag: str = "sla_defaulted"
+    regions: dict[str, str] = Field(default_factory=dict)
+
+
+class ExpediteWindow(_Spec):
+    """When an expedite request is honoured: from `opens` to `closes` each week, in `zone`."""
+
+    zone: str = "UTC"
+    opens: str = "mon 00:00"
+    closes: str = "fri 24:00"
+
+
+class ExpediteSpec(_Spec):
+    """A faster variant of a target, asked for by a ticket flag."""
+
+    flag: str = "expedite"
+    duration: DurationField
+    window: ExpediteWindow | None = None
+    unavailable_tag: str = "expedite_unavailable"
+    priority: Priority | None = None
+
+
+class TargetSpec(_Spec):
+    """One promise of the contract: how long, on which calendar, and what keeps it."""
+
+    label: str | None = None
+    achieved_by: list[EventName] = Field(min_length=1)
+    categories: list[str] | None = None
+    recurring: bool = False
+    calendar: str | None = None
+    duration: DurationField | None = None
+    by_severity: dict[str, DurationField] | None = None
+    by_plan: dict[str, dict[str, DurationField]] | None = None
+    expedite: ExpediteSpec | None = None
+
+
+class SeveritySpec(_Spec):
+    """A severity the contract knows and the helpdesk priority it maps to."""
+
+    label: str | None = None
+    priority: Priority
+
+
+class TagSpec(_Spec):
+    """Tag names; `{contract}`, `{plan}` and `{severity}` are filled in."""
+
+    contract: str = "sla_{contract}"
+    plan: str = "sla_plan_{plan}"
+    severity: str = "sla_{severity}"
+    at_risk: str = "sla_at_risk"
+    breached: str = "sla_breached"
+    unmapped: str = "sla_unmapped"
+
+
+class ContractSpec(_Spec):
+    """A whole contract file."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    title: str
+    seed: str | None = None
+    zone: str
+    risk_threshold: float = Field(default=0.75, gt=0, le=1)
+    calendars: dict[str, CalendarSpec] = Field(default_factory=dict)
+    calendar_choice: CalendarChoice | None = None
+    plans: list[str] = Field(default_factory=list)
+    default_plan: str | None = None
+    severities: dict[str, SeveritySpec] = Field(default_factory=dict)
+    default_severity: str | None = None
+    priority: Priority = "normal"
+    targets: dict[str, TargetSpec] = Field(default_factory=dict)
+    tags: TagSpec = Field(default_factory=TagSpec)
+
+
+class ContractInvalid(ValueError):
+    """A contract file's content is wrong; `problems` holds `(key path, message)` pairs."""
+
+    def __init__(self, problems: list[tuple[KeyPath, str]]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{'.'.join(map(str, k))}: {m}" for k, m in problems))
+
+
+class Contract:
+    """A validated contract, ready for the engine. Build with `Contract.from_data`."""
+
+    def __init__(self, spec: ContractSpec, offices: dict[str, _OfficeTemplate]) -> None:
+        self.spec = spec
+        self.name = spec.name
+        self.zone = zone(spec.zone)
+        self._offices = offices
+        self._calendars: dict[tuple[tuple[str, ...], str | None], BusinessCalendar] = {}
+
+    def __repr__(self) -> str:
+        return f"Contract({self.name!r})"
+
+    @classmethod
+    def from_data(cls, data: Any) -> Contract:
+        """Validate a parsed contract file; raise `ContractInvalid` listing every problem."""
+        try:
+            spec = ContractSpec.model_validate(data)
+        except ValidationError as exc:
+            raise ContractInvalid(
+                [(tuple(e["loc"]), _pydantic_message(e)) for e in exc.errors()]
+            ) from None
+        problems: list[tuple[KeyPath, str]] = []
+        offices = {
+            name: office
+            for name, cal in spec.calendars.items()
+            if (office := _office_template(name, cal, ("calendars", name), problems))
+        }
+        problems.extend(_check_references(spec, offices))
+        if problems:
+            raise ContractInvalid(problems)
+        return cls(spec, offices)
+
+    @cached_property
+    def office_names(self) -> tuple[str, ...]:
+        """Every calendar the contract defines."""
+        return tuple(self.spec.calendars)
+
+    def needs_customer_zone(self, names: tuple[str, ...]) -> bool:
+        """True when one of the named offices keeps the customer's own time zone."""
+        return any(self._offices[n].zone is None for n in names)
+
+    def calendar(self, names: tuple[str, ...], customer_zone: str | None) -> BusinessCalendar:
+        """The (cached) calendar that unions the named offices.
+
+        `customer_zone` fills in offices whose zone is `customer`.
+        """
+        key = (names, customer_zone if self.needs_customer_zone(names) else None)
+        calendar = self._calendars.get(key)
+        if calendar is None:
+            offices = [self._offices[n].office(customer_zone) for n in names]
+            label = " + ".join(self._offices[n].label for n in names)
+            calendar = self._calendars[key] = BusinessCalendar(offices, label)
+        return calendar
+
+
+class _OfficeTemplate:
+    """An office whose zone may be the customer's, resolved per ticket."""
+
+    def __init__(
+        self,
+        name: str,
+        label: str,
+        zone_: ZoneInfo | None,
+        hours: WeeklyHours,
+        holidays: HolidayRule,
+    ) -> None:
+        self.name, self.label, self.zone = name, label, zone_
+        self.hours, self.holidays = hours, holidays
+
+    def office(self, customer_zone: str | None) -> Office:
+        chosen = self.zone or zone(customer_zone or "UTC")
+        return Office(self.name, chosen, self.hours, self.holidays)
+
+
+def _office_template(
+    name: str, spec: CalendarSpec, path: KeyPath, problems: list[tuple[KeyPath, str]]
+) -> _OfficeTemplate | None:
+    before = len(problems)
+    zone_: ZoneInfo | None = None
+    if spec.zone != CUSTOMER_ZONE:
+        zone_ = _zone(spec.zone, (*path, "zone"), problems)
+    hours: WeeklyHours | None = None
+    try:
+        hours = WeeklyHours.parse(spec.hours)
+    except ValueError as exc:
+        problems.append(((*path, "hours"), str(exc)))
+    rule = _holiday_rule(spec.holidays, (*path, "holidays"), problems)
+    if len(problems) > before or hours is None:
+        return None
+    return _OfficeTemplate(name, spec.label or name, zone_, hours, rule)
+
+
+def _holiday_rule(
+    spec: HolidaysSpec, path: KeyPath, problems: list[tuple[KeyPath, str]]
+) -> HolidayRule:
+    rule = HolidayRule(
+        country=spec.country,
+        subdivision=spec.subdivision,
+        names=frozenset(spec.only) if spec.only is not None else None,
+        observed=spec.observed,
+        closed=frozenset(spec.closed),
+    )
+    if spec.country is None:
+        if spec.subdivision or spec.only:
+            problems.append((path, "subdivision and only need a country"))
+        return rule
+    import holidays
+
+    supported: Mapping[str, list[str]] = holidays.list_supported_countries()
+    if spec.country not in supported:
+        problems.append(((*path, "country"), f"unknown holiday country {spec.country!r}"))
+        return rule
+    if spec.subdivision is not None and spec.subdivision not in supported[spec.country]:
+        choices = ", ".join(supported[spec.country]) or "none"
+        problems.append(
+            (
+                (*path, "subdivision"),
+                f"unknown subdivision {spec.subdivision!r} of "
+                f"{spec.country} (expected one of {choices})",
+            )
+        )
+        return rule
+    if spec.only:
+        known = holiday_names(spec.country, spec.subdivision, range(2020, 2031))
+        for i, name in enumerate(spec.only):
+            if name not in known:
+                problems.append(
+                    (
+                        (*path, "only", i),
+                        f"no holiday named {name!r} in {spec.country} "
+                        f"(known: {', '.join(sorted(known))})",
+                    )
+                )
+    return rule
+
+
+def _zone(name: str, path: KeyPath, problems: list[tuple[KeyPath, str]]) -> ZoneInfo | None:
+    try:
+        return zone(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        problems.append((path, f"unknown IANA time zone {name!r}"))
+        return None
+
+
+def _check_references(
+    spec: ContractSpec, offices: dict[str, _OfficeTemplate]
+) -> list[tuple[KeyPath, str]]:
+    """Cross-references: calendars named, tables complete, units the calendars allow."""
+    problems: list[tuple[KeyPath, str]] = []
+    _zone(spec.zone, ("zone",), problems)
+    known_calendars = set(spec.calendars)
+
+    def need_calendar(name: str | None, path: KeyPath) -> None:
+        if name is not None and name not in known_calendars:
+            problems.append(
+                (path, f"unknown calendar {name!r} (defined: {', '.join(sorted(known_calendars))})")
+            )
+
+    choice = spec.calendar_choice
+    if choice is None and spec.targets:
+        problems.append((("calendar_choice",), "required when the contract has targets"))
+    if choice is not None:
+        if choice.by == "fixed" and choice.calendar is None:
+            problems.append((("calendar_choice", "calendar"), "required when by is fixed"))
+        if choice.by == "region" and not choice.regions:
+            problems.append((("calendar_choice", "regions"), "required when by is region"))
+        need_calendar(choice.calendar, ("calendar_choice", "calendar"))
+        need_calendar(choice.default, ("calendar_choice", "default"))
+        for region, name in choice.regions.items():
+            need_calendar(name, ("calendar_choice", "regions", region))
+
+    if spec.default_plan is not None and spec.default_plan not in spec.plans:
+        problems.append((("default_plan",), f"{spec.default_plan!r} is not one of plans"))
+    if spec.default_severity is not None and spec.default_severity not in spec.severities:
+        problems.append((("default_severity",), f"{spec.default_severity!r} is not a severity"))
+
+    severities, plans = list(spec.severities), spec.plans
+    for name, target in spec.targets.items():
+        path: KeyPath = ("targets", name)
+        need_calendar(target.calendar, (*path, "calendar"))
+        given = [k for k in ("duration", "by_severity", "by_plan") if getattr(target, k)]
+        if len(given) != 1:
+            problems.append((path, "give exactly one of duration, by_severity, by_plan"))
+            continue
+        if target.by_severity is not None:
+            problems.extend(
+                _same_keys(target.by_severity, severities, (*path, "by_severity"), "severities")
+            )
+        if target.by_plan is not None:
+            problems.extend(_same_keys(target.by_plan, plans, (*path, "by_plan"), "plans"))
+            for plan, table in target.by_plan.items():
+                problems.extend(
+                    _same_keys(table, severities, (*path, "by_plan", plan), "severities")
+                )
+        problems.extend(_check_business_days(spec, target, offices, path))
+        if target.expedite and target.expedite.window:
+            window_path = (*path, "expedite", "window")
+            _zone(target.expedite.window.zone, (*window_path, "zone"), problems)
+            for key in ("opens", "closes"):
+                try:
+                    parse_week_instant(getattr(target.expedite.window, key))
+                except ValueError as exc:
+                    problems.append(((*window_path, key), str(exc)))
+    for key in ("contract", "plan", "severity"):
+        template = getattr(spec.tags, key)
+        try:
+            template.format(contract="c", plan="p", severity="s")
+        except (KeyError, IndexError, ValueError):
+            problems.append(
+                (
+                    ("tags", key),
+                    f"bad tag template {template!r} "
+                    "(placeholders: {contract}, {plan}, {severity})",
+                )
+            )
+    return problems
+
+
+def _same_keys(
+    table: Mapping[str, object], expected: list[str], path: KeyPath, what: str
+) -> list[tuple[KeyPath, str]]:
+    problems: list[tuple[KeyPath, str]] = []
+    for key in table:
+        if key not in expected:
+            problems.append(
+                (
+                    (*path, key),
+                    f"not one of the contract's {what} ({', '.join(expected) or 'none defined'})",
+                )
+            )
+    missing = [k for k in expected if k not in table]
+    if missing:
+        problems.append((path, f"missing {', '.join(missing)} (use best_effort for no target)"))
+    return problems
+
+
+def _check_business_days(
+    spec: ContractSpec, target: TargetSpec, offices: dict[str, _OfficeTemplate], path: KeyPath
+) -> list[tuple[KeyPath, str]]:
+    durations: list[Duration] = []
+    if target.duration is not None:
+        durations.append(target.duration)
+    durations.extend((target.by_severity or {}).values())
+    for table in (target.by_plan or {}).values():
+        durations.extend(table.values())
+    if not any(isinstance(d, BusinessDays) for d in durations):
+        return []
+    names = [target.calendar] if target.calendar else list(offices)
+    uneven = [n for n in names if n in offices and offices[n].hours.nominal_day_seconds is None]
+    lengths = {offices[n].hours.nominal_day_seconds for n in names if n in offices}
+    if uneven or len(lengths) > 1:
+        return [
+            (
+                path,
+                "business_days needs calendars whose open days all have one length "
+                f"({', '.join(uneven or names)} differ)",
+            )
+        ]
+    return []
+
+
+def parse_week_instant(text: str) -> int:
+    """Seconds after Monday 00:00 of a `"fri 24:00"`-style weekly instant."""
+    day, _, clock = text.strip().partition(" ")
+    if day[:3].lower() not in WEEKDAYS:
+        raise ValueError(f"bad weekly instant {text!r} (expected e.g. 'mon 00:00')")
+    hours, _, minutes = clock.partition(":")
+    if not (hours.isdigit() and minutes.isdigit()) or int(minutes) > 59 or int(hours) > 24:
+        raise ValueError(f"bad weekly instant {text!r} (expected e.g. 'fri 24:00')")
+    seconds = int(hours) * 3600 + int(minutes) * 60
+    if seconds > 86_400:
+        raise ValueError(f"bad weekly instant {text!r} (time past 24:00)")
+    return WEEKDAYS.index(day[:3].lower()) * 86_400 + seconds
+
+
+def _pydantic_message(error: Any) -> str:
+    message = str(error["msg"])
+    if error["type"] == "extra_forbidden":
+        return "unknown key"
+    if error["type"] == "missing":
+        return "required key is missing"
+    if message.startswith("Value error, "):
+        message = message.removeprefix("Value error, ")
+    return message

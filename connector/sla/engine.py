@@ -1,0 +1,452 @@
+"""The decision for one ticket at `now`: due instants, states, priority, tags and a note.
+
+`decide` is pure: the same contract, facts and `now` give the same decision. A ticket that
+names something its contract does not know gets a decision tagged `sla_unmapped` with the
+reason in `problem`, never an exception, so one bad ticket never stops the rest.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from connector.errors import UnmappedTicket
+from connector.sla.calendar import BusinessCalendar, zone
+from connector.sla.contract import Contract, ExpediteWindow, TargetSpec, parse_week_instant
+from connector.sla.durations import (
+    BestEffort,
+    BusinessDays,
+    BusinessHours,
+    Duration,
+    Hours,
+    due_epoch,
+)
+from connector.sla.model import (
+    Decision,
+    Part,
+    Priority,
+    TargetResult,
+    TargetState,
+    TicketFacts,
+)
+from connector.timeutil import from_epoch, to_epoch
+
+__all__ = ["decide", "decide_with"]
+
+_WEEK = 7 * 86_400
+_MONDAY_EPOCH_OFFSET = 3 * 86_400  # 1970-01-01 was a Thursday: Monday 1969-12-29 is -3 days
+
+
+def decide_with(contracts: Mapping[str, Contract], facts: TicketFacts, now: datetime) -> Decision:
+    """`decide` with the ticket's contract looked up by name; unknown names are unmapped."""
+    contract = contracts.get(facts.contract)
+    if contract is None:
+        known = ", ".join(sorted(contracts)) or "none loaded"
+        return _unmapped(
+            facts, now, f"unknown contract {facts.contract!r} (known: {known})", ["sla_unmapped"]
+        )
+    return decide(contract, facts, now)
+
+
+def decide(contract: Contract, facts: TicketFacts, now: datetime) -> Decision:
+    """Everything the contract promises this ticket, as it stands at `now`."""
+    try:
+        return _Decider(contract, facts, now).decision()
+    except UnmappedTicket as exc:
+        tags = contract.spec.tags
+        return _unmapped(
+            facts, now, exc.reason, [tags.contract.format(contract=contract.name), tags.unmapped]
+        )
+
+
+def resolve(contract: Contract, facts: TicketFacts) -> tuple[str | None, str | None]:
+    """The plan and severity the contract applies to the ticket; UnmappedTicket if unknown."""
+    spec = contract.spec
+    plan = facts.plan
+    if spec.plans:
+        plan = plan or spec.default_plan
+        if plan is None:
+            raise UnmappedTicket(
+                facts.id, f"no plan (contract {contract.name} has plans {', '.join(spec.plans)})"
+            )
+        if plan not in spec.plans:
+            raise UnmappedTicket(
+                facts.id,
+                f"unknown plan {plan!r} for contract {contract.name} "
+                f"(known: {', '.join(spec.plans)})",
+            )
+    severity = facts.severity_override or facts.severity or spec.default_severity
+    if spec.severities:
+        if severity is None:
+            raise UnmappedTicket(
+                facts.id, f"no severity (contract {contract.name} has {', '.join(spec.severities)})"
+            )
+        if severity not in spec.severities:
+            which = "severity override" if facts.severity_override else "severity"
+            raise UnmappedTicket(
+                facts.id,
+                f"unknown {which} {severity!r} for contract "
+                f"{contract.name} (known: {', '.join(spec.severities)})",
+            )
+    return plan, severity
+
+
+@dataclass(frozen=True)
+class _Choice:
+    names: tuple[str, ...]
+    customer_zone: str | None
+    defaulted: str | None
+
+
+class _Decider:
+    def __init__(self, contract: Contract, facts: TicketFacts, now: datetime) -> None:
+        self.contract, self.spec, self.facts = contract, contract.spec, facts
+        self.now = to_epoch(now)
+        self.now_dt = now
+        self.created = to_epoch(facts.created_at)
+        self.plan, self.severity = resolve(contract, facts)
+        self.choice = self._choose_calendar() if self.spec.calendar_choice else None
+        self.extra_tags: list[str] = []
+        if self.choice is not None and self.choice.defaulted and self.spec.calendar_choice:
+            self.extra_tags.append(self.spec.calendar_choice.default_tag)
+        self.expedited = False
+
+    def decision(self) -> Decision:
+        if self.choice is None:
+            return self._no_targets()
+        targets = {
+            name: self._target(name, target)
+            for name, target in self.spec.targets.items()
+            if target.categories is None or self.facts.category in target.categories
+        }
+        states = {t.state for t in targets.values()}
+        tags = self._base_tags() + self.extra_tags
+        if "at_risk" in states:
+            tags.append(self.spec.tags.at_risk)
+        if "breached" in states:
+            tags.append(self.spec.tags.breached)
+        changes = [c for t in targets.values() if (c := _next_change(t, self.now)) is not None]
+        return Decision(
+            ticket=self.facts.id,
+            contract=self.contract.name,
+            plan=self.plan,
+            severity_submitted=self.facts.severity,
+            severity=self.severity,
+            entitlement="included",
+            targets=targets,
+            priority=self._priority(),
+            tags=_unique(tags),
+            note=self._note(targets),
+            next_change_at=from_epoch(min(changes)) if changes else None,
+            calendar=self._calendar(self.choice.names).label,
+            local_zone=self._note_zone().key,
+            now=self.now_dt,
+        )
+
+    # -- calendars ---------------------------------------------------------------------------
+
+    def _no_targets(self) -> Decision:
+        return Decision(
+            ticket=self.facts.id,
+            contract=self.contract.name,
+            plan=self.plan,
+            severity_submitted=self.facts.severity,
+            severity=self.severity,
+            entitlement="included",
+            targets={},
+            priority=self._priority(),
+            tags=self._base_tags(),
+            note=self._note({}),
+            next_change_at=None,
+            local_zone=self.contract.zone.key,
+            now=self.now_dt,
+        )
+
+    def _choose_calendar(self) -> _Choice:
+        choice, facts = self.spec.calendar_choice, self.facts
+        assert choice is not None
+        customer_zone = facts.customer_facts.timezone
+        defaulted: str | None = None
+        if customer_zone is not None:
+            try:
+                zone(customer_zone)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise UnmappedTicket(
+                    facts.id, f"unknown customer time zone {customer_zone!r}"
+                ) from None
+        if choice.by == "fixed":
+            assert choice.calendar is not None  # checked at load
+            names: tuple[str, ...] = (choice.calendar,)
+        elif choice.by == "offices":
+            offices = facts.customer_facts.offices
+            if not offices:
+                if choice.default is None:
+                    raise UnmappedTicket(facts.id, "the customer has no offices")
+                names, defaulted = (choice.default,), "no offices on the customer"
+            else:
+                unknown = [o for o in offices if o not in self.contract.office_names]
+                if unknown:
+                    raise UnmappedTicket(
+                        facts.id,
+                        f"unknown office {unknown[0]!r} for contract "
+                        f"{self.contract.name} (known: "
+                        f"{', '.join(self.contract.office_names)})",
+                    )
+                names = tuple(sorted(set(offices)))
+        else:
+            region = facts.region
+            if region is None:
+                raise UnmappedTicket(
+                    facts.id,
+                    f"no region (contract {self.contract.name} needs "
+                    f"one of {', '.join(choice.regions)})",
+                )
+            if region not in choice.regions:
+                raise UnmappedTicket(
+                    facts.id,
+                    f"unknown region {region!r} for contract "
+                    f"{self.contract.name} (known: "
+                    f"{', '.join(choice.regions)})",
+                )
+            names = (choice.regions[region],)
+        if customer_zone is None and self.contract.needs_customer_zone(names):
+            customer_zone, defaulted = "UTC", "no time zone on the customer, UTC used"
+        return _Choice(names, customer_zone, defaulted)
+
+    @property
+    def _chosen(self) -> _Choice:
+        assert self.choice is not None  # only contracts with a calendar_choice have targets
+        return self.choice
+
+    def _calendar(self, names: tuple[str, ...]) -> BusinessCalendar:
+        return self.contract.calendar(names, self._chosen.customer_zone)
+
+    def _local_zone(self, calendar: BusinessCalendar) -> ZoneInfo:
+        return calendar.offices[0].zone
+
+    # -- targets -----------------------------------------------------------------------------
+
+    def _duration(self, target: TargetSpec) -> Duration:
+        if target.duration is not None:
+            return target.duration
+        if target.by_severity is not None:
+            assert self.severity is not None
+            return target.by_severity[self.severity]
+        assert target.by_plan is not None
+        assert self.plan is not None
+        assert self.severity is not None
+        return target.by_plan[self.plan][self.severity]
+
+    def _target(self, name: str, target: TargetSpec) -> TargetResult:
+        names = (target.calendar,) if target.calendar else self._chosen.names
+        calendar = self._calendar(names)
+        duration, basis_extra = self._duration(target), ""
+        expedite = target.expedite
+        if expedite is not None and self.facts.flags.get(expedite.flag):
+            if _in_window(expedite.window, self.created):
+                duration, basis_extra, self.expedited = expedite.duration, ", expedited", True
+            else:
+                self.extra_tags.append(expedite.unavailable_tag)
+                basis_extra = ", expedite unavailable at upload time"
+        events = self._events(target)
+        if isinstance(duration, BestEffort):
+            done = events[0] if events else None
+            return TargetResult(
+                due=None,
+                best_effort=True,
+                state="achieved" if done is not None else "best_effort",
+                basis=f"best effort{basis_extra}",
+                achieved_at=_dt(done),
+            )
+        where = self._where(duration, calendar)
+        if target.recurring:
+            return self._recurring(duration, calendar, where)
+        due, at_risk = self._due(duration, self.created, calendar)
+        result = _state(due, at_risk, events[0] if events else None, self.now)
+        return TargetResult(
+            due=from_epoch(due),
+            best_effort=False,
+            state=result,
+            basis=f"{duration}{where}{basis_extra}",
+            at_risk_at=from_epoch(at_risk),
+            achieved_at=_dt(events[0] if events else None),
+            parts=self._parts(target, due),
+        )
+
+    def _recurring(
+        self, duration: Duration, calendar: BusinessCalendar, where: str
+    ) -> TargetResult:
+        """A target re-armed after each public agent reply, until the ticket is solved."""
+        ev = self.facts.events
+        solved = _seen(ev.solved_at, self.created, self.now)
+        replies = sorted(
+            {
+                r
+                for r in (
+                    to_epoch(x)
+                    for x in [*ev.agent_replies, *filter(None, [ev.first_agent_reply_at])]
+                )
+                if self.created <= r <= self.now and (solved is None or r <= solved)
+            }
+        )
+        start, cycle, missed = self.created, 1, 0
+        for reply in replies:
+            due, _ = self._due(duration, start, calendar)
+            missed += reply > due
+            start, cycle = reply, cycle + 1
+        due, at_risk = self._due(duration, start, calendar)
+        state = _state(due, at_risk, solved, self.now)
+        since = "creation" if cycle == 1 else f"the agent reply of {_fmt(start)}"
+        return TargetResult(
+            due=from_epoch(due),
+            best_effort=False,
+            state=state,
+            basis=f"{duration} after {since}{where}",
+            at_risk_at=from_epoch(at_risk),
+            achieved_at=_dt(solved),
+            cycle=cycle,
+            cycles_breached=missed,
+        )
+
+    def _due(self, duration: Duration, start: int, calendar: BusinessCalendar) -> tuple[int, int]:
+        """Due instant and at-risk instant of a duration started at `start`."""
+        assert not isinstance(duration, BestEffort)
+        due = due_epoch(duration, start, calendar, self._local_zone(calendar))
+        threshold = self.spec.risk_threshold
+        if isinstance(duration, BusinessHours | BusinessDays):
+            total = calendar.elapsed_epoch(start, due)
+            return due, calendar.add_epoch(start, math.ceil(threshold * total))
+        return due, start + math.ceil(threshold * (due - start))
+
+    def _events(self, target: TargetSpec) -> list[int]:
+        """The target's events that happened by `now`, earliest first."""
+        ev = self.facts.events
+        found = [_seen(getattr(ev, name), self.created, self.now) for name in target.achieved_by]
+        return sorted(e for e in found if e is not None)
+
+    def _parts(self, target: TargetSpec, due: int) -> list[Part] | None:
+        if target.expedite is None:
+            return None
+        quantity = self.facts.quantities.get("images", 0)
+        return [Part(quantity=quantity, due=from_epoch(due))]
+
+    def _where(self, duration: Duration, calendar: BusinessCalendar) -> str:
+        if isinstance(duration, BusinessHours | BusinessDays):
+            defaulted = self._chosen.defaulted
+            suffix = f" ({defaulted})" if defaulted else ""
+            return f", {calendar.label}{suffix}"
+        if isinstance(duration, Hours):
+            return ""
+        return f" ({self._local_zone(calendar).key})"
+
+    def _note_zone(self) -> ZoneInfo:
+        """The customer's zone when the contract counts in it, else the contract's zone."""
+        if self.choice is not None and self.contract.needs_customer_zone(self.choice.names):
+            return zone(self.choice.customer_zone or "UTC")
+        return self.contract.zone
+
+    # -- priority, tags, note ----------------------------------------------------------------
+
+    def _priority(self) -> Priority:
+        for target in self.spec.targets.values():
+            if self.expedited and target.expedite and target.expedite.priority:
+                return target.expedite.priority
+        if self.severity is not None and self.severity in self.spec.severities:
+            return self.spec.severities[self.severity].priority
+        return self.spec.priority
+
+    def _base_tags(self) -> list[str]:
+        tags = self.spec.tags
+        out = [tags.contract.format(contract=self.contract.name)]
+        if self.plan is not None and self.spec.plans:
+            out.append(tags.plan.format(plan=self.plan))
+        if self.severity is not None and self.spec.severities:
+            out.append(tags.severity.format(severity=self.severity))
+        return out
+
+    def _note(self, targets: Mapping[str, TargetResult]) -> str:
+        head = f"SLA {self.spec.title}"
+        if self.plan is not None and self.spec.plans:
+            head += f", plan {self.plan}"
+        if self.severity is not None and self.spec.severities:
+            head += f", severity {self.severity}"
+            if self.facts.severity and self.facts.severity != self.severity:
+                head += f" (submitted as {self.facts.severity})"
+        lines = [head + "."]
+        local = self._note_zone()
+        for name, result in targets.items():
+            when = (
+                "no due time"
+                if result.due is None
+                else result.due.astimezone(local).strftime("%a %Y-%m-%d %H:%M %Z")
+            )
+            lines.append(f"{name}: {when} ({result.basis})")
+        return "\n".join(lines)
+
+
+def _unmapped(facts: TicketFacts, now: datetime, reason: str, tags: list[str]) -> Decision:
+    return Decision(
+        ticket=facts.id,
+        contract=facts.contract,
+        plan=facts.plan,
+        severity_submitted=facts.severity,
+        severity=facts.severity_override or facts.severity,
+        entitlement=None,
+        targets={},
+        priority=None,
+        tags=tags,
+        note=f"sla-connector could not apply a contract to this ticket: {reason}.",
+        next_change_at=None,
+        problem=reason,
+        now=now,
+    )
+
+
+def _state(due: int, at_risk: int, done: int | None, now: int) -> TargetState:
+    if done is not None:
+        return "achieved" if done <= due else "breached"
+    if now > due:
+        return "breached"
+    return "at_risk" if now >= at_risk else "running"
+
+
+def _next_change(result: TargetResult, now: int) -> int | None:
+    """The first second after `now` at which this target's state would differ."""
+    if result.state not in ("running", "at_risk") or result.due is None:
+        return None
+    if result.state == "running" and result.at_risk_at is not None:
+        return max(to_epoch(result.at_risk_at), now + 1)
+    return to_epoch(result.due) + 1
+
+
+def _in_window(window: ExpediteWindow | None, instant: int) -> bool:
+    """True when `instant` falls in the weekly window (no window: always)."""
+    if window is None:
+        return True
+    offset = from_epoch(instant).astimezone(zone(window.zone)).utcoffset()
+    local = instant + (int(offset.total_seconds()) if offset else 0)
+    in_week = (local + _MONDAY_EPOCH_OFFSET) % _WEEK
+    return parse_week_instant(window.opens) <= in_week < parse_week_instant(window.closes)
+
+
+def _seen(value: datetime | None, created: int, now: int) -> int | None:
+    """An event's instant if it happened by `now` (events before creation count at creation)."""
+    if value is None:
+        return None
+    instant = to_epoch(value)
+    return max(instant, created) if instant <= now else None
+
+
+def _dt(epoch: int | None) -> datetime | None:
+    return None if epoch is None else from_epoch(epoch)
+
+
+def _fmt(epoch: int) -> str:
+    return from_epoch(epoch).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _unique(items: list[str]) -> list[str]:
+    return list(dict.fromkeys(items))

@@ -1,0 +1,117 @@
+"""The values that cross the engine's boundary: `TicketFacts` in, `Decision` out.
+
+Field names are those of design.md section 2; they are the JSON lines of `sla simulate`.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer
+
+from connector.timeutil import format_instant
+
+__all__ = [
+    "CustomerFacts",
+    "Decision",
+    "Events",
+    "Instant",
+    "Part",
+    "Priority",
+    "TargetResult",
+    "TargetState",
+    "TicketFacts",
+]
+
+Instant = Annotated[AwareDatetime, PlainSerializer(format_instant, return_type=str)]
+Priority = Literal["low", "normal", "high", "urgent"]
+TargetState = Literal["running", "at_risk", "breached", "achieved", "best_effort"]
+Entitlement = Literal["included", "over_quota", "grace", "pay_per_incident", "not_eligible"]
+Status = Literal["new", "open", "pending", "on_hold", "solved", "closed", "deleted", "spam"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class CustomerFacts(_Frozen):
+    """What the helpdesk knows about the customer (organization or company)."""
+
+    seats: int | None = Field(default=None, ge=0)
+    subscription_start: date | None = None
+    subscription_kind: str | None = None
+    active: bool = True
+    timezone: str | None = None
+    offices: list[str] | None = None
+
+
+class Events(_Frozen):
+    """What has happened on the ticket; an event after `now` is treated as not yet happened."""
+
+    first_agent_reply_at: Instant | None = None
+    agent_replies: list[Instant] = Field(default_factory=list)
+    workaround_at: Instant | None = None
+    solved_at: Instant | None = None
+    delivered_at: Instant | None = None
+
+
+class TicketFacts(_Frozen):
+    """One ticket as the engine sees it, whatever the helpdesk."""
+
+    id: str
+    created_at: Instant
+    customer: str | None = None
+    contract: str
+    plan: str | None = None
+    severity: str | None = None
+    severity_override: str | None = None
+    category: str | None = None
+    product: str | None = None
+    region: str | None = None
+    status: Status = "open"
+    quantities: dict[str, int] = Field(default_factory=dict)
+    flags: dict[str, bool] = Field(default_factory=dict)
+    customer_facts: CustomerFacts = Field(default_factory=CustomerFacts)
+    events: Events = Field(default_factory=Events)
+
+
+class Part(_Frozen):
+    """A share of an order's quantity with its own due instant (null: no guaranteed due)."""
+
+    quantity: int
+    due: Instant | None
+
+
+class TargetResult(_Frozen):
+    """One target of one ticket at `now`."""
+
+    due: Instant | None
+    best_effort: bool
+    state: TargetState
+    basis: str
+    at_risk_at: Instant | None = None
+    achieved_at: Instant | None = None
+    parts: list[Part] | None = None
+    cycle: int | None = None
+    cycles_breached: int | None = None
+
+
+class Decision(_Frozen):
+    """What the engine decided for one ticket at `now`."""
+
+    ticket: str
+    contract: str
+    plan: str | None
+    severity_submitted: str | None
+    severity: str | None
+    entitlement: Entitlement | None
+    targets: dict[str, TargetResult]
+    priority: Priority | None
+    tags: list[str]
+    note: str
+    next_change_at: Instant | None
+    calendar: str | None = None
+    local_zone: str | None = None
+    problem: str | None = None
+    now: Instant

@@ -1,0 +1,38 @@
+"""The one place that parses and prints instants.
+
+Instants are timezone-aware everywhere. They are printed in UTC to the second with a `Z`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+__all__ = ["format_instant", "from_epoch", "parse_instant", "to_epoch"]
+
+
+def parse_instant(text: str) -> datetime:
+    """Parse an ISO 8601 instant that carries an offset or `Z`; refuse naive ones."""
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"not an ISO 8601 instant: {text!r}") from None
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"timestamp without a timezone: {text!r} (add Z or an offset)")
+    return value.astimezone(UTC)
+
+
+def to_epoch(value: datetime) -> int:
+    """Whole seconds since the epoch; sub-second parts are dropped (output precision is 1 s)."""
+    if value.tzinfo is None:
+        raise ValueError(f"timestamp without a timezone: {value.isoformat()}")
+    return int(value.timestamp() // 1)
+
+
+def from_epoch(seconds: int) -> datetime:
+    """The aware UTC instant `seconds` after the epoch."""
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def format_instant(value: datetime) -> str:
+    """ISO 8601 in UTC, to the second, with `Z`."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
