@@ -19,6 +19,8 @@ from connector.sla.contract import Contract, ContractInvalid
 __all__ = ["default_mappings_dir", "load_contract", "load_contracts", "read_yaml"]
 
 KeyPath = tuple[str | int, ...]
+# libyaml's parser when present: five times faster, same marks for line numbers.
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def default_mappings_dir() -> Path:
@@ -37,7 +39,7 @@ def read_yaml(path: Path) -> tuple[Any, dict[KeyPath, int]]:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([Problem(str(path), "", f"cannot read: {exc}")]) from None
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text)
     try:
         node = loader.get_single_node()
         data = loader.construct_document(node) if node is not None else None

@@ -256,12 +256,19 @@ def _holiday_rule(
         return rule
     import holidays
 
-    supported: Mapping[str, list[str]] = holidays.list_supported_countries()
-    if spec.country not in supported:
-        problems.append(((*path, "country"), f"unknown holiday country {spec.country!r}"))
+    try:
+        table = holidays.country_holidays(spec.country, years=[])
+    except NotImplementedError:
+        problems.append(
+            (
+                (*path, "country"),
+                f"unknown holiday country {spec.country!r} "
+                "(expected an ISO 3166 code the holidays package knows, e.g. CH)",
+            )
+        )
         return rule
-    if spec.subdivision is not None and spec.subdivision not in supported[spec.country]:
-        choices = ", ".join(supported[spec.country]) or "none"
+    if spec.subdivision is not None and spec.subdivision not in table.subdivisions:
+        choices = ", ".join(table.subdivisions) or "none"
         problems.append(
             (
                 (*path, "subdivision"),
