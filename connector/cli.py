@@ -198,16 +198,19 @@ def _compute(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _simulate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """Decide the whole input as one set of tickets, so quotas count across lines."""
     from pydantic import ValidationError
 
     from connector.errors import InputError
-    from connector.sla.engine import decide_with
+    from connector.sla.engine import decide_all
     from connector.sla.model import TicketFacts
 
     contracts = _contracts(args)
     now = _now(args)
-    bad = 0
     source = args.file
+    name = "stdin" if source == "-" else source
+    tickets: list[TicketFacts] = []
+    bad = 0
     try:
         stream = sys.stdin if source == "-" else open(source, encoding="utf-8")  # noqa: SIM115
     except OSError as exc:
@@ -217,23 +220,19 @@ def _simulate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             if not line.strip():
                 continue
             try:
-                facts = TicketFacts.model_validate_json(line)
+                tickets.append(TicketFacts.model_validate_json(line))
             except ValidationError as exc:
                 bad += 1
-                where = f"{'stdin' if source == '-' else source}:{number}"
-                print(
-                    f"sla-connector: error: {where}{_ticket_hint(line)}: {_first_error(exc)}",
-                    file=err,
-                )
-                continue
-            decision = decide_with(contracts, facts, now)
-            if decision.problem is not None:
-                print(
-                    f"sla-connector: warning: ticket {facts.id}: {decision.problem} "
-                    "(decision tagged sla_unmapped)",
-                    file=err,
-                )
-            out.write(decision.model_dump_json() + "\n")
+                hint = _ticket_hint(line)
+                print(f"sla-connector: error: {name}:{number}{hint}: {_first_error(exc)}", file=err)
+    for decision in decide_all(contracts, tickets, now):
+        if decision.problem is not None:
+            print(
+                f"sla-connector: warning: ticket {decision.ticket}: {decision.problem} "
+                "(decision tagged sla_unmapped)",
+                file=err,
+            )
+        out.write(decision.model_dump_json() + "\n")
     return 2 if bad else 0
 
 

@@ -27,7 +27,7 @@ from connector.sla.calendar import (
     zone,
 )
 from connector.sla.durations import BusinessDays, Duration, parse_duration
-from connector.sla.model import Priority
+from connector.sla.model import Priority, TicketFacts
 
 __all__ = ["CUSTOMER_ZONE", "Contract", "ContractInvalid", "ContractSpec", "TargetSpec"]
 
@@ -102,6 +102,47 @@ class TargetSpec(_Spec):
     expedite: ExpediteSpec | None = None
 
 
+class SeatTier(_Spec):
+    """A limit for customers with at most `up_to` seats (no `up_to`: any number)."""
+
+    up_to: int | None = Field(default=None, ge=0)
+    limit: int = Field(ge=0)
+
+
+class OverQuota(_Spec):
+    """What happens to a ticket that does not fit in its quota."""
+
+    entitlement: Literal["over_quota", "pay_per_incident", "not_eligible"] = "over_quota"
+    tag: str = "sla_quota_exceeded"
+    best_effort: bool = True
+
+
+class QuotaSpec(_Spec):
+    """So many tickets (or so much of a quantity) per customer per period."""
+
+    label: str | None = None
+    period: Literal["month", "contract_year", "day", "lifetime"]
+    counts: str = "tickets"
+    limit: int | None = Field(default=None, ge=0)
+    by_plan: dict[str, int] | None = None
+    by_seats: list[SeatTier] | None = None
+    over: OverQuota = Field(default_factory=OverQuota)
+
+    def limit_for(self, facts: TicketFacts, contract: Contract) -> int | None:
+        """The ticket's limit (None: the quota cannot apply, e.g. unknown plan or seats)."""
+        if self.limit is not None:
+            return self.limit
+        if self.by_plan is not None:
+            return self.by_plan.get(facts.plan or contract.spec.default_plan or "")
+        seats = facts.customer_facts.seats
+        if self.by_seats is None or seats is None:
+            return None
+        for tier in self.by_seats:
+            if tier.up_to is None or seats <= tier.up_to:
+                return tier.limit
+        return None
+
+
 class SeveritySpec(_Spec):
     """A severity the contract knows and the helpdesk priority it maps to."""
 
@@ -136,6 +177,7 @@ class ContractSpec(_Spec):
     default_severity: str | None = None
     priority: Priority = "normal"
     targets: dict[str, TargetSpec] = Field(default_factory=dict)
+    quotas: dict[str, QuotaSpec] = Field(default_factory=dict)
     tags: TagSpec = Field(default_factory=TagSpec)
 
 
@@ -358,6 +400,7 @@ def _check_references(
                     parse_week_instant(getattr(target.expedite.window, key))
                 except ValueError as exc:
                     problems.append(((*window_path, key), str(exc)))
+    problems.extend(_check_quotas(spec))
     for key in ("contract", "plan", "severity"):
         template = getattr(spec.tags, key)
         try:
@@ -368,6 +411,27 @@ def _check_references(
                     ("tags", key),
                     f"bad tag template {template!r} "
                     "(placeholders: {contract}, {plan}, {severity})",
+                )
+            )
+    return problems
+
+
+def _check_quotas(spec: ContractSpec) -> list[tuple[KeyPath, str]]:
+    """Each quota has one kind of limit, a complete plan table, an open-ended last tier."""
+    problems: list[tuple[KeyPath, str]] = []
+    plans = spec.plans
+    for name, quota in spec.quotas.items():
+        path: KeyPath = ("quotas", name)
+        given = [k for k in ("limit", "by_plan", "by_seats") if getattr(quota, k) is not None]
+        if len(given) != 1:
+            problems.append((path, "give exactly one of limit, by_plan, by_seats"))
+        if quota.by_plan is not None:
+            problems.extend(_same_keys(quota.by_plan, plans, (*path, "by_plan"), "plans"))
+        if quota.by_seats and quota.by_seats[-1].up_to is not None:
+            problems.append(
+                (
+                    (*path, "by_seats"),
+                    "the last tier must have no up_to (it covers every larger customer)",
                 )
             )
     return problems

@@ -8,14 +8,20 @@ reason in `problem`, never an exception, so one bad ticket never stops the rest.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from connector.errors import UnmappedTicket
 from connector.sla.calendar import BusinessCalendar, zone
-from connector.sla.contract import Contract, ExpediteWindow, TargetSpec, parse_week_instant
+from connector.sla.contract import (
+    Contract,
+    ExpediteWindow,
+    OverQuota,
+    TargetSpec,
+    parse_week_instant,
+)
 from connector.sla.durations import (
     BestEffort,
     BusinessDays,
@@ -26,21 +32,29 @@ from connector.sla.durations import (
 )
 from connector.sla.model import (
     Decision,
+    Entitlement,
     Part,
     Priority,
+    QuotaResult,
     TargetResult,
     TargetState,
     TicketFacts,
 )
+from connector.sla.quotas import Ledger, QuotaUse
 from connector.timeutil import from_epoch, to_epoch
 
-__all__ = ["decide", "decide_with"]
+__all__ = ["decide", "decide_all", "decide_with"]
 
 _WEEK = 7 * 86_400
 _MONDAY_EPOCH_OFFSET = 3 * 86_400  # 1970-01-01 was a Thursday: Monday 1969-12-29 is -3 days
 
 
-def decide_with(contracts: Mapping[str, Contract], facts: TicketFacts, now: datetime) -> Decision:
+def decide_with(
+    contracts: Mapping[str, Contract],
+    facts: TicketFacts,
+    now: datetime,
+    ledger: Ledger | None = None,
+) -> Decision:
     """`decide` with the ticket's contract looked up by name; unknown names are unmapped."""
     contract = contracts.get(facts.contract)
     if contract is None:
@@ -48,13 +62,41 @@ def decide_with(contracts: Mapping[str, Contract], facts: TicketFacts, now: date
         return _unmapped(
             facts, now, f"unknown contract {facts.contract!r} (known: {known})", ["sla_unmapped"]
         )
-    return decide(contract, facts, now)
+    return decide(contract, facts, now, ledger)
 
 
-def decide(contract: Contract, facts: TicketFacts, now: datetime) -> Decision:
-    """Everything the contract promises this ticket, as it stands at `now`."""
+def decide_all(
+    contracts: Mapping[str, Contract], tickets: Iterable[TicketFacts], now: datetime
+) -> list[Decision]:
+    """Decide a whole set of tickets, quotas counted across it.
+
+    One decision per distinct ticket id, in order of first appearance; when a ticket appears
+    more than once, its latest version is the one decided and counted.
+    """
+    latest: dict[str, TicketFacts] = {}
+    for facts in tickets:
+        latest[facts.id] = facts
+    by_contract: dict[str, list[TicketFacts]] = {}
+    for facts in latest.values():
+        by_contract.setdefault(facts.contract, []).append(facts)
+    ledgers = {
+        name: Ledger(contracts[name], members)
+        for name, members in by_contract.items()
+        if name in contracts and contracts[name].spec.quotas
+    }
+    return [decide_with(contracts, f, now, ledgers.get(f.contract)) for f in latest.values()]
+
+
+def decide(
+    contract: Contract, facts: TicketFacts, now: datetime, ledger: Ledger | None = None
+) -> Decision:
+    """Everything the contract promises this ticket, as it stands at `now`.
+
+    `ledger` holds the customer's other tickets of the periods the contract's quotas count;
+    without it the ticket is counted alone.
+    """
     try:
-        return _Decider(contract, facts, now).decision()
+        return _Decider(contract, facts, now, ledger).decision()
     except UnmappedTicket as exc:
         tags = contract.spec.tags
         return _unmapped(
@@ -102,7 +144,9 @@ class _Choice:
 
 
 class _Decider:
-    def __init__(self, contract: Contract, facts: TicketFacts, now: datetime) -> None:
+    def __init__(
+        self, contract: Contract, facts: TicketFacts, now: datetime, ledger: Ledger | None
+    ) -> None:
         self.contract, self.spec, self.facts = contract, contract.spec, facts
         self.now = to_epoch(now)
         self.now_dt = now
@@ -113,10 +157,16 @@ class _Decider:
         if self.choice is not None and self.choice.defaulted and self.spec.calendar_choice:
             self.extra_tags.append(self.spec.calendar_choice.default_tag)
         self.expedited = False
+        self.quota_uses: list[QuotaUse] = []
+        self.over: tuple[OverQuota, QuotaUse] | None = None
+        if self.spec.quotas:
+            ledger = ledger if ledger is not None and facts.id in ledger.tickets else None
+            self.quota_uses = (ledger or Ledger(contract, [facts])).uses(facts.id)
+            for use in self.quota_uses:
+                if not use.fits and self.over is None:
+                    self.over = (self.spec.quotas[use.quota].over, use)
 
     def decision(self) -> Decision:
-        if self.choice is None:
-            return self._no_targets()
         targets = {
             name: self._target(name, target)
             for name, target in self.spec.targets.items()
@@ -124,6 +174,10 @@ class _Decider:
         }
         states = {t.state for t in targets.values()}
         tags = self._base_tags() + self.extra_tags
+        entitlement: Entitlement = "included"
+        if self.over is not None:
+            entitlement = self.over[0].entitlement
+            tags.append(self.over[0].tag)
         if "at_risk" in states:
             tags.append(self.spec.tags.at_risk)
         if "breached" in states:
@@ -135,35 +189,28 @@ class _Decider:
             plan=self.plan,
             severity_submitted=self.facts.severity,
             severity=self.severity,
-            entitlement="included",
+            entitlement=entitlement,
             targets=targets,
             priority=self._priority(),
             tags=_unique(tags),
             note=self._note(targets),
             next_change_at=from_epoch(min(changes)) if changes else None,
-            calendar=self._calendar(self.choice.names).label,
+            quotas=[
+                QuotaResult(
+                    quota=u.quota,
+                    period=u.period,
+                    count=u.used_before + u.amount,
+                    limit=u.limit,
+                    fits=u.fits,
+                )
+                for u in self.quota_uses
+            ],
+            calendar=self._calendar(self.choice.names).label if self.choice else None,
             local_zone=self._note_zone().key,
             now=self.now_dt,
         )
 
     # -- calendars ---------------------------------------------------------------------------
-
-    def _no_targets(self) -> Decision:
-        return Decision(
-            ticket=self.facts.id,
-            contract=self.contract.name,
-            plan=self.plan,
-            severity_submitted=self.facts.severity,
-            severity=self.severity,
-            entitlement="included",
-            targets={},
-            priority=self._priority(),
-            tags=self._base_tags(),
-            note=self._note({}),
-            next_change_at=None,
-            local_zone=self.contract.zone.key,
-            now=self.now_dt,
-        )
 
     def _choose_calendar(self) -> _Choice:
         choice, facts = self.spec.calendar_choice, self.facts
@@ -251,6 +298,8 @@ class _Decider:
             else:
                 self.extra_tags.append(expedite.unavailable_tag)
                 basis_extra = ", expedite unavailable at upload time"
+        if self.over is not None and self.over[0].best_effort:
+            duration, basis_extra = BestEffort(), f": over quota ({self.over[1].describe})"
         events = self._events(target)
         if isinstance(duration, BestEffort):
             done = events[0] if events else None
@@ -376,6 +425,8 @@ class _Decider:
             if self.facts.severity and self.facts.severity != self.severity:
                 head += f" (submitted as {self.facts.severity})"
         lines = [head + "."]
+        if self.over is not None:
+            lines.append(f"Over quota ({self.over[1].describe}): {self.over[0].entitlement}.")
         local = self._note_zone()
         for name, result in targets.items():
             when = (

@@ -15,10 +15,12 @@ from connector.timeutil import format_instant
 __all__ = [
     "CustomerFacts",
     "Decision",
+    "Entitlement",
     "Events",
     "Instant",
     "Part",
     "Priority",
+    "QuotaResult",
     "TargetResult",
     "TargetState",
     "TicketFacts",
@@ -97,6 +99,16 @@ class TargetResult(_Frozen):
     cycles_breached: int | None = None
 
 
+class QuotaResult(_Frozen):
+    """Where a ticket stands in one quota: its period, the count with it, the limit."""
+
+    quota: str
+    period: str
+    count: int
+    limit: int
+    fits: bool
+
+
 class Decision(_Frozen):
     """What the engine decided for one ticket at `now`."""
 
@@ -111,6 +123,7 @@ class Decision(_Frozen):
     tags: list[str]
     note: str
     next_change_at: Instant | None
+    quotas: list[QuotaResult] = Field(default_factory=list)
     calendar: str | None = None
     local_zone: str | None = None
     problem: str | None = None

@@ -1,0 +1,129 @@
+"""Quotas: which period a ticket falls in, and which tickets fit in a customer's quota.
+
+A quota counts tickets (or a quantity on them) per customer per period. Tickets consume it in
+order of `created_at`, ties broken by id (numerically when both are digit strings), so a
+decision depends only on the set of tickets: re-processing is free, and a late-arriving older
+ticket may move a younger one over quota. Deleted and spam tickets never count.
+
+A `Ledger` is built from the tickets of one contract (any customers, any order, repeats
+allowed: the latest version of a ticket wins) and answers, per ticket, how each quota treats it.
+It only needs the tickets of the periods that matter: the daemon feeds it from its state store,
+`sla simulate` from its input.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import TYPE_CHECKING
+
+from connector.sla.calendar import zone
+from connector.sla.model import TicketFacts
+
+if TYPE_CHECKING:
+    from connector.sla.contract import Contract, QuotaSpec
+
+__all__ = ["Ledger", "QuotaUse", "contract_year_start", "order_key", "period_of"]
+
+NEVER_COUNTS = frozenset({"deleted", "spam"})
+_Member = tuple[tuple[float, int, int, str], TicketFacts, int]
+
+
+def order_key(facts: TicketFacts) -> tuple[float, int, int, str]:
+    """The order in which tickets consume quotas: creation, then id (numeric when digits)."""
+    digits = facts.id.isdigit()
+    return (
+        facts.created_at.timestamp(),
+        0 if digits else 1,
+        int(facts.id) if digits else 0,
+        facts.id,
+    )
+
+
+def contract_year_start(subscription_start: date, day: date) -> date:
+    """The first day of the contract year holding `day` (29 Feb renews on 28 Feb)."""
+
+    def anniversary(year: int) -> date:
+        try:
+            return subscription_start.replace(year=year)
+        except ValueError:  # 29 February in a common year
+            return date(year, 2, 28)
+
+    start = anniversary(day.year)
+    return start if day >= start else anniversary(day.year - 1)
+
+
+def period_of(quota: QuotaSpec, contract: Contract, facts: TicketFacts) -> str | None:
+    """A label naming the ticket's period of `quota` (None: the ticket has no such period)."""
+    if quota.period == "lifetime":
+        return "lifetime"
+    if quota.period == "day":
+        name = facts.customer_facts.timezone or "UTC"
+        return facts.created_at.astimezone(zone(name)).date().isoformat()
+    local = facts.created_at.astimezone(contract.zone).date()
+    if quota.period == "month":
+        return f"{local.year:04d}-{local.month:02d}"
+    start = facts.customer_facts.subscription_start
+    if start is None:
+        return None
+    first = contract_year_start(start, local)
+    last = contract_year_start(start, first + timedelta(days=366)) - timedelta(days=1)
+    return f"{first.isoformat()}/{last.isoformat()}"
+
+
+@dataclass(frozen=True)
+class QuotaUse:
+    """How one quota treats one ticket: its place in the period and whether it fits."""
+
+    quota: str
+    period: str
+    used_before: int
+    amount: int
+    limit: int
+    fits: bool
+
+    @property
+    def describe(self) -> str:
+        """E.g. `incident 5 of 4 in 2026-03`."""
+        return f"{self.quota}: {self.used_before + self.amount} of {self.limit} in {self.period}"
+
+
+class Ledger:
+    """Quota positions of a set of tickets of one contract."""
+
+    def __init__(self, contract: Contract, tickets: Iterable[TicketFacts]) -> None:
+        latest: dict[str, TicketFacts] = {}
+        for facts in tickets:
+            latest[facts.id] = facts
+        self.tickets = latest
+        self._uses: dict[str, list[QuotaUse]] = defaultdict(list)
+        for name, quota in contract.spec.quotas.items():
+            self._count(contract, name, quota)
+
+    def uses(self, ticket_id: str) -> list[QuotaUse]:
+        """Every quota's verdict on that ticket (empty when no quota applies to it)."""
+        return self._uses.get(ticket_id, [])
+
+    def _count(self, contract: Contract, name: str, quota: QuotaSpec) -> None:
+        groups: dict[tuple[str, str], list[_Member]] = defaultdict(list)
+        for facts in self.tickets.values():
+            if facts.status in NEVER_COUNTS or facts.contract != contract.name:
+                continue
+            limit = quota.limit_for(facts, contract)
+            period = period_of(quota, contract, facts)
+            if limit is None or period is None:
+                continue
+            # A ticket without a customer cannot share a quota with anyone.
+            customer = facts.customer or f"ticket:{facts.id}"
+            groups[(customer, period)].append((order_key(facts), facts, limit))
+        for (_, period), members in groups.items():
+            members.sort(key=lambda member: member[0])
+            used = 0
+            for _, facts, limit in members:
+                amount = 1 if quota.counts == "tickets" else facts.quantities.get(quota.counts, 1)
+                fits = used + amount <= limit
+                self._uses[facts.id].append(QuotaUse(name, period, used, amount, limit, fits))
+                if fits:
+                    used += amount
