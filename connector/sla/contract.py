@@ -87,6 +87,41 @@ class ExpediteSpec(_Spec):
     unavailable_tag: str = "expedite_unavailable"
     priority: Priority | None = None
 
+    def asked(self, facts: TicketFacts) -> bool:
+        """True when the ticket asks for the expedited variant."""
+        return bool(facts.flags.get(self.flag))
+
+    def honoured(self, facts: TicketFacts) -> bool:
+        """True when the ticket asks for it and was created inside the weekly window."""
+        if not self.asked(facts):
+            return False
+        window = self.window
+        if window is None:
+            return True
+        local = facts.created_at.astimezone(zone(window.zone))
+        in_week = local.weekday() * 86_400 + local.hour * 3600 + local.minute * 60 + local.second
+        return parse_week_instant(window.opens) <= in_week < parse_week_instant(window.closes)
+
+
+class CapacityTier(_Spec):
+    """Expedited units of a day: `limit` of them (none: while the day's limit lasts) at a pace."""
+
+    limit: int | None = Field(default=None, ge=0)
+    duration: DurationField
+
+
+class CapacitySpec(_Spec):
+    """A daily guarantee: `limit` units a customer-local day get the target's due instant.
+
+    Units are the ticket quantity `quantity`. Expedited units use the `expedited` tiers in
+    order and count towards `limit` too; units past `limit` have no guaranteed due.
+    """
+
+    quantity: str = "images"
+    limit: int = Field(ge=0)
+    expedited: list[CapacityTier] = Field(default_factory=list)
+    exceeded_tag: str = "capacity_exceeded"
+
 
 class TargetSpec(_Spec):
     """One promise of the contract: how long, on which calendar, and what keeps it."""
@@ -100,6 +135,7 @@ class TargetSpec(_Spec):
     by_severity: dict[str, DurationField] | None = None
     by_plan: dict[str, dict[str, DurationField]] | None = None
     expedite: ExpediteSpec | None = None
+    capacity: CapacitySpec | None = None
 
 
 class SeatTier(_Spec):
@@ -221,6 +257,11 @@ class Contract:
         if problems:
             raise ContractInvalid(problems)
         return cls(spec, offices)
+
+    @cached_property
+    def needs_ledger(self) -> bool:
+        """True when a decision depends on the customer's other tickets."""
+        return bool(self.spec.quotas) or any(t.capacity for t in self.spec.targets.values())
 
     @cached_property
     def office_names(self) -> tuple[str, ...]:

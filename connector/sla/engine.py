@@ -17,10 +17,8 @@ from connector.errors import UnmappedTicket
 from connector.sla.calendar import BusinessCalendar, zone
 from connector.sla.contract import (
     Contract,
-    ExpediteWindow,
     OverQuota,
     TargetSpec,
-    parse_week_instant,
 )
 from connector.sla.durations import (
     BestEffort,
@@ -40,13 +38,10 @@ from connector.sla.model import (
     TargetState,
     TicketFacts,
 )
-from connector.sla.quotas import Ledger, QuotaUse
+from connector.sla.quotas import STANDARD, Ledger, QuotaUse
 from connector.timeutil import from_epoch, to_epoch
 
 __all__ = ["decide", "decide_all", "decide_with"]
-
-_WEEK = 7 * 86_400
-_MONDAY_EPOCH_OFFSET = 3 * 86_400  # 1970-01-01 was a Thursday: Monday 1969-12-29 is -3 days
 
 
 def decide_with(
@@ -82,7 +77,7 @@ def decide_all(
     ledgers = {
         name: Ledger(contracts[name], members)
         for name, members in by_contract.items()
-        if name in contracts and contracts[name].spec.quotas
+        if name in contracts and contracts[name].needs_ledger
     }
     return [decide_with(contracts, f, now, ledgers.get(f.contract)) for f in latest.values()]
 
@@ -159,12 +154,19 @@ class _Decider:
         self.expedited = False
         self.quota_uses: list[QuotaUse] = []
         self.over: tuple[OverQuota, QuotaUse] | None = None
+        # A ledger that does not hold this ticket cannot place it: count it alone.
+        self._ledger = ledger if ledger is not None and facts.id in ledger.tickets else None
         if self.spec.quotas:
-            ledger = ledger if ledger is not None and facts.id in ledger.tickets else None
-            self.quota_uses = (ledger or Ledger(contract, [facts])).uses(facts.id)
+            self.quota_uses = self.ledger.uses(facts.id)
             for use in self.quota_uses:
                 if not use.fits and self.over is None:
                     self.over = (self.spec.quotas[use.quota].over, use)
+
+    @property
+    def ledger(self) -> Ledger:
+        if self._ledger is None:
+            self._ledger = Ledger(self.contract, [self.facts])
+        return self._ledger
 
     def decision(self) -> Decision:
         targets = {
@@ -293,7 +295,7 @@ class _Decider:
         duration, basis_extra = self._duration(target), ""
         expedite = target.expedite
         if expedite is not None and self.facts.flags.get(expedite.flag):
-            if _in_window(expedite.window, self.created):
+            if expedite.honoured(self.facts):
                 duration, basis_extra, self.expedited = expedite.duration, ", expedited", True
             else:
                 self.extra_tags.append(expedite.unavailable_tag)
@@ -313,6 +315,8 @@ class _Decider:
         where = self._where(duration, calendar)
         if target.recurring:
             return self._recurring(duration, calendar, where)
+        if target.capacity is not None:
+            return self._shared(name, target, calendar, events)
         due, at_risk = self._due(duration, self.created, calendar)
         result = _state(due, at_risk, events[0] if events else None, self.now)
         return TargetResult(
@@ -322,7 +326,60 @@ class _Decider:
             basis=f"{duration}{where}{basis_extra}",
             at_risk_at=from_epoch(at_risk),
             achieved_at=_dt(events[0] if events else None),
-            parts=self._parts(target, due),
+        )
+
+    def _shared(
+        self, name: str, target: TargetSpec, calendar: BusinessCalendar, events: list[int]
+    ) -> TargetResult:
+        """A target whose units share a daily capacity: one part per distinct due instant."""
+        capacity = target.capacity
+        assert capacity is not None
+        allocation = self.ledger.allocation(self.facts.id, name) or [(0, STANDARD)]
+        unit = capacity.quantity
+        parts: list[tuple[int, Duration | None]] = []
+        for quantity, tier in allocation:
+            duration = (
+                None
+                if tier is None
+                else self._duration(target)
+                if tier == STANDARD
+                else capacity.expedited[tier].duration
+            )
+            if parts and parts[-1][1] == duration:
+                parts[-1] = (parts[-1][0] + quantity, duration)
+            else:
+                parts.append((quantity, duration))
+        dues = [(q, None if d is None else self._due(d, self.created, calendar)) for q, d in parts]
+        texts = [
+            f"{q} {unit} "
+            + ("without a guaranteed due (daily capacity used)" if d is None else f"at {d}")
+            for q, d in parts
+        ]
+        if any(d is None for _, d in parts):
+            self.extra_tags.append(capacity.exceeded_tag)
+        guaranteed = [pair for _, pair in dues if pair is not None]
+        done = events[0] if events else None
+        part_models = [
+            Part(quantity=q, due=None if p is None else from_epoch(p[0])) for q, p in dues
+        ]
+        if not guaranteed:
+            return TargetResult(
+                due=None,
+                best_effort=True,
+                parts=part_models,
+                basis="; ".join(texts),
+                state="achieved" if done is not None else "best_effort",
+                achieved_at=_dt(done),
+            )
+        due, at_risk = max(guaranteed)
+        return TargetResult(
+            due=from_epoch(due),
+            best_effort=False,
+            state=_state(due, at_risk, done, self.now),
+            basis="; ".join(texts),
+            at_risk_at=from_epoch(at_risk),
+            achieved_at=_dt(done),
+            parts=part_models,
         )
 
     def _recurring(
@@ -375,12 +432,6 @@ class _Decider:
         ev = self.facts.events
         found = [_seen(getattr(ev, name), self.created, self.now) for name in target.achieved_by]
         return sorted(e for e in found if e is not None)
-
-    def _parts(self, target: TargetSpec, due: int) -> list[Part] | None:
-        if target.expedite is None:
-            return None
-        quantity = self.facts.quantities.get("images", 0)
-        return [Part(quantity=quantity, due=from_epoch(due))]
 
     def _where(self, duration: Duration, calendar: BusinessCalendar) -> str:
         if isinstance(duration, BusinessHours | BusinessDays):
@@ -471,16 +522,6 @@ def _next_change(result: TargetResult, now: int) -> int | None:
     if result.state == "running" and result.at_risk_at is not None:
         return max(to_epoch(result.at_risk_at), now + 1)
     return to_epoch(result.due) + 1
-
-
-def _in_window(window: ExpediteWindow | None, instant: int) -> bool:
-    """True when `instant` falls in the weekly window (no window: always)."""
-    if window is None:
-        return True
-    offset = from_epoch(instant).astimezone(zone(window.zone)).utcoffset()
-    local = instant + (int(offset.total_seconds()) if offset else 0)
-    in_week = (local + _MONDAY_EPOCH_OFFSET) % _WEEK
-    return parse_week_instant(window.opens) <= in_week < parse_week_instant(window.closes)
 
 
 def _seen(value: datetime | None, created: int, now: int) -> int | None:

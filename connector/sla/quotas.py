@@ -23,12 +23,24 @@ from connector.sla.calendar import zone
 from connector.sla.model import TicketFacts
 
 if TYPE_CHECKING:
-    from connector.sla.contract import Contract, QuotaSpec
+    from connector.sla.contract import Contract, QuotaSpec, TargetSpec
 
-__all__ = ["Ledger", "QuotaUse", "contract_year_start", "order_key", "period_of"]
+__all__ = [
+    "STANDARD",
+    "Allocation",
+    "Ledger",
+    "QuotaUse",
+    "contract_year_start",
+    "order_key",
+    "period_of",
+]
 
 NEVER_COUNTS = frozenset({"deleted", "spam"})
 _Member = tuple[tuple[float, int, int, str], TicketFacts, int]
+STANDARD = -1
+# An order's units in counting order: (quantity, tier), the tier being an index into the
+# capacity's expedited tiers, STANDARD, or None for units past the daily guarantee.
+Allocation = list[tuple[int, int | None]]
 
 
 def order_key(facts: TicketFacts) -> tuple[float, int, int, str]:
@@ -99,12 +111,62 @@ class Ledger:
             latest[facts.id] = facts
         self.tickets = latest
         self._uses: dict[str, list[QuotaUse]] = defaultdict(list)
+        self._allocations: dict[tuple[str, str], Allocation] = {}
         for name, quota in contract.spec.quotas.items():
             self._count(contract, name, quota)
+        for name, target in contract.spec.targets.items():
+            if target.capacity is not None:
+                self._allocate(contract, name, target)
 
     def uses(self, ticket_id: str) -> list[QuotaUse]:
         """Every quota's verdict on that ticket (empty when no quota applies to it)."""
         return self._uses.get(ticket_id, [])
+
+    def allocation(self, ticket_id: str, target: str) -> Allocation | None:
+        """How an order's units share the day's capacity of `target` (None: not counted)."""
+        return self._allocations.get((ticket_id, target))
+
+    def _allocate(self, contract: Contract, name: str, target: TargetSpec) -> None:
+        capacity = target.capacity
+        assert capacity is not None
+        groups: dict[tuple[str, str], list[_Member]] = defaultdict(list)
+        for facts in self.tickets.values():
+            if facts.status in NEVER_COUNTS or facts.contract != contract.name:
+                continue
+            if target.categories is not None and facts.category not in target.categories:
+                continue
+            day = facts.created_at.astimezone(zone(facts.customer_facts.timezone or "UTC"))
+            customer = facts.customer or f"ticket:{facts.id}"
+            groups[(customer, day.date().isoformat())].append((order_key(facts), facts, 0))
+        tiers = capacity.expedited
+        for members in groups.values():
+            members.sort(key=lambda member: member[0])
+            used, tier_used = 0, [0] * len(tiers)
+            for _, facts, _ in members:
+                expedited = target.expedite is not None and target.expedite.honoured(facts)
+                remaining = facts.quantities.get(capacity.quantity, 0)
+                pieces: Allocation = []
+                while remaining > 0:
+                    take = min(remaining, capacity.limit - used)
+                    if take <= 0:
+                        pieces.append((remaining, None))
+                        break
+                    tier = STANDARD
+                    for index, level in enumerate(tiers if expedited else []):
+                        if level.limit is None:
+                            tier = index
+                            break
+                        if tier_used[index] < level.limit:
+                            tier, take = index, min(take, level.limit - tier_used[index])
+                            break
+                    if tier != STANDARD:
+                        tier_used[tier] += take
+                    pieces.append((take, tier))
+                    used += take
+                    remaining -= take
+                self._allocations[(facts.id, name)] = pieces or [
+                    (0, 0 if expedited and tiers else STANDARD)
+                ]
 
     def _count(self, contract: Contract, name: str, quota: QuotaSpec) -> None:
         groups: dict[tuple[str, str], list[_Member]] = defaultdict(list)
