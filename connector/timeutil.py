@@ -25,7 +25,9 @@ def to_epoch(value: datetime) -> int:
     """Whole seconds since the epoch; sub-second parts are dropped (output precision is 1 s)."""
     if value.tzinfo is None:
         raise ValueError(f"timestamp without a timezone: {value.isoformat()}")
-    return int(value.timestamp() // 1)
+    stamp = value.timestamp()
+    whole = int(stamp)
+    return whole - 1 if whole > stamp else whole  # floor, also before 1970
 
 
 def from_epoch(seconds: int) -> datetime:

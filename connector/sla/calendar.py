@@ -19,7 +19,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -253,7 +253,14 @@ class BusinessCalendar:
         The clock starts at `start` if the calendar is open then, else at the next opening.
         Time that runs out exactly at a close is due at that close.
         """
-        return from_epoch(self.add_epoch(to_epoch(start), _whole_seconds(duration)))
+        if start.tzinfo is None:
+            raise ValueError(f"timestamp without a timezone: {start.isoformat()}")
+        stamp = start.timestamp()  # to_epoch inlined: this is the hot path
+        begin = int(stamp)
+        if begin > stamp:
+            begin -= 1
+        seconds = duration.days * DAY_SECONDS + duration.seconds
+        return datetime.fromtimestamp(self.add_epoch(begin, seconds), UTC)
 
     def elapsed(self, start: datetime, end: datetime) -> timedelta:
         """Business time between two instants (negative when `end` is before `start`)."""
@@ -271,19 +278,35 @@ class BusinessCalendar:
 
     def add_epoch(self, start: int, seconds: int) -> int:
         """`add` on epoch seconds."""
-        if seconds < 0:
-            raise ValueError("cannot add a negative business duration")
-        if seconds == 0:
+        if seconds <= 0:
+            if seconds < 0:
+                raise ValueError("cannot add a negative business duration")
             return start
-        self._cover(start)
+        if not self._lo <= start <= self._hi:
+            self._cover(start)
         while True:
-            target = self._position(start) + seconds
-            if target <= self._cum[-1]:
-                j = bisect_left(self._cum, target) - 1
-                due = self._starts[j] + (target - self._cum[j])
+            # Inlined _position(start): this is the hot path of every due computation.
+            starts, cum = self._starts, self._cum
+            i = bisect_right(starts, start) - 1
+            if i < 0:
+                target = seconds
+            elif start < self._ends[i]:
+                target = cum[i] + start - starts[i] + seconds
+            else:
+                target = cum[i + 1] + seconds
+            if target <= cum[-1]:
+                # Most targets end in the interval in hand or the next one: probe those first.
+                j = i + 1 if i >= 0 else 0
+                if not cum[j] < target <= cum[j + 1]:
+                    j = (
+                        i
+                        if i >= 0 and cum[i] < target <= cum[i + 1]
+                        else bisect_left(cum, target) - 1
+                    )
+                due = starts[j] + (target - cum[j])
                 if due <= self._hi:
                     return due
-            self._extend_forward(target - self._cum[-1])
+            self._extend_forward(target - cum[-1])
 
     def elapsed_epoch(self, start: int, end: int) -> int:
         """`elapsed` on epoch seconds."""
