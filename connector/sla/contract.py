@@ -27,7 +27,7 @@ from connector.sla.calendar import (
     zone,
 )
 from connector.sla.durations import BusinessDays, Duration, parse_duration
-from connector.sla.model import Priority, TicketFacts
+from connector.sla.model import Entitlement, Priority, TicketFacts
 
 __all__ = ["CUSTOMER_ZONE", "Contract", "ContractInvalid", "ContractSpec", "TargetSpec"]
 
@@ -145,24 +145,59 @@ class SeatTier(_Spec):
     limit: int = Field(ge=0)
 
 
-class OverQuota(_Spec):
-    """What happens to a ticket that does not fit in its quota."""
+class QuotaEffect(_Spec):
+    """What a quota does to a ticket: its entitlement, a tag, a note, best effort or scope."""
 
-    entitlement: Literal["over_quota", "pay_per_incident", "not_eligible"] = "over_quota"
-    tag: str = "sla_quota_exceeded"
-    best_effort: bool = True
+    entitlement: Entitlement | None = None
+    tag: str | None = None
+    note: str | None = None
+    best_effort: bool = False
+    out_of_scope: bool = False
+
+
+class Eligibility(_Spec):
+    """Which customers a quota is open to; the others are treated as over it."""
+
+    active: bool = False
+    excluded_kinds: list[str] = Field(default_factory=list)
+
+    def allows(self, facts: TicketFacts) -> bool:
+        """True when the ticket's customer may use the quota."""
+        customer = facts.customer_facts
+        if self.active and not customer.active:
+            return False
+        return (customer.subscription_kind or "").lower() not in self.excluded_kinds
 
 
 class QuotaSpec(_Spec):
-    """So many tickets (or so much of a quantity) per customer per period."""
+    """So many tickets (or so much of a quantity) per customer per period.
+
+    `applies_to` says which tickets consume it (in or out of the contract's scope),
+    `categories` narrows that further; `within` and `over` are the effects on the tickets
+    that fit and on those that do not (or whose customer is not `eligible`).
+    """
 
     label: str | None = None
     period: Literal["month", "contract_year", "day", "lifetime"]
+    applies_to: Literal["in_scope", "out_of_scope"] = "in_scope"
+    categories: list[str] | None = None
     counts: str = "tickets"
     limit: int | None = Field(default=None, ge=0)
     by_plan: dict[str, int] | None = None
     by_seats: list[SeatTier] | None = None
-    over: OverQuota = Field(default_factory=OverQuota)
+    eligible: Eligibility = Field(default_factory=Eligibility)
+    within: QuotaEffect = Field(default_factory=QuotaEffect)
+    over: QuotaEffect = Field(
+        default_factory=lambda: QuotaEffect(
+            entitlement="over_quota", tag="sla_quota_exceeded", best_effort=True
+        )
+    )
+
+    def concerns(self, facts: TicketFacts, in_scope: bool) -> bool:
+        """True when the ticket is one this quota counts (or refuses)."""
+        if in_scope != (self.applies_to == "in_scope"):
+            return False
+        return self.categories is None or facts.category in self.categories
 
     def limit_for(self, facts: TicketFacts, contract: Contract) -> int | None:
         """The ticket's limit (None: the quota cannot apply, e.g. unknown plan or seats)."""
@@ -177,6 +212,28 @@ class QuotaSpec(_Spec):
             if tier.up_to is None or seats <= tier.up_to:
                 return tier.limit
         return None
+
+
+class ScopeSpec(_Spec):
+    """Which tickets the contract covers: categories in, products out.
+
+    Tickets outside it are handled by `out_of_scope` quotas (grace calls) or get
+    `otherwise`; customers whose subscription is inactive get `inactive` for every ticket the
+    scope would cover.
+    """
+
+    categories: list[str] | None = None
+    excluded_products: list[str] = Field(default_factory=list)
+    otherwise: QuotaEffect = Field(
+        default_factory=lambda: QuotaEffect(entitlement="pay_per_incident")
+    )
+    inactive: QuotaEffect | None = None
+
+    def covers(self, facts: TicketFacts) -> bool:
+        """True when the ticket's category and product are within the contract."""
+        if self.categories is not None and facts.category not in self.categories:
+            return False
+        return (facts.product or "").lower() not in self.excluded_products
 
 
 class SeveritySpec(_Spec):
@@ -213,6 +270,7 @@ class ContractSpec(_Spec):
     default_severity: str | None = None
     priority: Priority = "normal"
     targets: dict[str, TargetSpec] = Field(default_factory=dict)
+    scope: ScopeSpec | None = None
     quotas: dict[str, QuotaSpec] = Field(default_factory=dict)
     tags: TagSpec = Field(default_factory=TagSpec)
 
@@ -261,7 +319,8 @@ class Contract:
     @cached_property
     def needs_ledger(self) -> bool:
         """True when a decision depends on the customer's other tickets."""
-        return bool(self.spec.quotas) or any(t.capacity for t in self.spec.targets.values())
+        spec = self.spec
+        return bool(spec.quotas or spec.scope) or any(t.capacity for t in spec.targets.values())
 
     @cached_property
     def office_names(self) -> tuple[str, ...]:

@@ -17,7 +17,7 @@ from connector.errors import UnmappedTicket
 from connector.sla.calendar import BusinessCalendar, zone
 from connector.sla.contract import (
     Contract,
-    OverQuota,
+    QuotaEffect,
     TargetSpec,
 )
 from connector.sla.durations import (
@@ -153,14 +153,34 @@ class _Decider:
             self.extra_tags.append(self.spec.calendar_choice.default_tag)
         self.expedited = False
         self.quota_uses: list[QuotaUse] = []
-        self.over: tuple[OverQuota, QuotaUse] | None = None
+        # The effect of scope and quotas on this ticket, and a few words on why.
+        self.effect: tuple[QuotaEffect, str] | None = None
         # A ledger that does not hold this ticket cannot place it: count it alone.
         self._ledger = ledger if ledger is not None and facts.id in ledger.tickets else None
-        if self.spec.quotas:
+        if contract.needs_ledger:
             self.quota_uses = self.ledger.uses(facts.id)
-            for use in self.quota_uses:
-                if not use.fits and self.over is None:
-                    self.over = (self.spec.quotas[use.quota].over, use)
+            self.effect = self._effect(self.ledger.in_scope(facts.id))
+
+    def _effect(self, in_scope: bool) -> tuple[QuotaEffect, str] | None:
+        """What scope and quotas make of the ticket: entitlement, tag, note, best effort."""
+        scope, quotas = self.spec.scope, self.spec.quotas
+        wanted = "in_scope" if in_scope else "out_of_scope"
+        uses = [u for u in self.quota_uses if quotas[u.quota].applies_to == wanted]
+        if in_scope:
+            if scope and scope.inactive and not self.facts.customer_facts.active:
+                return scope.inactive, "the subscription is not active"
+            for use in uses:
+                if not use.fits:
+                    return quotas[use.quota].over, f"over quota ({use.describe})"
+            return None
+        for use in uses:
+            quota = quotas[use.quota]
+            if use.fits:
+                return quota.within, f"out of scope, {use.describe}"
+            return quota.over, f"out of scope, {use.describe}"
+        if scope is not None:
+            return scope.otherwise, "out of scope"
+        return None
 
     @property
     def ledger(self) -> Ledger:
@@ -177,9 +197,10 @@ class _Decider:
         states = {t.state for t in targets.values()}
         tags = self._base_tags() + self.extra_tags
         entitlement: Entitlement = "included"
-        if self.over is not None:
-            entitlement = self.over[0].entitlement
-            tags.append(self.over[0].tag)
+        if self.effect is not None:
+            entitlement = self.effect[0].entitlement or entitlement
+            if self.effect[0].tag:
+                tags.append(self.effect[0].tag)
         if "at_risk" in states:
             tags.append(self.spec.tags.at_risk)
         if "breached" in states:
@@ -300,8 +321,8 @@ class _Decider:
             else:
                 self.extra_tags.append(expedite.unavailable_tag)
                 basis_extra = ", expedite unavailable at upload time"
-        if self.over is not None and self.over[0].best_effort:
-            duration, basis_extra = BestEffort(), f": over quota ({self.over[1].describe})"
+        if self.effect is not None and self.effect[0].best_effort:
+            duration, basis_extra = BestEffort(), f": {self.effect[1]}"
         events = self._events(target)
         if isinstance(duration, BestEffort):
             done = events[0] if events else None
@@ -476,8 +497,11 @@ class _Decider:
             if self.facts.severity and self.facts.severity != self.severity:
                 head += f" (submitted as {self.facts.severity})"
         lines = [head + "."]
-        if self.over is not None:
-            lines.append(f"Over quota ({self.over[1].describe}): {self.over[0].entitlement}.")
+        if self.effect is not None:
+            effect, why = self.effect
+            lines.append(f"Entitlement: {effect.entitlement or 'included'} ({why}).")
+            if effect.note:
+                lines.append(effect.note.strip())
         local = self._note_zone()
         for name, result in targets.items():
             when = (

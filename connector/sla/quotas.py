@@ -95,10 +95,13 @@ class QuotaUse:
     amount: int
     limit: int
     fits: bool
+    eligible: bool = True
 
     @property
     def describe(self) -> str:
-        """E.g. `incident 5 of 4 in 2026-03`."""
+        """E.g. `incidents: 5 of 4 in 2026-03`."""
+        if not self.eligible:
+            return f"{self.quota}: the customer is not eligible"
         return f"{self.quota}: {self.used_before + self.amount} of {self.limit} in {self.period}"
 
 
@@ -112,11 +115,21 @@ class Ledger:
         self.tickets = latest
         self._uses: dict[str, list[QuotaUse]] = defaultdict(list)
         self._allocations: dict[tuple[str, str], Allocation] = {}
+        scope = contract.spec.scope
+        self._in_scope = {
+            facts.id: scope is None or scope.covers(facts) for facts in latest.values()
+        }
+        # In file order: a quota that puts tickets out of scope (an installation allowance)
+        # comes before the quotas that count out-of-scope tickets (grace calls).
         for name, quota in contract.spec.quotas.items():
             self._count(contract, name, quota)
         for name, target in contract.spec.targets.items():
             if target.capacity is not None:
                 self._allocate(contract, name, target)
+
+    def in_scope(self, ticket_id: str) -> bool:
+        """True when the contract covers the ticket, allowances taken into account."""
+        return self._in_scope.get(ticket_id, True)
 
     def uses(self, ticket_id: str) -> list[QuotaUse]:
         """Every quota's verdict on that ticket (empty when no quota applies to it)."""
@@ -173,6 +186,8 @@ class Ledger:
         for facts in self.tickets.values():
             if facts.status in NEVER_COUNTS or facts.contract != contract.name:
                 continue
+            if not quota.concerns(facts, self._in_scope[facts.id]):
+                continue
             limit = quota.limit_for(facts, contract)
             period = period_of(quota, contract, facts)
             if limit is None or period is None:
@@ -185,7 +200,12 @@ class Ledger:
             used = 0
             for _, facts, limit in members:
                 amount = 1 if quota.counts == "tickets" else facts.quantities.get(quota.counts, 1)
-                fits = used + amount <= limit
-                self._uses[facts.id].append(QuotaUse(name, period, used, amount, limit, fits))
+                eligible = quota.eligible.allows(facts)
+                fits = eligible and used + amount <= limit
+                self._uses[facts.id].append(
+                    QuotaUse(name, period, used, amount, limit, fits, eligible)
+                )
                 if fits:
                     used += amount
+                elif quota.over.out_of_scope:
+                    self._in_scope[facts.id] = False
