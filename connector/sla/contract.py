@@ -292,6 +292,7 @@ class Contract:
         self.zone = zone(spec.zone)
         self._offices = offices
         self._calendars: dict[tuple[tuple[str, ...], str | None], BusinessCalendar] = {}
+        self._needs_zone: dict[tuple[str, ...], bool] = {}
 
     def __repr__(self) -> str:
         return f"Contract({self.name!r})"
@@ -329,7 +330,10 @@ class Contract:
 
     def needs_customer_zone(self, names: tuple[str, ...]) -> bool:
         """True when one of the named offices keeps the customer's own time zone."""
-        return any(self._offices[n].zone is None for n in names)
+        needs = self._needs_zone.get(names)
+        if needs is None:
+            needs = self._needs_zone[names] = any(self._offices[n].zone is None for n in names)
+        return needs
 
     def calendar(self, names: tuple[str, ...], customer_zone: str | None) -> BusinessCalendar:
         """The (cached) calendar that unions the named offices.

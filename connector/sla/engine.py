@@ -144,7 +144,7 @@ class _Decider:
     ) -> None:
         self.contract, self.spec, self.facts = contract, contract.spec, facts
         self.now = to_epoch(now)
-        self.now_dt = now
+        self.now_dt = from_epoch(self.now)
         self.created = to_epoch(facts.created_at)
         self.plan, self.severity = resolve(contract, facts)
         self.choice = self._choose_calendar() if self.spec.calendar_choice else None
@@ -206,7 +206,7 @@ class _Decider:
         if "breached" in states:
             tags.append(self.spec.tags.breached)
         changes = [c for t in targets.values() if (c := _next_change(t, self.now)) is not None]
-        return Decision(
+        return Decision.model_construct(
             ticket=self.facts.id,
             contract=self.contract.name,
             plan=self.plan,
@@ -219,7 +219,7 @@ class _Decider:
             note=self._note(targets),
             next_change_at=from_epoch(min(changes)) if changes else None,
             quotas=[
-                QuotaResult(
+                QuotaResult.model_construct(
                     quota=u.quota,
                     period=u.period,
                     count=u.used_before + u.amount,
@@ -326,7 +326,7 @@ class _Decider:
         events = self._events(target)
         if isinstance(duration, BestEffort):
             done = events[0] if events else None
-            return TargetResult(
+            return TargetResult.model_construct(
                 due=None,
                 best_effort=True,
                 state="achieved" if done is not None else "best_effort",
@@ -340,7 +340,7 @@ class _Decider:
             return self._shared(name, target, calendar, events)
         due, at_risk = self._due(duration, self.created, calendar)
         result = _state(due, at_risk, events[0] if events else None, self.now)
-        return TargetResult(
+        return TargetResult.model_construct(
             due=from_epoch(due),
             best_effort=False,
             state=result,
@@ -381,10 +381,10 @@ class _Decider:
         guaranteed = [pair for _, pair in dues if pair is not None]
         done = events[0] if events else None
         part_models = [
-            Part(quantity=q, due=None if p is None else from_epoch(p[0])) for q, p in dues
+            Part.model_construct(quantity=q, due=None if p is None else from_epoch(p[0])) for q, p in dues
         ]
         if not guaranteed:
-            return TargetResult(
+            return TargetResult.model_construct(
                 due=None,
                 best_effort=True,
                 parts=part_models,
@@ -393,7 +393,7 @@ class _Decider:
                 achieved_at=_dt(done),
             )
         due, at_risk = max(guaranteed)
-        return TargetResult(
+        return TargetResult.model_construct(
             due=from_epoch(due),
             best_effort=False,
             state=_state(due, at_risk, done, self.now),
@@ -427,7 +427,7 @@ class _Decider:
         due, at_risk = self._due(duration, start, calendar)
         state = _state(due, at_risk, solved, self.now)
         since = "creation" if cycle == 1 else f"the agent reply of {_fmt(start)}"
-        return TargetResult(
+        return TargetResult.model_construct(
             due=from_epoch(due),
             best_effort=False,
             state=state,
@@ -514,7 +514,8 @@ class _Decider:
 
 
 def _unmapped(facts: TicketFacts, now: datetime, reason: str, tags: list[str]) -> Decision:
-    return Decision(
+    now = from_epoch(to_epoch(now))
+    return Decision.model_construct(
         ticket=facts.id,
         contract=facts.contract,
         plan=facts.plan,

@@ -27,6 +27,9 @@ __all__ = [
 ]
 
 Instant = Annotated[AwareDatetime, PlainSerializer(format_instant, return_type=str)]
+# Instants the engine makes are UTC to the whole second, which pydantic's own serializer prints
+# as "2026-03-03T08:15:00Z" without a round trip through Python: a third of the JSON cost.
+UtcInstant = AwareDatetime
 Priority = Literal["low", "normal", "high", "urgent"]
 TargetState = Literal["running", "at_risk", "breached", "achieved", "best_effort"]
 Entitlement = Literal["included", "over_quota", "grace", "pay_per_incident", "not_eligible"]
@@ -82,18 +85,18 @@ class Part(_Frozen):
     """A share of an order's quantity with its own due instant (null: no guaranteed due)."""
 
     quantity: int
-    due: Instant | None
+    due: UtcInstant | None
 
 
 class TargetResult(_Frozen):
     """One target of one ticket at `now`."""
 
-    due: Instant | None
+    due: UtcInstant | None
     best_effort: bool
     state: TargetState
     basis: str
-    at_risk_at: Instant | None = None
-    achieved_at: Instant | None = None
+    at_risk_at: UtcInstant | None = None
+    achieved_at: UtcInstant | None = None
     parts: list[Part] | None = None
     cycle: int | None = None
     cycles_breached: int | None = None
@@ -122,9 +125,9 @@ class Decision(_Frozen):
     priority: Priority | None
     tags: list[str]
     note: str
-    next_change_at: Instant | None
+    next_change_at: UtcInstant | None
     quotas: list[QuotaResult] = Field(default_factory=list)
     calendar: str | None = None
     local_zone: str | None = None
     problem: str | None = None
-    now: Instant
+    now: UtcInstant
