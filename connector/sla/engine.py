@@ -381,7 +381,8 @@ class _Decider:
         guaranteed = [pair for _, pair in dues if pair is not None]
         done = events[0] if events else None
         part_models = [
-            Part.model_construct(quantity=q, due=None if p is None else from_epoch(p[0])) for q, p in dues
+            Part.model_construct(quantity=q, due=None if p is None else from_epoch(p[0]))
+            for q, p in dues
         ]
         if not guaranteed:
             return TargetResult.model_construct(
