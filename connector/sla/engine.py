@@ -206,7 +206,7 @@ class _Decider:
         if "breached" in states:
             tags.append(self.spec.tags.breached)
         changes = [c for t in targets.values() if (c := _next_change(t, self.now)) is not None]
-        return Decision.model_construct(
+        return Decision(
             ticket=self.facts.id,
             contract=self.contract.name,
             plan=self.plan,
@@ -219,7 +219,7 @@ class _Decider:
             note=self._note(targets),
             next_change_at=from_epoch(min(changes)) if changes else None,
             quotas=[
-                QuotaResult.model_construct(
+                QuotaResult(
                     quota=u.quota,
                     period=u.period,
                     count=u.used_before + u.amount,
@@ -326,7 +326,7 @@ class _Decider:
         events = self._events(target)
         if isinstance(duration, BestEffort):
             done = events[0] if events else None
-            return TargetResult.model_construct(
+            return TargetResult(
                 due=None,
                 best_effort=True,
                 state="achieved" if done is not None else "best_effort",
@@ -340,7 +340,7 @@ class _Decider:
             return self._shared(name, target, calendar, events)
         due, at_risk = self._due(duration, self.created, calendar)
         result = _state(due, at_risk, events[0] if events else None, self.now)
-        return TargetResult.model_construct(
+        return TargetResult(
             due=from_epoch(due),
             best_effort=False,
             state=result,
@@ -381,11 +381,10 @@ class _Decider:
         guaranteed = [pair for _, pair in dues if pair is not None]
         done = events[0] if events else None
         part_models = [
-            Part.model_construct(quantity=q, due=None if p is None else from_epoch(p[0]))
-            for q, p in dues
+            Part(quantity=q, due=None if p is None else from_epoch(p[0])) for q, p in dues
         ]
         if not guaranteed:
-            return TargetResult.model_construct(
+            return TargetResult(
                 due=None,
                 best_effort=True,
                 parts=part_models,
@@ -394,7 +393,7 @@ class _Decider:
                 achieved_at=_dt(done),
             )
         due, at_risk = max(guaranteed)
-        return TargetResult.model_construct(
+        return TargetResult(
             due=from_epoch(due),
             best_effort=False,
             state=_state(due, at_risk, done, self.now),
@@ -428,7 +427,7 @@ class _Decider:
         due, at_risk = self._due(duration, start, calendar)
         state = _state(due, at_risk, solved, self.now)
         since = "creation" if cycle == 1 else f"the agent reply of {_fmt(start)}"
-        return TargetResult.model_construct(
+        return TargetResult(
             due=from_epoch(due),
             best_effort=False,
             state=state,
@@ -516,7 +515,7 @@ class _Decider:
 
 def _unmapped(facts: TicketFacts, now: datetime, reason: str, tags: list[str]) -> Decision:
     now = from_epoch(to_epoch(now))
-    return Decision.model_construct(
+    return Decision(
         ticket=facts.id,
         contract=facts.contract,
         plan=facts.plan,
