@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from datetime import datetime
     from pathlib import Path
 
+    from pydantic import ValidationError
+
     from connector.sla.contract import Contract
     from connector.sla.model import Decision
 
@@ -260,10 +262,8 @@ def _ticket_hint(line: str) -> str:
     return ""
 
 
-def _first_error(exc: Exception) -> str:
-    from pydantic import ValidationError
-
-    assert isinstance(exc, ValidationError)
+def _first_error(exc: ValidationError) -> str:
+    """The first three problems of a validation error, on one line."""
     parts = []
     for error in exc.errors()[:3]:
         loc = ".".join(str(p) for p in error["loc"]) or "line"
@@ -278,6 +278,7 @@ def _first_error(exc: Exception) -> str:
 def render_decision(decision: Decision, contract: Contract) -> str:
     """A decision as a person reads it on a terminal."""
     from connector.sla.calendar import zone
+    from connector.timeutil import format_instant, format_local
 
     local = zone(decision.local_zone) if decision.local_zone else contract.zone
     head = f"Ticket {decision.ticket}: {decision.contract}"
@@ -295,12 +296,11 @@ def render_decision(decision: Decision, contract: Contract) -> str:
         if target.due is None:
             when = "no due time"
         else:
-            local_due = target.due.astimezone(local).strftime("%a %Y-%m-%d %H:%M %Z")
-            when = f"{local_due} ({target.due.strftime('%Y-%m-%dT%H:%M:%SZ')})"
+            when = f"{format_local(target.due, local)} ({format_instant(target.due)})"
         lines.append(f"  {name:<{width}}  {target.state:<11} {when}")
         lines.append(f"  {'':<{width}}  {'':<11} {target.basis}")
     lines.append(f"  priority   {decision.priority}")
     lines.append(f"  tags       {' '.join(decision.tags)}")
     if decision.next_change_at is not None:
-        lines.append(f"  changes at {decision.next_change_at.strftime('%Y-%m-%dT%H:%M:%SZ')}")
+        lines.append(f"  changes at {format_instant(decision.next_change_at)}")
     return "\n".join(lines) + "\n"

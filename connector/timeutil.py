@@ -5,9 +5,9 @@ Instants are timezone-aware everywhere. They are printed in UTC to the second wi
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 
-__all__ = ["format_instant", "from_epoch", "parse_instant", "to_epoch"]
+__all__ = ["format_instant", "format_local", "from_epoch", "parse_instant", "to_epoch"]
 
 
 def parse_instant(text: str) -> datetime:
@@ -38,3 +38,8 @@ def from_epoch(seconds: int) -> datetime:
 def format_instant(value: datetime) -> str:
     """ISO 8601 in UTC, to the second, with `Z`."""
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def format_local(value: datetime, zone: tzinfo) -> str:
+    """The instant as a person reads it in `zone`: `Tue 2026-03-03 09:15 CET`."""
+    return value.astimezone(zone).strftime("%a %Y-%m-%d %H:%M %Z")

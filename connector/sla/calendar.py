@@ -400,10 +400,6 @@ def _merge(intervals: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
     return merged
 
 
-def _whole_seconds(duration: timedelta) -> int:
-    return duration.days * DAY_SECONDS + duration.seconds
-
-
 @lru_cache(maxsize=256)
 def zone(name: str) -> ZoneInfo:
     """The IANA zone of that name (cached)."""

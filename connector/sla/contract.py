@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -584,6 +584,7 @@ def _check_business_days(
     return []
 
 
+@lru_cache(maxsize=64)
 def parse_week_instant(text: str) -> int:
     """Seconds after Monday 00:00 of a `"fri 24:00"`-style weekly instant."""
     day, _, clock = text.strip().partition(" ")

@@ -39,7 +39,7 @@ from connector.sla.model import (
     TicketFacts,
 )
 from connector.sla.quotas import STANDARD, Ledger, QuotaUse
-from connector.timeutil import from_epoch, to_epoch
+from connector.timeutil import format_instant, format_local, from_epoch, to_epoch
 
 __all__ = ["decide", "decide_all", "decide_with"]
 
@@ -409,16 +409,11 @@ class _Decider:
         """A target re-armed after each public agent reply, until the ticket is solved."""
         ev = self.facts.events
         solved = _seen(ev.solved_at, self.created, self.now)
-        replies = sorted(
-            {
-                r
-                for r in (
-                    to_epoch(x)
-                    for x in [*ev.agent_replies, *filter(None, [ev.first_agent_reply_at])]
-                )
-                if self.created <= r <= self.now and (solved is None or r <= solved)
-            }
-        )
+        seen = [*ev.agent_replies]
+        if ev.first_agent_reply_at is not None:
+            seen.append(ev.first_agent_reply_at)
+        last = self.now if solved is None else min(self.now, solved)
+        replies = sorted({r for r in map(to_epoch, seen) if self.created <= r <= last})
         start, cycle, missed = self.created, 1, 0
         for reply in replies:
             due, _ = self._due(duration, start, calendar)
@@ -426,7 +421,9 @@ class _Decider:
             start, cycle = reply, cycle + 1
         due, at_risk = self._due(duration, start, calendar)
         state = _state(due, at_risk, solved, self.now)
-        since = "creation" if cycle == 1 else f"the agent reply of {_fmt(start)}"
+        since = (
+            "creation" if cycle == 1 else f"the agent reply of {format_instant(from_epoch(start))}"
+        )
         return TargetResult(
             due=from_epoch(due),
             best_effort=False,
@@ -504,11 +501,7 @@ class _Decider:
                 lines.append(effect.note.strip())
         local = self._note_zone()
         for name, result in targets.items():
-            when = (
-                "no due time"
-                if result.due is None
-                else result.due.astimezone(local).strftime("%a %Y-%m-%d %H:%M %Z")
-            )
+            when = "no due time" if result.due is None else format_local(result.due, local)
             lines.append(f"{name}: {when} ({result.basis})")
         return "\n".join(lines)
 
@@ -559,10 +552,6 @@ def _seen(value: datetime | None, created: int, now: int) -> int | None:
 
 def _dt(epoch: int | None) -> datetime | None:
     return None if epoch is None else from_epoch(epoch)
-
-
-def _fmt(epoch: int) -> str:
-    return from_epoch(epoch).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _unique(items: list[str]) -> list[str]:
