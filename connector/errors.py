@@ -8,7 +8,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["ConfigError", "ConnectorError", "InputError", "Problem", "UnmappedTicket"]
+__all__ = [
+    "ApiError",
+    "AuthError",
+    "ConfigError",
+    "Conflict",
+    "ConnectorError",
+    "FieldError",
+    "InputError",
+    "MalformedResponse",
+    "NotAvailable",
+    "NotFound",
+    "Problem",
+    "RateLimited",
+    "UnmappedTicket",
+    "ValidationFailed",
+]
 
 
 class ConnectorError(Exception):
@@ -60,3 +75,116 @@ class UnmappedTicket(ConnectorError):
         self.ticket = ticket
         self.reason = message
         super().__init__(f"ticket {ticket}: {message}")
+
+
+# --- helpdesk API errors -------------------------------------------------------------------
+#
+# ConnectorError
+#  └── ApiError            any failed helpdesk call; carries the request and, if any, the status
+#       ├── RateLimited    429 (and a 503 with Retry-After): wait `retry_after` seconds, then retry
+#       ├── Conflict       409: someone changed the ticket; re-read, recompute, retry
+#       ├── AuthError      401/403: bad or expired credentials, or a refresh that failed
+#       ├── NotFound       404: the ticket, note target or field does not exist (any more)
+#       ├── ValidationFailed 400/422 with the helpdesk's per-field messages
+#       ├── MalformedResponse a 2xx whose body is not what the API documents
+#       └── NotAvailable   5xx, timeouts and transport errors: worth retrying if the call is safe
+
+
+class ApiError(ConnectorError):
+    """A helpdesk call failed; says which call, with what status and request id."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str,
+        url: str,
+        status: int | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        self.method = method
+        self.url = url
+        self.status = status
+        self.request_id = request_id
+        self.message = message
+        super().__init__(self._describe())
+
+    def _describe(self) -> str:
+        status = "" if self.status is None else f" -> {self.status}"
+        request_id = "" if self.request_id is None else f" (request id {self.request_id})"
+        return f"{self.method} {self.url}{status}: {self.message}{request_id}"
+
+
+class RateLimited(ApiError):
+    """The helpdesk refused the call for rate; `retry_after` seconds (None: not said)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str,
+        url: str,
+        status: int | None = 429,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, method=method, url=url, status=status, request_id=request_id)
+
+
+class Conflict(ApiError):
+    """The ticket changed since it was read (Zendesk `safe_update`)."""
+
+
+class AuthError(ApiError):
+    """Credentials are missing, wrong, expired or lack the permission the call needs."""
+
+
+class NotFound(ApiError):
+    """The resource does not exist (any more)."""
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One field the helpdesk refused, in its own words."""
+
+    field: str
+    message: str
+    code: str | None = None
+
+    def __str__(self) -> str:
+        code = "" if self.code is None else f" [{self.code}]"
+        return f"{self.field}: {self.message}{code}"
+
+
+class ValidationFailed(ApiError):
+    """The helpdesk refused the request's content; one `FieldError` per field it named."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        method: str,
+        url: str,
+        status: int | None = 400,
+        request_id: str | None = None,
+        errors: list[FieldError] | None = None,
+    ) -> None:
+        self.errors = errors or []
+        if self.errors:
+            message = f"{message}: " + "; ".join(str(e) for e in self.errors)
+        super().__init__(message, method=method, url=url, status=status, request_id=request_id)
+
+
+class MalformedResponse(ApiError):
+    """A successful status with a body that is not what the API documents."""
+
+
+class NotAvailable(ApiError):
+    """The helpdesk did not answer usefully (5xx, timeout, connection cut).
+
+    `never_sent` is True when the connection could not even be opened, so the request provably
+    had no effect and may be sent again whatever its method.
+    """
+
+    never_sent = False

@@ -1,0 +1,1 @@
+"""Helpdesk clients (sans-I/O protocol + models per helpdesk) and the helpdesk field mappings."""
