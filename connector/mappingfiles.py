@@ -1,7 +1,7 @@
 """Reading mapping files from disk: YAML with line numbers, problems as `ConfigError`.
 
-The only module that reads contract files. Each problem found becomes one line naming the
-file, the key path and (where the YAML has it) the line.
+The only module that reads mapping files (contracts and helpdesk field maps). Each problem
+found becomes one line naming the file, the key path and (where the YAML has it) the line.
 """
 
 from __future__ import annotations
@@ -12,11 +12,20 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
 
 from connector.errors import ConfigError, Problem
+from connector.helpdesks.mapping import HelpdeskMapping, cross_check
 from connector.sla.contract import Contract, ContractInvalid
 
-__all__ = ["default_mappings_dir", "load_contract", "load_contracts", "read_yaml"]
+__all__ = [
+    "default_mappings_dir",
+    "line_of",
+    "load_contract",
+    "load_contracts",
+    "load_helpdesk_mapping",
+    "read_yaml",
+]
 
 KeyPath = tuple[str | int, ...]
 # libyaml's parser when present: five times faster, same marks for line numbers.
@@ -69,7 +78,7 @@ def _walk(node: yaml.Node, path: KeyPath) -> Iterator[tuple[KeyPath, int]]:
             yield from _walk(item, (*path, index))
 
 
-def _line_of(lines: dict[KeyPath, int], path: KeyPath) -> int | None:
+def line_of(lines: dict[KeyPath, int], path: KeyPath) -> int | None:
     """The line of the longest prefix of `path` that the file has."""
     normalised = tuple(p if isinstance(p, int) else str(p) for p in path)
     for end in range(len(normalised), -1, -1):
@@ -86,7 +95,7 @@ def load_contract(path: Path) -> Contract:
     except ContractInvalid as exc:
         raise ConfigError(
             [
-                Problem(str(path), ".".join(map(str, key)), message, _line_of(lines, key))
+                Problem(str(path), ".".join(map(str, key)), message, line_of(lines, key))
                 for key, message in exc.problems
             ]
         ) from None
@@ -97,7 +106,7 @@ def load_contract(path: Path) -> Contract:
                     str(path),
                     "name",
                     f"is {contract.name!r} but the file is named {path.name!r}: they must match",
-                    _line_of(lines, ("name",)),
+                    line_of(lines, ("name",)),
                 )
             ]
         )
@@ -132,3 +141,27 @@ def load_contracts(mappings: Path) -> dict[str, Contract]:
     if not contracts:
         raise ConfigError([Problem(str(folder), "", "holds no *.yaml contract file")])
     return contracts
+
+
+def load_helpdesk_mapping(path: Path) -> HelpdeskMapping:
+    """Load and validate a helpdesk mapping file; ConfigError lists every problem in it."""
+    data, lines = read_yaml(path)
+    try:
+        mapping = HelpdeskMapping.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            loc = tuple(p for p in error["loc"] if not str(p).startswith("function-"))
+            message = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
+            message = message.removeprefix("Value error, ")
+            problems.append(
+                Problem(str(path), ".".join(map(str, loc)), message, line_of(lines, loc))
+            )
+        raise ConfigError(problems) from None
+    problems = [
+        Problem(str(path), ".".join(map(str, where)), message, line_of(lines, where))
+        for where, message in cross_check(mapping)
+    ]
+    if problems:
+        raise ConfigError(problems)
+    return mapping

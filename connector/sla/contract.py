@@ -324,6 +324,41 @@ class Contract:
         return bool(spec.quotas or spec.scope) or any(t.capacity for t in spec.targets.values())
 
     @cached_property
+    def owned_tags(self) -> frozenset[str]:
+        """Every tag a decision under this contract can carry.
+
+        The writer removes a stale tag only when it is one of these (of any loaded contract),
+        so an agent's own tags are never touched.
+        """
+        spec = self.spec
+        tags = spec.tags
+        owned = {
+            tags.contract.format(contract=self.name),
+            tags.at_risk,
+            tags.breached,
+            tags.unmapped,
+        }
+        owned.update(tags.plan.format(plan=plan) for plan in spec.plans)
+        owned.update(tags.severity.format(severity=severity) for severity in spec.severities)
+        choice = spec.calendar_choice
+        if (default_tag := getattr(choice, "default_tag", None)) is not None:
+            owned.add(default_tag)
+        for target in spec.targets.values():
+            if target.expedite is not None:
+                owned.add(target.expedite.unavailable_tag)
+            if target.capacity is not None:
+                owned.add(target.capacity.exceeded_tag)
+        effects = [effect for quota in spec.quotas.values() for effect in (quota.within, quota.over)]
+        if spec.scope is not None:
+            effects.extend(
+                effect
+                for effect in (spec.scope.otherwise, spec.scope.inactive)
+                if isinstance(effect, QuotaEffect)
+            )
+        owned.update(effect.tag for effect in effects if effect.tag)
+        return frozenset(owned)
+
+    @cached_property
     def office_names(self) -> tuple[str, ...]:
         """Every calendar the contract defines."""
         return tuple(self.spec.calendars)

@@ -1,0 +1,581 @@
+"""Helpdesk field mappings: where each fact comes from and where each result goes.
+
+A mapping file (`mappings/helpdesks/*.yaml`, read by `connector.mappingfiles`) is validated
+by the models here and then used by two pure functions that know nothing of HTTP:
+
+- `read_facts(view, mapping)` turns one ticket (seen through a `WireView`, which each helpdesk
+  implements over its own wire models) into the engine's `TicketFacts`;
+- `desired_results(decision, mapping, owned_tags)` says what the ticket should show for a
+  decision: due instants per destination, priority, the tags to have and to drop, the note.
+
+Each helpdesk then diffs `DesiredResults` with the ticket as it is into its minimal update.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any, Literal, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from connector.errors import UnmappedTicket
+from connector.sla.model import CustomerFacts, Decision, Events, Status, TicketFacts
+from connector.timeutil import format_instant, parse_instant
+
+__all__ = [
+    "DesiredResults",
+    "DueDestination",
+    "DueValue",
+    "HelpdeskMapping",
+    "Source",
+    "WireView",
+    "cross_check",
+    "desired_results",
+    "find_note_fingerprint",
+    "note_fingerprint",
+    "read_facts",
+]
+
+Helpdesk = Literal["zendesk", "freshdesk"]
+Scalar = str | int | float | bool
+
+# Which source kinds each helpdesk offers, and what each kind reads.
+KINDS: dict[Helpdesk, dict[str, str]] = {
+    "zendesk": {
+        "ticket_field": "ticket_field",
+        "organization_field": "customer_field",
+        "ticket": "ticket_attribute",
+        "organization": "customer_attribute",
+        "metric": "event",
+    },
+    "freshdesk": {
+        "ticket_field": "ticket_field",
+        "company_field": "customer_field",
+        "ticket": "ticket_attribute",
+        "company": "customer_attribute",
+        "stats": "event",
+    },
+}
+COMMON_KINDS = ("tag", "tag_prefix", "static")
+ALL_KINDS = sorted({kind for kinds in KINDS.values() for kind in kinds} | set(COMMON_KINDS))
+
+NOTE_MARK = "sla-connector note "
+_NOTE_MARK_RE = re.compile(re.escape(NOTE_MARK) + r"([0-9a-f]{16})")
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Source(_Spec):
+    """Where one fact comes from: exactly one kind, then optional value handling."""
+
+    ticket_field: int | str | None = None
+    organization_field: str | None = None
+    company_field: str | None = None
+    ticket: str | None = None
+    organization: str | None = None
+    company: str | None = None
+    metric: str | None = None
+    stats: str | None = None
+    tag: str | None = None
+    tag_prefix: str | None = None
+    static: Scalar | None = None
+    values: dict[str, Scalar] | None = None
+    prefix: str | None = None
+    default: Scalar | None = None
+    split: str | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Source:
+        given = [kind for kind in ALL_KINDS if getattr(self, kind) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                f"give exactly one of {', '.join(ALL_KINDS)}"
+                + (f" (got {', '.join(given)})" if given else "")
+            )
+        return self
+
+    @property
+    def kind(self) -> str:
+        """The name of the one source kind given."""
+        return next(kind for kind in ALL_KINDS if getattr(self, kind) is not None)
+
+    @property
+    def key(self) -> Scalar:
+        """The field id, key, attribute, tag or static value of the source."""
+        value: Scalar = getattr(self, self.kind)
+        return value
+
+    def describe(self) -> str:
+        """How an error message names the source, e.g. `ticket field 9100005`."""
+        return f"{self.kind.replace('_', ' ')} {self.key}"
+
+
+class CustomerFactSources(_Spec):
+    """Sources of `CustomerFacts`."""
+
+    seats: Source | None = None
+    subscription_start: Source | None = None
+    subscription_kind: Source | None = None
+    active: Source | None = None
+    timezone: Source | None = None
+    offices: Source | None = None
+
+
+class EventSources(_Spec):
+    """Sources of `Events` (instants)."""
+
+    first_agent_reply_at: Source | None = None
+    workaround_at: Source | None = None
+    solved_at: Source | None = None
+    delivered_at: Source | None = None
+
+
+class FactSources(_Spec):
+    """Sources of every `TicketFacts` field a helpdesk does not give natively."""
+
+    customer: Source | None = None
+    contract: Source
+    plan: Source | None = None
+    severity: Source | None = None
+    severity_override: Source | None = None
+    category: Source | None = None
+    product: Source | None = None
+    region: Source | None = None
+    quantities: dict[str, Source] = Field(default_factory=dict)
+    flags: dict[str, Source] = Field(default_factory=dict)
+    customer_facts: CustomerFactSources = Field(default_factory=CustomerFactSources)
+    events: EventSources = Field(default_factory=EventSources)
+
+
+class DueDestination(_Spec):
+    """Where the due instant of the first of `targets` the decision has is written."""
+
+    ticket_field: int | str | None = None
+    native: Literal["fr_due_by", "due_by"] | None = None
+    format: Literal["instant", "date"] = "instant"
+    targets: list[str] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _one_place(self) -> DueDestination:
+        if (self.ticket_field is None) == (self.native is None):
+            raise ValueError("give exactly one of ticket_field, native")
+        return self
+
+    @property
+    def key(self) -> int | str:
+        """The ticket field id or native attribute name written."""
+        return self.native if self.native is not None else self.ticket_field  # type: ignore[return-value]
+
+
+DEFAULT_PRIORITIES: dict[Helpdesk, dict[str, Scalar]] = {
+    "zendesk": {"low": "low", "normal": "normal", "high": "high", "urgent": "urgent"},
+    # Freshdesk: 1 low, 2 medium, 3 high, 4 urgent.
+    "freshdesk": {"low": 1, "normal": 2, "high": 3, "urgent": 4},
+}
+
+
+class ResultDestinations(_Spec):
+    """Where each result goes."""
+
+    due: list[DueDestination] = Field(default_factory=list)
+    priority: bool = True
+    priority_values: dict[str, Scalar] | None = None
+    tags: bool = True
+    note: bool = True
+
+
+class HelpdeskMapping(_Spec):
+    """A whole helpdesk mapping file."""
+
+    helpdesk: Helpdesk
+    facts: FactSources
+    results: ResultDestinations = Field(default_factory=ResultDestinations)
+
+    @property
+    def priorities(self) -> dict[str, Scalar]:
+        """Engine priority name → the helpdesk's priority value."""
+        return self.results.priority_values or DEFAULT_PRIORITIES[self.helpdesk]
+
+    def sources(self) -> Iterable[tuple[tuple[str | int, ...], Source]]:
+        """Every source with its key path in the file."""
+        facts = self.facts
+        for name in FactSources.model_fields:
+            value = getattr(facts, name)
+            if isinstance(value, Source):
+                yield ("facts", name), value
+            elif isinstance(value, dict):
+                for key, source in value.items():
+                    yield ("facts", name, key), source
+            elif isinstance(value, CustomerFactSources | EventSources):
+                for key in type(value).model_fields:
+                    if (source := getattr(value, key)) is not None:
+                        yield ("facts", name, key), source
+
+
+def cross_check(mapping: HelpdeskMapping) -> Iterable[tuple[tuple[str | int, ...], str]]:
+    """Problems pydantic cannot see: source kinds and field ids the helpdesk does not have."""
+    allowed = set(KINDS[mapping.helpdesk]) | set(COMMON_KINDS)
+    for where, source in mapping.sources():
+        if source.kind not in allowed:
+            yield (
+                (*where, source.kind),
+                f"{mapping.helpdesk} has no {source.kind!r} source "
+                f"(expected one of {', '.join(sorted(allowed))})",
+            )
+        if source.kind != "ticket_field":
+            continue
+        if mapping.helpdesk == "zendesk" and not isinstance(source.ticket_field, int):
+            yield (*where, "ticket_field"), "expected a numeric Zendesk ticket field id"
+        if mapping.helpdesk == "freshdesk" and not str(source.ticket_field).startswith("cf_"):
+            yield (*where, "ticket_field"), "expected a Freshdesk custom field name (cf_...)"
+    for index, due in enumerate(mapping.results.due):
+        where = ("results", "due", index)
+        if mapping.helpdesk == "zendesk" and due.native is not None:
+            yield (*where, "native"), "zendesk has no native due fields: use ticket_field"
+        if (
+            mapping.helpdesk == "freshdesk"
+            and due.ticket_field is not None
+            and due.format == "date"
+        ):
+            yield (*where, "format"), "write Freshdesk dues to the native fr_due_by / due_by"
+    if mapping.results.priority_values is not None:
+        missing = {"low", "normal", "high", "urgent"} - set(mapping.results.priority_values)
+        if missing:
+            yield ("results", "priority_values"), f"missing {', '.join(sorted(missing))}"
+
+
+# --- reading facts ---------------------------------------------------------------------------
+
+
+class WireView(Protocol):
+    """One ticket and its customer as a helpdesk gives them, read by source kind."""
+
+    @property
+    def ticket_id(self) -> str:
+        """The ticket id as text."""
+        ...
+
+    @property
+    def created_at(self) -> datetime:
+        """When the ticket was created (aware)."""
+        ...
+
+    @property
+    def status(self) -> Status:
+        """The ticket status in the engine's words."""
+        ...
+
+    @property
+    def tags(self) -> Sequence[str]:
+        """The ticket's tags."""
+        ...
+
+    def ticket_field(self, key: int | str) -> Any:
+        """A custom ticket field's value (None when absent)."""
+        ...
+
+    def customer_field(self, key: str) -> Any:
+        """A custom field of the ticket's organization or company (None when absent)."""
+        ...
+
+    def ticket_attribute(self, name: str) -> Any:
+        """A native ticket attribute (None when absent)."""
+        ...
+
+    def customer_attribute(self, name: str) -> Any:
+        """A native organization or company attribute (None when absent)."""
+        ...
+
+    def event(self, name: str) -> Any:
+        """A metric or stats instant (None when absent)."""
+        ...
+
+
+class _Unreadable(ValueError):
+    pass
+
+
+def _raw(view: WireView, source: Source) -> Any:
+    kind = source.kind
+    if kind == "static":
+        return source.static
+    if kind == "tag":
+        return source.tag in view.tags
+    if kind == "tag_prefix":
+        prefix = source.tag_prefix or ""
+        return next((t[len(prefix) :] for t in view.tags if t.startswith(prefix)), None)
+    reader = KINDS["zendesk"].get(kind) or KINDS["freshdesk"][kind]
+    return getattr(view, reader)(source.key)
+
+
+def _present(value: Any) -> bool:
+    return value is not None and value not in ("", [])
+
+
+def _text(view: WireView, source: Source | None) -> str | None:
+    if source is None:
+        return None
+    value = _raw(view, source)
+    if not _present(value):
+        value = source.default
+    if not _present(value):
+        return None
+    if isinstance(value, list):
+        raise _Unreadable(f"expected one value, got the list {value!r}")
+    text = str(value).strip()
+    if source.prefix is not None:
+        if not text.startswith(source.prefix):
+            raise _Unreadable(f"expected a value starting with {source.prefix!r}, got {text!r}")
+        text = text[len(source.prefix) :]
+    if source.values is not None:
+        if text not in source.values:
+            known = ", ".join(sorted(source.values))
+            raise _Unreadable(f"{text!r} is not in its values table (known: {known})")
+        return str(source.values[text])
+    return text
+
+
+def _integer(view: WireView, source: Source) -> int | None:
+    text = _text(view, source)
+    if text is None:
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        raise _Unreadable(f"expected a whole number, got {text!r}") from None
+    if not number.is_integer() or number < 0:
+        raise _Unreadable(f"expected a whole number, got {text!r}")
+    return int(number)
+
+
+_TRUE = {"true", "yes", "1", "on", "y"}
+_FALSE = {"false", "no", "0", "off", "n"}
+
+
+def _boolean(view: WireView, source: Source) -> bool | None:
+    value = _raw(view, source)
+    if isinstance(value, bool):
+        return value
+    text = _text(view, source)
+    if text is None:
+        return None
+    if text.lower() in _TRUE:
+        return True
+    if text.lower() in _FALSE:
+        return False
+    raise _Unreadable(f"expected yes or no, got {text!r}")
+
+
+def _instant(view: WireView, source: Source) -> datetime | None:
+    value = _raw(view, source)
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            raise _Unreadable(f"expected an instant with a time zone, got {value.isoformat()}")
+        return value
+    text = _text(view, source)
+    if text is None:
+        return None
+    try:
+        return parse_instant(text)
+    except ValueError as exc:
+        raise _Unreadable(str(exc)) from None
+
+
+def _date(view: WireView, source: Source) -> date | None:
+    text = _text(view, source)
+    if text is None:
+        return None
+    try:
+        return date.fromisoformat(text[:10])
+    except ValueError:
+        raise _Unreadable(f"expected a date YYYY-MM-DD, got {text!r}") from None
+
+
+def _list(view: WireView, source: Source) -> list[str] | None:
+    value = _raw(view, source)
+    if not _present(value):
+        value = source.default
+    if not _present(value):
+        return None
+    items = value if isinstance(value, list) else str(value).split(source.split or ",")
+    out = [str(item).strip() for item in items]
+    if source.prefix is not None:
+        out = [item.removeprefix(source.prefix) for item in out]
+    if source.values is not None:
+        unknown = [item for item in out if item and item not in source.values]
+        if unknown:
+            raise _Unreadable(f"{unknown[0]!r} is not in its values table")
+        out = [str(source.values[item]) for item in out if item]
+    return [item for item in out if item]
+
+
+def read_facts(view: WireView, mapping: HelpdeskMapping) -> TicketFacts:
+    """The engine's facts for one ticket; `UnmappedTicket` names the fact that cannot be read."""
+    facts = mapping.facts
+    ticket_id = view.ticket_id
+    where = "facts.contract"
+
+    def read(path: str, source: Source | None, reader: Any) -> Any:
+        nonlocal where
+        if source is None:
+            return None
+        where = f"facts.{path} ({source.describe()})"
+        return reader(view, source)
+
+    try:
+        contract = read("contract", facts.contract, _text)
+        if contract is None:
+            raise UnmappedTicket(
+                ticket_id, f"no contract: facts.contract ({facts.contract.describe()}) is empty"
+            )
+        customer_sources = facts.customer_facts
+        customer = CustomerFacts(
+            seats=read("customer_facts.seats", customer_sources.seats, _integer),
+            subscription_start=read(
+                "customer_facts.subscription_start", customer_sources.subscription_start, _date
+            ),
+            subscription_kind=read(
+                "customer_facts.subscription_kind", customer_sources.subscription_kind, _text
+            ),
+            active=read("customer_facts.active", customer_sources.active, _boolean) is not False,
+            timezone=read("customer_facts.timezone", customer_sources.timezone, _text),
+            offices=read("customer_facts.offices", customer_sources.offices, _list),
+        )
+        event_sources = facts.events
+        events = Events(
+            first_agent_reply_at=read(
+                "events.first_agent_reply_at", event_sources.first_agent_reply_at, _instant
+            ),
+            workaround_at=read("events.workaround_at", event_sources.workaround_at, _instant),
+            solved_at=read("events.solved_at", event_sources.solved_at, _instant),
+            delivered_at=read("events.delivered_at", event_sources.delivered_at, _instant),
+        )
+        quantities = {
+            name: number
+            for name, source in facts.quantities.items()
+            if (number := read(f"quantities.{name}", source, _integer)) is not None
+        }
+        flags = {
+            name: flag
+            for name, source in facts.flags.items()
+            if (flag := read(f"flags.{name}", source, _boolean)) is not None
+        }
+        return TicketFacts(
+            id=ticket_id,
+            created_at=view.created_at,
+            customer=read("customer", facts.customer, _text),
+            contract=contract,
+            plan=read("plan", facts.plan, _text),
+            severity=read("severity", facts.severity, _text),
+            severity_override=read("severity_override", facts.severity_override, _text),
+            category=read("category", facts.category, _text),
+            product=read("product", facts.product, _text),
+            region=read("region", facts.region, _text),
+            status=view.status,
+            quantities=quantities,
+            flags=flags,
+            customer_facts=customer,
+            events=events,
+        )
+    except _Unreadable as exc:
+        raise UnmappedTicket(ticket_id, f"{where}: {exc}") from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        path = ".".join(map(str, first["loc"]))
+        raise UnmappedTicket(ticket_id, f"{path}: {first['msg']}") from None
+
+
+# --- results ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class DueValue:
+    """What one due destination should hold: an instant (None: nothing to write) as text."""
+
+    destination: DueDestination
+    due: datetime | None
+    text: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredResults:
+    """What a ticket should show for one decision, before diffing with the ticket as it is."""
+
+    due: tuple[DueValue, ...]
+    priority: Scalar | None
+    tags: tuple[str, ...]
+    owned_tags: frozenset[str]
+    note: str | None
+    note_fingerprint: str | None
+
+    def tags_to_add(self, current: Iterable[str]) -> list[str]:
+        """Our tags the ticket lacks, in decision order."""
+        have = set(current)
+        return [tag for tag in self.tags if tag not in have]
+
+    def tags_to_remove(self, current: Iterable[str]) -> list[str]:
+        """Tags we own that the ticket carries but the decision no longer has."""
+        keep = set(self.tags)
+        return [tag for tag in current if tag in self.owned_tags and tag not in keep]
+
+
+def note_fingerprint(note: str) -> str:
+    """A short stable fingerprint of a note's text, to post each distinct note once."""
+    return hashlib.sha256(note.encode("utf-8")).hexdigest()[:16]
+
+
+def find_note_fingerprint(body: str) -> str | None:
+    """The fingerprint mark a posted note carries, if any (to recover after a crash)."""
+    match = _NOTE_MARK_RE.search(body)
+    return match.group(1) if match else None
+
+
+def desired_results(
+    decision: Decision, mapping: HelpdeskMapping, owned_tags: frozenset[str]
+) -> DesiredResults:
+    """What the ticket should show for `decision`, in the helpdesk's own values."""
+    results = mapping.results
+    zone = decision.local_zone
+    due_values = []
+    for destination in results.due:
+        target = next(
+            (decision.targets[name] for name in destination.targets if name in decision.targets),
+            None,
+        )
+        due = None if target is None or target.best_effort else target.due
+        text = None
+        if due is not None:
+            if destination.format == "date":
+                text = _local_date(due, zone).isoformat()
+            else:
+                text = format_instant(due)
+        due_values.append(DueValue(destination, due, text))
+    priority = None
+    if results.priority and decision.priority is not None:
+        priority = mapping.priorities.get(decision.priority)
+    note = fingerprint = None
+    if results.note and decision.note:
+        fingerprint = note_fingerprint(decision.note)
+        note = f"{decision.note}\n\n{NOTE_MARK}{fingerprint}"
+    return DesiredResults(
+        due=tuple(due_values),
+        priority=priority,
+        tags=tuple(decision.tags) if results.tags else (),
+        owned_tags=owned_tags | {"sla_unmapped"} if results.tags else frozenset(),
+        note=note,
+        note_fingerprint=fingerprint,
+    )
+
+
+def _local_date(instant: datetime, zone: str | None) -> date:
+    if zone is None:
+        return instant.astimezone(UTC).date()
+    from connector.sla.calendar import zone as load_zone
+
+    return instant.astimezone(load_zone(zone)).date()
