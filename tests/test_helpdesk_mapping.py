@@ -320,3 +320,32 @@ def test_owned_tags_cover_every_tag_the_engine_emits(contracts: dict[str, Contra
         at = datetime.fromisoformat(now.replace("Z", "+00:00"))
         for decision in decide_all(contracts, tickets, at):
             assert set(decision.tags) <= owned | {"sla_unmapped"}, decision.ticket
+
+
+@pytest.mark.parametrize(
+    ("current", "tags", "expected"),
+    [
+        ("urgent", [], (None, [])),  # already right: nothing to do
+        ("low", [], ("urgent", ["sla_priority_corrected"])),  # corrected once, tagged
+        (None, [], ("urgent", ["sla_priority_corrected"])),
+        # an agent lowered it after our correction, severity unchanged: left alone
+        ("normal", ["sla_priority_corrected", "sla_sev1"], (None, [])),
+        # the severity changed since (the ticket still says sev3): corrected again
+        ("normal", ["sla_priority_corrected", "sla_sev3"], ("urgent", [])),
+    ],
+)
+def test_priority_is_corrected_once_per_severity(
+    zendesk: HelpdeskMapping,
+    contracts: dict[str, Contract],
+    current: str | None,
+    tags: list[str],
+    expected: tuple[str | None, list[str]],
+) -> None:
+    view = DictView(
+        customer={"sla_contract": "photoprism", "sla_plan": "gold"},
+        fields={9100001: "severity_sev1"},
+    )
+    contract = contracts["photoprism"]
+    decision = decide(contract, read_facts(view, zendesk), datetime(2026, 3, 2, 9, tzinfo=UTC))
+    desired = desired_results(decision, zendesk, contract.owned_tags, contract)
+    assert desired.priority_correction(current, tags) == expected

@@ -23,6 +23,7 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from connector.errors import UnmappedTicket
+from connector.sla.contract import Contract
 from connector.sla.model import CustomerFacts, Decision, Events, Status, TicketFacts
 from connector.timeutil import format_instant, parse_instant
 
@@ -513,6 +514,25 @@ class DesiredResults:
     owned_tags: frozenset[str]
     note: str | None
     note_fingerprint: str | None
+    severity_tag: str | None = None
+    corrected_tag: str = "sla_priority_corrected"
+
+    def priority_correction(
+        self, current: Scalar | None, tags: Iterable[str]
+    ) -> tuple[Scalar | None, list[str]]:
+        """The priority to set (None: leave it) and the tags that record the correction.
+
+        A ticket whose priority differs from its severity's is corrected once and tagged. An
+        agent who then sets another priority is not overruled, until the severity itself
+        changes (the ticket no longer carries the tag of the severity now in force).
+        """
+        if self.priority is None or current == self.priority:
+            return None, []
+        have = set(tags)
+        severity_changed = self.severity_tag is not None and self.severity_tag not in have
+        if self.corrected_tag in have and not severity_changed:
+            return None, []
+        return self.priority, [] if self.corrected_tag in have else [self.corrected_tag]
 
     def tags_to_add(self, current: Iterable[str]) -> list[str]:
         """Our tags the ticket lacks, in decision order."""
@@ -537,9 +557,16 @@ def find_note_fingerprint(body: str) -> str | None:
 
 
 def desired_results(
-    decision: Decision, mapping: HelpdeskMapping, owned_tags: frozenset[str]
+    decision: Decision,
+    mapping: HelpdeskMapping,
+    owned_tags: frozenset[str],
+    contract: Contract | None = None,
 ) -> DesiredResults:
-    """What the ticket should show for `decision`, in the helpdesk's own values."""
+    """What the ticket should show for `decision`, in the helpdesk's own values.
+
+    `owned_tags` are the tags sla-connector may remove (every loaded contract's); `contract` is
+    the decision's, when known, for its tag names.
+    """
     results = mapping.results
     zone = decision.local_zone
     due_values = []
@@ -563,6 +590,10 @@ def desired_results(
     if results.note and decision.note:
         fingerprint = note_fingerprint(decision.note)
         note = f"{decision.note}\n\n{NOTE_MARK}{fingerprint}"
+    tag_names = contract.spec.tags if contract is not None else None
+    severity_tag = None
+    if tag_names is not None and decision.severity is not None:
+        severity_tag = tag_names.severity.format(severity=decision.severity)
     return DesiredResults(
         due=tuple(due_values),
         priority=priority,
@@ -570,6 +601,8 @@ def desired_results(
         owned_tags=owned_tags | {"sla_unmapped"} if results.tags else frozenset(),
         note=note,
         note_fingerprint=fingerprint,
+        severity_tag=severity_tag,
+        corrected_tag=tag_names.priority_corrected if tag_names else "sla_priority_corrected",
     )
 
 

@@ -252,6 +252,8 @@ class TagSpec(_Spec):
     at_risk: str = "sla_at_risk"
     breached: str = "sla_breached"
     unmapped: str = "sla_unmapped"
+    # Put by the writer, never removed: it records that the priority was corrected once.
+    priority_corrected: str = "sla_priority_corrected"
 
 
 class ContractSpec(_Spec):
