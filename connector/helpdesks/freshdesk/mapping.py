@@ -1,0 +1,138 @@
+"""Freshdesk tickets as facts, and decisions as the minimal Freshdesk writes (pure).
+
+`FreshdeskView` reads one ticket (with its stats) and its company for
+`connector.helpdesks.mapping.read_facts`; `writes_for` diffs the results a decision calls for
+with the ticket as it is: an update (None when nothing would change) and a note to post.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from connector.helpdesks.freshdesk.models import Company, Ticket, TicketUpdate
+from connector.helpdesks.freshdesk.sansio import TIMER_STOPPING_STATUSES, check_due_dates
+from connector.helpdesks.mapping import DesiredResults
+from connector.sla.model import Status
+
+__all__ = ["FreshdeskView", "FreshdeskWrites", "writes_for"]
+
+# Freshdesk's built-in statuses in the engine's words; custom statuses count as open.
+STATUSES: dict[int, Status] = {2: "open", 3: "pending", 4: "solved", 5: "closed"}
+
+
+class FreshdeskView:
+    """A `WireView` over one Freshdesk ticket and its company."""
+
+    __slots__ = ("company", "ticket")
+
+    def __init__(self, ticket: Ticket, company: Company | None) -> None:
+        self.ticket = ticket
+        self.company = company
+
+    @property
+    def ticket_id(self) -> str:
+        """The ticket id as text."""
+        return str(self.ticket.id)
+
+    @property
+    def created_at(self) -> datetime:
+        """When the ticket was created."""
+        return self.ticket.created_at
+
+    @property
+    def status(self) -> Status:
+        """The status in the engine's words."""
+        return STATUSES.get(self.ticket.status, "open")
+
+    @property
+    def tags(self) -> Sequence[str]:
+        """The ticket's tags."""
+        return self.ticket.tags
+
+    def ticket_field(self, key: int | str) -> Any:
+        """A custom ticket field (`cf_...`)."""
+        return self.ticket.custom_fields.get(str(key))
+
+    def customer_field(self, key: str) -> Any:
+        """A custom field of the company (None without one)."""
+        return None if self.company is None else self.company.custom_fields.get(key)
+
+    def ticket_attribute(self, name: str) -> Any:
+        """A native ticket attribute the wire model keeps."""
+        return getattr(self.ticket, name, None)
+
+    def customer_attribute(self, name: str) -> Any:
+        """A native company attribute the wire model keeps."""
+        return None if self.company is None else getattr(self.company, name, None)
+
+    def event(self, name: str) -> Any:
+        """An instant from the ticket's stats (None before it happens)."""
+        return None if self.ticket.stats is None else getattr(self.ticket.stats, name, None)
+
+
+@dataclass(frozen=True, slots=True)
+class FreshdeskWrites:
+    """What to send for one ticket: a field update and a private note, each optional."""
+
+    update: TicketUpdate | None
+    note: str | None
+    dropped: tuple[str, ...] = ()
+
+    @property
+    def is_empty(self) -> bool:
+        """Whether nothing needs sending."""
+        return self.update is None and self.note is None
+
+
+def writes_for(
+    ticket: Ticket,
+    desired: DesiredResults,
+    *,
+    posted_note: str | None,
+    timer_stopping_statuses: Iterable[int] = TIMER_STOPPING_STATUSES,
+) -> FreshdeskWrites:
+    """The smallest writes that make `ticket` show `desired`.
+
+    `fr_due_by` and `due_by` are Freshdesk's own fields: a best-effort target leaves the
+    value in place (Freshdesk cannot hold "no due time"), except that `due_by` is raised to
+    `fr_due_by` when it would otherwise fall before it, since Freshdesk refuses that. Tags are
+    sent as the whole merged list (Freshdesk replaces tags): agents' tags are kept in place.
+    A note goes out only when its fingerprint differs from `posted_note`.
+    """
+    dues: dict[str, datetime] = {}
+    for value in desired.due:
+        name = str(value.destination.key)
+        if value.due is not None and getattr(ticket, name, None) != value.due:
+            dues[name] = value.due
+    new_first = dues.get("fr_due_by", ticket.fr_due_by)
+    final = dues.get("due_by", ticket.due_by)
+    dropped: list[str] = []
+    if new_first is not None and (final is None or final < new_first) and dues:
+        dues["due_by"] = new_first
+        dropped.append(
+            f"ticket {ticket.id}: no due_by on or after fr_due_by; due_by set to fr_due_by"
+        )
+    priority, corrected = desired.priority_correction(ticket.priority, ticket.tags)
+    remove = set(desired.tags_to_remove(ticket.tags))
+    add = desired.tags_to_add(ticket.tags) + [t for t in corrected if t not in ticket.tags]
+    tags = None
+    if remove or add:
+        tags = (*(t for t in ticket.tags if t not in remove), *add)
+    update = TicketUpdate(
+        fr_due_by=dues.get("fr_due_by"),
+        due_by=dues.get("due_by"),
+        priority=None if priority is None else int(priority),
+        tags=tags,
+    )
+    update = check_due_dates(ticket, update, timer_stopping_statuses=timer_stopping_statuses)
+    note = None
+    if desired.note is not None and desired.note_fingerprint != posted_note:
+        note = desired.note
+    return FreshdeskWrites(
+        update=None if update.is_empty else update,
+        note=note,
+        dropped=(*dropped, *update.dropped),
+    )

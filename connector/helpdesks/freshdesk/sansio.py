@@ -1,0 +1,598 @@
+"""The Freshdesk API v2 protocol without I/O: requests to send, and what the answers mean.
+
+Each call has a `*_request(base_url, ...)` that builds a `connector.http.Request` and a
+`decode_*(response)` that returns typed values or raises a typed error from `connector.errors`;
+`connector.http.HttpShell.send(request, decode)` joins them. The ticket poll is a small state
+machine, `TicketPoller`, because Freshdesk's list cannot be paged past page 300.
+
+API facts, and where they come from ("docs": the Freshdesk API v2 reference; "server": the
+validation code of Freshdesk's API as found in public code; "reports": issue threads of
+connectors that met the behaviour; "assumed": not found written down):
+
+- Basic auth with the API key as user and `X` as password; HTTPS only (docs).
+- `GET /api/v2/tickets` takes `updated_since`, `order_by=updated_at`, `order_type=asc`,
+  `per_page` up to 100, `page` and `include=stats`; without `updated_since` only the last 30
+  days come back (docs). Each `include` costs 2 more credits a call (docs: "each include
+  consumes an additional 2 credits"), so one list call with stats costs 3.
+- The next page is announced by a `Link: <...>; rel="next"` header (docs). Page 301 and beyond
+  are refused with 400 and `{"description": "Validation failed", "errors": [{"field": "page",
+  "message": "You cannot access tickets beyond the 300th page. ...", "code": "invalid_value"}]}`
+  (reports: airbyte issue 3858 and its recorded test body; singer-io/tap-freshdesk PR 69).
+- `updated_since` includes tickets updated exactly at that instant (assumed; the restart below
+  relies on it and de-duplicates what comes twice).
+- Error bodies: validation errors as above, one entry per field; other errors
+  `{"code": ..., "message": ...}` (docs, "Error" section). A 409 with field errors is taken as
+  a validation failure (assumed: Freshdesk has no `safe_update`, so it is no edit conflict).
+- Ticket update rules (server): `fr_due_by`/`due_by` not before `created_at`, `due_by` not
+  before `fr_due_by` (compared with the values already on the ticket when only one is sent),
+  both or neither on the ticket, and neither when the ticket's status has "stop SLA timer" set
+  (pending, resolved and closed by default; custom statuses by their setting). Tags at most 32
+  characters each (server: `TAG_MAX_LENGTH_STRING = 32`) and without commas (server).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import re
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any, TypeVar
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from connector.errors import (
+    ApiError,
+    ConfigError,
+    FieldError,
+    MalformedResponse,
+    Problem,
+    ValidationFailed,
+)
+from connector.helpdesks.freshdesk.models import (
+    COMPANY_FIELD_LIST,
+    COMPANY_LIST,
+    TICKET_FIELD_LIST,
+    TICKET_LIST,
+    Company,
+    CompanyField,
+    Note,
+    Ticket,
+    TicketField,
+    TicketUpdate,
+)
+from connector.http import Request, Response, check_base_url, error_for
+from connector.timeutil import format_instant
+
+__all__ = [
+    "MAX_PAGE",
+    "TAG_MAX_LENGTH",
+    "TIMER_STOPPING_STATUSES",
+    "ApiKeyCredentials",
+    "PollPosition",
+    "TicketPoller",
+    "base_url_for",
+    "check_due_dates",
+    "check_tags",
+    "companies_request",
+    "company_fields_request",
+    "company_request",
+    "decode_companies",
+    "decode_company",
+    "decode_company_fields",
+    "decode_note",
+    "decode_ticket",
+    "decode_ticket_fields",
+    "error_from",
+    "has_next_page",
+    "note_request",
+    "show_request",
+    "ticket_fields_request",
+    "update_body",
+    "update_request",
+]
+
+T = TypeVar("T")
+
+API = "/api/v2"
+MAX_PAGE = 300
+TAG_MAX_LENGTH = 32
+PER_PAGE_MAX = 100
+# Statuses whose "stop SLA timer" is on out of the box: pending, resolved, closed.
+TIMER_STOPPING_STATUSES = frozenset({3, 4, 5})
+
+_DOMAIN = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?")
+_LINK = re.compile(r"<([^>]*)>\s*((?:;\s*[^;,]+)*)")
+_REL_NEXT = re.compile(r"""rel\s*=\s*"?([^";,]*)"?""")
+
+
+# --- where and who ---------------------------------------------------------------------------
+
+
+def base_url_for(domain: str, *, file: str = "<config>", key: str = "freshdesk.domain") -> str:
+    """`https://{domain}.freshdesk.com` for an account name; a full URL is checked as given."""
+    if "://" in domain:
+        return check_base_url(domain, file=file, key=key)
+    name = domain.strip().lower().removesuffix(".freshdesk.com")
+    if not _DOMAIN.fullmatch(name):
+        raise ConfigError(
+            [Problem(file, key, f"expected a Freshdesk account name, got {domain!r}")]
+        )
+    return f"https://{name}.freshdesk.com"
+
+
+class ApiKeyCredentials:
+    """Basic auth with the API key as user and `X` as password; never shows the key."""
+
+    __slots__ = ("_authorization",)
+
+    def __init__(self, api_key: str) -> None:
+        if not api_key.strip():
+            raise ValueError("the Freshdesk API key is empty")
+        token = base64.b64encode(f"{api_key.strip()}:X".encode()).decode("ascii")
+        self._authorization = f"Basic {token}"
+
+    def headers(self) -> Mapping[str, str]:
+        """The Authorization header for every request."""
+        return {"Authorization": self._authorization}
+
+    def refresh(self) -> bool:
+        """An API key cannot renew itself: a 401 is final."""
+        return False
+
+    def __repr__(self) -> str:
+        return "ApiKeyCredentials(api_key='***')"
+
+    __str__ = __repr__
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+
+def _body_json(response: Response) -> Any:
+    try:
+        return json.loads(response.body)
+    except ValueError:
+        return None
+
+
+def error_from(response: Response) -> ApiError:
+    """The typed error for a failed Freshdesk response, worded from its error body."""
+    body = _body_json(response)
+    # A Freshdesk 409 names a duplicate value (assumed from the docs' wording, "conflicting
+    # state"), not a concurrent edit: re-reading would not help, so it is a field error too.
+    generic_statuses = {401, 403, 404, 429}
+    if (
+        isinstance(body, dict)
+        and isinstance(body.get("errors"), list)
+        and 400 <= response.status < 500
+        and response.status not in generic_statuses
+    ):
+        errors = [
+            FieldError(
+                field=str(item.get("field") or ""),
+                message=str(item.get("message") or ""),
+                code=None if item.get("code") is None else str(item["code"]),
+            )
+            for item in body["errors"]
+            if isinstance(item, dict)
+        ]
+        method, url = response.request.describe()
+        request_id = error_for(response, "").request_id
+        return ValidationFailed(
+            str(body.get("description") or "Validation failed"),
+            method=method,
+            url=url,
+            status=response.status,
+            request_id=request_id,
+            errors=errors,
+        )
+    if isinstance(body, dict) and (body.get("message") or body.get("code")):
+        code, message = body.get("code"), body.get("message") or body.get("description")
+        text = f"{code}: {message}" if code and message else str(code or message)
+    else:
+        text = response.text() or f"HTTP {response.status} with an empty body"
+    return error_for(response, text)
+
+
+def _decode(response: Response, adapter: TypeAdapter[T], what: str) -> T:
+    if not 200 <= response.status < 300:
+        raise error_from(response)
+    try:
+        return adapter.validate_json(response.body)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(part) for part in first["loc"]) or "body"
+        method, url = response.request.describe()
+        raise MalformedResponse(
+            f"expected {what}; {exc.error_count()} problem(s), first at {where}: {first['msg']}",
+            method=method,
+            url=url,
+            status=response.status,
+            request_id=error_for(response, "").request_id,
+        ) from None
+
+
+_TICKET = TypeAdapter(Ticket)
+_COMPANY = TypeAdapter(Company)
+_NOTE = TypeAdapter(Note)
+
+
+# --- paging ----------------------------------------------------------------------------------
+
+
+def has_next_page(headers: Mapping[str, str]) -> bool:
+    """Whether the `Link` header announces a next page (`rel="next"`)."""
+    link = headers.get("link")
+    if not link:
+        return False
+    for _url, params in _LINK.findall(link):
+        for rel in _REL_NEXT.findall(params):
+            if "next" in rel.split():
+                return True
+    return False
+
+
+class PollPosition(BaseModel):
+    """Where a ticket poll stands, to persist and resume from after a restart.
+
+    `seen_ids` are the tickets already reported whose `updated_at` is `last_updated_at`: they
+    come again after a restart at that instant and must not be reported twice.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    since: AwareDatetime
+    page: int = Field(default=1, ge=1)
+    last_updated_at: AwareDatetime | None = None
+    seen_ids: tuple[int, ...] = ()
+
+
+class TicketPoller:
+    """Pages through tickets updated since an instant, oldest change first, none twice.
+
+    `next_request(base_url)` says what to ask; `feed(response)` takes the answer and returns the
+    tickets not reported before. Freshdesk refuses page 301, so before reaching it the poller
+    starts again at page 1 with `updated_since` set to the last `updated_at` it saw, and drops
+    the tickets of that instant it already reported. A 400 for the page is handled the same way.
+
+    `restart_every` starts again from the last `updated_at` after that many pages. The default,
+    1, asks every page as page 1 from the last instant seen (page 2, 3... only while a whole
+    page shares one `updated_at`). That is what a writer needs: each write between pages moves a
+    ticket to the end of the `updated_at` order and shifts every later page by one, so following
+    `Link` to page N+1 would skip one unread ticket per write. The cost is the few tickets of the
+    last instant coming twice (dropped here). 300 follows `Link` up to Freshdesk's cap, for a
+    reader that writes nothing while it pages.
+
+    After the last page `next_request` returns None until `start_round()`; the next round asks
+    from the last `updated_at` seen, so a daemon keeps one poller (or its `position`) for ever.
+    """
+
+    def __init__(
+        self,
+        since: datetime,
+        per_page: int = PER_PAGE_MAX,
+        include: str | None = "stats",
+        *,
+        restart_every: int = 1,
+    ) -> None:
+        if since.tzinfo is None:
+            raise ValueError("since must be timezone-aware")
+        if not 1 <= per_page <= PER_PAGE_MAX:
+            raise ValueError(f"per_page must be 1..{PER_PAGE_MAX}, got {per_page}")
+        if not 1 <= restart_every <= MAX_PAGE:
+            raise ValueError(f"restart_every must be 1..{MAX_PAGE}, got {restart_every}")
+        self.per_page = per_page
+        self.include = include
+        self.restart_every = restart_every
+        self._since = since
+        self._page = 1
+        self._last: datetime | None = None
+        self._seen: set[int] = set()
+        self._done = False
+
+    @classmethod
+    def resume(
+        cls,
+        position: PollPosition,
+        per_page: int = PER_PAGE_MAX,
+        include: str | None = "stats",
+        *,
+        restart_every: int = 1,
+    ) -> TicketPoller:
+        """A poller that carries on from a persisted `position`."""
+        poller = cls(position.since, per_page, include, restart_every=restart_every)
+        poller._page = position.page
+        poller._last = position.last_updated_at
+        poller._seen = set(position.seen_ids) if position.last_updated_at is not None else set()
+        return poller
+
+    @property
+    def since(self) -> datetime:
+        """The `updated_since` of the requests in hand."""
+        return self._since
+
+    @property
+    def page(self) -> int:
+        """The page the next request asks for."""
+        return self._page
+
+    @property
+    def last_updated_at(self) -> datetime | None:
+        """The latest `updated_at` reported so far (None: nothing yet)."""
+        return self._last
+
+    @property
+    def done(self) -> bool:
+        """Whether this round has read the last page."""
+        return self._done
+
+    @property
+    def position(self) -> PollPosition:
+        """Everything needed to resume exactly here."""
+        return PollPosition(
+            since=self._since,
+            page=self._page,
+            last_updated_at=self._last,
+            seen_ids=tuple(sorted(self._seen)),
+        )
+
+    def start_round(self) -> None:
+        """Allow the next round of requests after the last page of the previous one."""
+        self._done = False
+
+    def next_request(self, base_url: str) -> Request | None:
+        """The next page to ask for, or None when this round has read the last page."""
+        if self._done:
+            return None
+        params = [
+            ("updated_since", format_instant(self._since)),
+            ("order_by", "updated_at"),
+            ("order_type", "asc"),
+            ("per_page", str(self.per_page)),
+        ]
+        if self.include:
+            params.append(("include", self.include))
+        params.append(("page", str(self._page)))
+        return Request("GET", f"{base_url}{API}/tickets", params=tuple(params))
+
+    def feed(self, response: Response) -> list[Ticket]:
+        """Take one page's answer; return the tickets (or new versions) not reported before.
+
+        Raises the typed error of a failed response, except Freshdesk's refusal of a page past
+        300, after which the poller starts again from the last `updated_at` and returns [].
+        """
+        if response.status == 400 and self._page > 1:
+            error = error_from(response)
+            if isinstance(error, ValidationFailed) and any(e.field == "page" for e in error.errors):
+                restart_at = self._restart_point()
+                if restart_at is None:
+                    raise error
+                self._restart(restart_at)
+                return []
+            raise error
+        tickets = _decode(response, TICKET_LIST, "a JSON list of tickets")
+        fresh: list[Ticket] = []
+        for ticket in tickets:
+            stamp = ticket.updated_at
+            if stamp == self._last and ticket.id in self._seen:
+                continue
+            fresh.append(ticket)
+            if self._last is None or stamp > self._last:
+                self._last = stamp
+                self._seen = {ticket.id}
+            elif stamp == self._last:
+                self._seen.add(ticket.id)
+        restart_at = self._restart_point()
+        if not has_next_page(response.headers):
+            self._restart(restart_at or self._since)
+            self._done = True
+        elif self._page >= self.restart_every and restart_at is not None:
+            self._restart(restart_at)
+        elif self._page >= MAX_PAGE:
+            method, url = response.request.describe()
+            raise ApiError(
+                f"more than {MAX_PAGE} pages of tickets were updated at "
+                f"{format_instant(self._since)}; Freshdesk cannot page past them",
+                method=method,
+                url=url,
+            )
+        else:
+            self._page += 1
+        return fresh
+
+    def _restart_point(self) -> datetime | None:
+        """The later `updated_since` to start again from; None when there is none yet."""
+        if self._last is not None and self._last > self._since:
+            return self._last
+        return None
+
+    def _restart(self, since: datetime) -> None:
+        self._since = since
+        self._page = 1
+
+
+# --- tickets ---------------------------------------------------------------------------------
+
+
+def show_request(base_url: str, ticket_id: int, include: str | None = "stats") -> Request:
+    """`GET /api/v2/tickets/{id}?include=stats`."""
+    params = (("include", include),) if include else ()
+    return Request("GET", f"{base_url}{API}/tickets/{ticket_id}", params=params)
+
+
+def decode_ticket(response: Response) -> Ticket:
+    """The ticket of a show or update answer."""
+    return _decode(response, _TICKET, "a JSON ticket")
+
+
+def check_tags(tags: Iterable[str], *, method: str = "PUT", url: str = "") -> None:
+    """Refuse, before sending, the tags Freshdesk would refuse (over 32 characters, commas)."""
+    errors = [
+        FieldError(
+            "tags", f"{tag!r} has {len(tag)} characters, at most {TAG_MAX_LENGTH}", "invalid_value"
+        )
+        for tag in tags
+        if len(tag) > TAG_MAX_LENGTH
+    ]
+    errors += [
+        FieldError("tags", f"{tag!r} holds a comma, which Freshdesk refuses", "invalid_value")
+        for tag in tags
+        if "," in tag
+    ]
+    if errors:
+        raise ValidationFailed(
+            "refused before sending", method=method, url=url, status=None, errors=errors
+        )
+
+
+def check_due_dates(
+    ticket: Ticket,
+    update: TicketUpdate,
+    *,
+    timer_stopping_statuses: Iterable[int] = TIMER_STOPPING_STATUSES,
+) -> TicketUpdate:
+    """The update as Freshdesk will take it; due dates it would refuse are dropped or refused.
+
+    - On a ticket whose status stops the SLA timer, the due dates are dropped from the update
+      (the rest still goes) and the reason is added to `update.dropped` for the caller to log.
+    - A due date before `created_at`, a `due_by` before `fr_due_by` (with the ticket's own
+      value standing in for the one not sent), or a ticket left with only one of the two raises
+      `ValidationFailed`: the computation upstream is wrong, and sending would only fail.
+    """
+    if update.fr_due_by is None and update.due_by is None:
+        return update
+    if ticket.status in frozenset(timer_stopping_statuses):
+        reason = (
+            f"ticket {ticket.id}: status {ticket.status} stops the SLA timer; "
+            "Freshdesk refuses fr_due_by/due_by, not written"
+        )
+        return update.model_copy(
+            update={"fr_due_by": None, "due_by": None, "dropped": (*update.dropped, reason)}
+        )
+    errors: list[FieldError] = []
+    for name, value in (("fr_due_by", update.fr_due_by), ("due_by", update.due_by)):
+        if value is not None and value < ticket.created_at:
+            errors.append(
+                FieldError(
+                    name,
+                    f"{format_instant(value)} is before created_at "
+                    f"{format_instant(ticket.created_at)}",
+                    "invalid_value",
+                )
+            )
+    first = update.fr_due_by or ticket.fr_due_by
+    final = update.due_by or ticket.due_by
+    if first is None or final is None:
+        missing = "fr_due_by" if first is None else "due_by"
+        errors.append(
+            FieldError(missing, "Freshdesk needs fr_due_by and due_by together", "missing_field")
+        )
+    elif final < first:
+        errors.append(
+            FieldError(
+                "due_by",
+                f"{format_instant(final)} is before fr_due_by {format_instant(first)}",
+                "invalid_value",
+            )
+        )
+    if errors:
+        raise ValidationFailed(
+            f"ticket {ticket.id}: due dates refused before sending",
+            method="PUT",
+            url=f"{API}/tickets/{ticket.id}",
+            status=None,
+            errors=errors,
+        )
+    return update
+
+
+def update_body(update: TicketUpdate) -> dict[str, Any]:
+    """The JSON body of a ticket update: only the attributes that change."""
+    body: dict[str, Any] = {}
+    if update.fr_due_by is not None:
+        body["fr_due_by"] = format_instant(update.fr_due_by)
+    if update.due_by is not None:
+        body["due_by"] = format_instant(update.due_by)
+    if update.priority is not None:
+        body["priority"] = update.priority
+    if update.tags is not None:
+        body["tags"] = list(update.tags)
+    if update.custom_fields:
+        body["custom_fields"] = dict(update.custom_fields)
+    return body
+
+
+def update_request(base_url: str, ticket_id: int, update: TicketUpdate) -> Request:
+    """`PUT /api/v2/tickets/{id}` with the changed attributes; bad tags refused here."""
+    url = f"{base_url}{API}/tickets/{ticket_id}"
+    if update.is_empty:
+        raise ValueError(f"ticket {ticket_id}: an empty update has nothing to send")
+    if update.tags is not None:
+        check_tags(update.tags, method="PUT", url=url)
+    return Request("PUT", url, json=update_body(update))
+
+
+# --- notes -----------------------------------------------------------------------------------
+
+
+def note_request(base_url: str, ticket_id: int, text: str) -> Request:
+    """`POST /api/v2/tickets/{id}/notes`: a private note showing `text` as written."""
+    # Freshdesk renders the body as HTML: escape it so a "<" in a reason stays a "<".
+    body = html.escape(text).replace("\r\n", "\n").replace("\n", "<br>")
+    return Request(
+        "POST",
+        f"{base_url}{API}/tickets/{ticket_id}/notes",
+        json={"body": body, "private": True},
+    )
+
+
+def decode_note(response: Response) -> Note:
+    """The note Freshdesk created."""
+    return _decode(response, _NOTE, "a JSON note")
+
+
+# --- companies and fields --------------------------------------------------------------------
+
+
+def company_request(base_url: str, company_id: int) -> Request:
+    """`GET /api/v2/companies/{id}`."""
+    return Request("GET", f"{base_url}{API}/companies/{company_id}")
+
+
+def decode_company(response: Response) -> Company:
+    """The company of a show answer."""
+    return _decode(response, _COMPANY, "a JSON company")
+
+
+def companies_request(base_url: str, page: int = 1, per_page: int = PER_PAGE_MAX) -> Request:
+    """`GET /api/v2/companies?per_page=100&page=N`."""
+    params = (("per_page", str(per_page)), ("page", str(page)))
+    return Request("GET", f"{base_url}{API}/companies", params=params)
+
+
+def decode_companies(response: Response) -> tuple[list[Company], bool]:
+    """One page of companies, and whether the `Link` header announces another."""
+    companies = _decode(response, COMPANY_LIST, "a JSON list of companies")
+    return companies, has_next_page(response.headers)
+
+
+def ticket_fields_request(base_url: str) -> Request:
+    """`GET /api/v2/ticket_fields` (not paginated)."""
+    return Request("GET", f"{base_url}{API}/ticket_fields")
+
+
+def decode_ticket_fields(response: Response) -> list[TicketField]:
+    """The ticket field definitions."""
+    return _decode(response, TICKET_FIELD_LIST, "a JSON list of ticket fields")
+
+
+def company_fields_request(base_url: str) -> Request:
+    """`GET /api/v2/company_fields` (not paginated)."""
+    return Request("GET", f"{base_url}{API}/company_fields")
+
+
+def decode_company_fields(response: Response) -> list[CompanyField]:
+    """The company field definitions."""
+    return _decode(response, COMPANY_FIELD_LIST, "a JSON list of company fields")
