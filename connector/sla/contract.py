@@ -350,7 +350,9 @@ class Contract:
                 owned.add(target.expedite.unavailable_tag)
             if target.capacity is not None:
                 owned.add(target.capacity.exceeded_tag)
-        effects = [effect for quota in spec.quotas.values() for effect in (quota.within, quota.over)]
+        effects = [
+            effect for quota in spec.quotas.values() for effect in (quota.within, quota.over)
+        ]
         if spec.scope is not None:
             effects.extend(
                 effect
