@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from functools import cached_property
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -198,6 +199,11 @@ class HelpdeskMapping(_Spec):
     facts: FactSources
     results: ResultDestinations = Field(default_factory=ResultDestinations)
 
+    @cached_property
+    def fact_reader(self) -> _FactReader:
+        """The fact sources compiled into readers, once per mapping."""
+        return _compile(self)
+
     @property
     def priorities(self) -> dict[str, Scalar]:
         """Engine priority name → the helpdesk's priority value."""
@@ -302,34 +308,41 @@ class _Unreadable(ValueError):
     pass
 
 
-def _raw(view: WireView, source: Source) -> Any:
-    kind = source.kind
+def _getter(source: Source) -> Callable[[WireView], Any]:
+    """A function reading the source's raw value from a view, chosen once per source."""
+    kind, key = source.kind, source.key
     if kind == "static":
-        return source.static
+        return lambda view: key
     if kind == "tag":
-        return source.tag in view.tags
+        return lambda view: key in view.tags
     if kind == "tag_prefix":
-        prefix = source.tag_prefix or ""
-        return next((t[len(prefix) :] for t in view.tags if t.startswith(prefix)), None)
+        prefix = str(key)
+        size = len(prefix)
+        return lambda view: next((t[size:] for t in view.tags if t.startswith(prefix)), None)
     reader = KINDS["zendesk"].get(kind) or KINDS["freshdesk"][kind]
-    return getattr(view, reader)(source.key)
+    if reader == "ticket_field":
+        return lambda view: view.ticket_field(key)  # type: ignore[arg-type]
+    if reader == "customer_field":
+        return lambda view: view.customer_field(str(key))
+    if reader == "ticket_attribute":
+        return lambda view: view.ticket_attribute(str(key))
+    if reader == "customer_attribute":
+        return lambda view: view.customer_attribute(str(key))
+    return lambda view: view.event(str(key))
 
 
 def _present(value: Any) -> bool:
     return value is not None and value not in ("", [])
 
 
-def _text(view: WireView, source: Source | None) -> str | None:
-    if source is None:
-        return None
-    value = _raw(view, source)
+def _text(value: Any, source: Source) -> str | None:
     if not _present(value):
         value = source.default
-    if not _present(value):
-        return None
+        if not _present(value):
+            return None
     if isinstance(value, list):
         raise _Unreadable(f"expected one value, got the list {value!r}")
-    text = str(value).strip()
+    text = value.strip() if isinstance(value, str) else str(value)
     if source.prefix is not None:
         if not text.startswith(source.prefix):
             raise _Unreadable(f"expected a value starting with {source.prefix!r}, got {text!r}")
@@ -342,8 +355,10 @@ def _text(view: WireView, source: Source | None) -> str | None:
     return text
 
 
-def _integer(view: WireView, source: Source) -> int | None:
-    text = _text(view, source)
+def _integer(value: Any, source: Source) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    text = _text(value, source)
     if text is None:
         return None
     try:
@@ -355,15 +370,14 @@ def _integer(view: WireView, source: Source) -> int | None:
     return int(number)
 
 
-_TRUE = {"true", "yes", "1", "on", "y"}
-_FALSE = {"false", "no", "0", "off", "n"}
+_TRUE = frozenset({"true", "yes", "1", "on", "y"})
+_FALSE = frozenset({"false", "no", "0", "off", "n"})
 
 
-def _boolean(view: WireView, source: Source) -> bool | None:
-    value = _raw(view, source)
+def _boolean(value: Any, source: Source) -> bool | None:
     if isinstance(value, bool):
         return value
-    text = _text(view, source)
+    text = _text(value, source)
     if text is None:
         return None
     if text.lower() in _TRUE:
@@ -373,13 +387,12 @@ def _boolean(view: WireView, source: Source) -> bool | None:
     raise _Unreadable(f"expected yes or no, got {text!r}")
 
 
-def _instant(view: WireView, source: Source) -> datetime | None:
-    value = _raw(view, source)
+def _instant(value: Any, source: Source) -> datetime | None:
     if isinstance(value, datetime):
         if value.tzinfo is None:
             raise _Unreadable(f"expected an instant with a time zone, got {value.isoformat()}")
         return value
-    text = _text(view, source)
+    text = _text(value, source)
     if text is None:
         return None
     try:
@@ -388,8 +401,8 @@ def _instant(view: WireView, source: Source) -> datetime | None:
         raise _Unreadable(str(exc)) from None
 
 
-def _date(view: WireView, source: Source) -> date | None:
-    text = _text(view, source)
+def _date(value: Any, source: Source) -> date | None:
+    text = _text(value, source)
     if text is None:
         return None
     try:
@@ -398,12 +411,11 @@ def _date(view: WireView, source: Source) -> date | None:
         raise _Unreadable(f"expected a date YYYY-MM-DD, got {text!r}") from None
 
 
-def _list(view: WireView, source: Source) -> list[str] | None:
-    value = _raw(view, source)
+def _list(value: Any, source: Source) -> list[str] | None:
     if not _present(value):
         value = source.default
-    if not _present(value):
-        return None
+        if not _present(value):
+            return None
     items = value if isinstance(value, list) else str(value).split(source.split or ",")
     out = [str(item).strip() for item in items]
     if source.prefix is not None:
@@ -416,76 +428,125 @@ def _list(view: WireView, source: Source) -> list[str] | None:
     return [item for item in out if item]
 
 
+Convert = Callable[[Any, Source], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class _Field:
+    """One fact to read: its place in TicketFacts, its source, how to read and convert it."""
+
+    path: str
+    source: Source
+    get: Callable[[WireView], Any]
+    convert: Convert
+
+    def read(self, view: WireView) -> Any:
+        try:
+            return self.convert(self.get(view), self.source)
+        except _Unreadable as exc:
+            raise UnmappedTicket(
+                view.ticket_id, f"facts.{self.path} ({self.source.describe()}): {exc}"
+            ) from None
+
+
+def _field(path: str, source: Source | None, convert: Convert) -> _Field | None:
+    return None if source is None else _Field(path, source, _getter(source), convert)
+
+
+@dataclass(frozen=True, slots=True)
+class _FactReader:
+    """A mapping turned into readers once, so that each ticket costs only the reads."""
+
+    contract: _Field
+    top: tuple[tuple[str, _Field], ...]
+    customer: tuple[tuple[str, _Field], ...]
+    events: tuple[tuple[str, _Field], ...]
+    quantities: tuple[tuple[str, _Field], ...]
+    flags: tuple[tuple[str, _Field], ...]
+
+
+_TOP: dict[str, Convert] = {
+    "customer": _text,
+    "plan": _text,
+    "severity": _text,
+    "severity_override": _text,
+    "category": _text,
+    "product": _text,
+    "region": _text,
+}
+_CUSTOMER: dict[str, Convert] = {
+    "seats": _integer,
+    "subscription_start": _date,
+    "subscription_kind": _text,
+    "active": _boolean,
+    "timezone": _text,
+    "offices": _list,
+}
+
+
+def _compile(mapping: HelpdeskMapping) -> _FactReader:
+    facts = mapping.facts
+
+    def fields(
+        prefix: str, sources: dict[str, Source | None], converts: dict[str, Convert] | Convert
+    ) -> tuple[tuple[str, _Field], ...]:
+        out = []
+        for name, source in sources.items():
+            convert = converts[name] if isinstance(converts, dict) else converts
+            if (field := _field(f"{prefix}{name}", source, convert)) is not None:
+                out.append((name, field))
+        return tuple(out)
+
+    contract = _field("contract", facts.contract, _text)
+    assert contract is not None  # the schema requires it
+    return _FactReader(
+        contract=contract,
+        top=fields("", {name: getattr(facts, name) for name in _TOP}, _TOP),
+        customer=fields(
+            "customer_facts.",
+            {name: getattr(facts.customer_facts, name) for name in _CUSTOMER},
+            _CUSTOMER,
+        ),
+        events=fields(
+            "events.",
+            {name: getattr(facts.events, name) for name in EventSources.model_fields},
+            _instant,
+        ),
+        quantities=fields("quantities.", dict(facts.quantities), _integer),
+        flags=fields("flags.", dict(facts.flags), _boolean),
+    )
+
+
 def read_facts(view: WireView, mapping: HelpdeskMapping) -> TicketFacts:
     """The engine's facts for one ticket; `UnmappedTicket` names the fact that cannot be read."""
-    facts = mapping.facts
+    reader = mapping.fact_reader
     ticket_id = view.ticket_id
-    where = "facts.contract"
-
-    def read(path: str, source: Source | None, reader: Any) -> Any:
-        nonlocal where
-        if source is None:
-            return None
-        where = f"facts.{path} ({source.describe()})"
-        return reader(view, source)
-
+    contract = reader.contract.read(view)
+    if contract is None:
+        raise UnmappedTicket(
+            ticket_id, f"no contract: facts.contract ({reader.contract.source.describe()}) is empty"
+        )
+    customer = {name: field.read(view) for name, field in reader.customer}
+    if customer.get("active") is None:
+        customer.pop("active", None)
+    quantities = {
+        name: number
+        for name, field in reader.quantities
+        if (number := field.read(view)) is not None
+    }
+    flags = {name: flag for name, field in reader.flags if (flag := field.read(view)) is not None}
     try:
-        contract = read("contract", facts.contract, _text)
-        if contract is None:
-            raise UnmappedTicket(
-                ticket_id, f"no contract: facts.contract ({facts.contract.describe()}) is empty"
-            )
-        customer_sources = facts.customer_facts
-        customer = CustomerFacts(
-            seats=read("customer_facts.seats", customer_sources.seats, _integer),
-            subscription_start=read(
-                "customer_facts.subscription_start", customer_sources.subscription_start, _date
-            ),
-            subscription_kind=read(
-                "customer_facts.subscription_kind", customer_sources.subscription_kind, _text
-            ),
-            active=read("customer_facts.active", customer_sources.active, _boolean) is not False,
-            timezone=read("customer_facts.timezone", customer_sources.timezone, _text),
-            offices=read("customer_facts.offices", customer_sources.offices, _list),
-        )
-        event_sources = facts.events
-        events = Events(
-            first_agent_reply_at=read(
-                "events.first_agent_reply_at", event_sources.first_agent_reply_at, _instant
-            ),
-            workaround_at=read("events.workaround_at", event_sources.workaround_at, _instant),
-            solved_at=read("events.solved_at", event_sources.solved_at, _instant),
-            delivered_at=read("events.delivered_at", event_sources.delivered_at, _instant),
-        )
-        quantities = {
-            name: number
-            for name, source in facts.quantities.items()
-            if (number := read(f"quantities.{name}", source, _integer)) is not None
-        }
-        flags = {
-            name: flag
-            for name, source in facts.flags.items()
-            if (flag := read(f"flags.{name}", source, _boolean)) is not None
-        }
         return TicketFacts(
             id=ticket_id,
             created_at=view.created_at,
-            customer=read("customer", facts.customer, _text),
             contract=contract,
-            plan=read("plan", facts.plan, _text),
-            severity=read("severity", facts.severity, _text),
-            severity_override=read("severity_override", facts.severity_override, _text),
-            category=read("category", facts.category, _text),
-            product=read("product", facts.product, _text),
-            region=read("region", facts.region, _text),
             status=view.status,
             quantities=quantities,
             flags=flags,
-            customer_facts=customer,
-            events=events,
+            customer_facts=CustomerFacts(**customer),
+            events=Events(**{name: field.read(view) for name, field in reader.events}),
+            **{name: field.read(view) for name, field in reader.top},
         )
-    except _Unreadable as exc:
-        raise UnmappedTicket(ticket_id, f"{where}: {exc}") from None
     except ValidationError as exc:
         first = exc.errors()[0]
         path = ".".join(map(str, first["loc"]))
