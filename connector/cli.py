@@ -93,6 +93,39 @@ def build_parser() -> argparse.ArgumentParser:
     )
     simulate.add_argument("file", metavar="FILE|-", help="JSON lines of TicketFacts, or -")
     _common(simulate)
+
+    sandbox = commands.add_parser(
+        "sandbox",
+        help="serve a local Zendesk and Freshdesk API seeded with demo tickets",
+        description="Serve the sandbox helpdesks (Zendesk under /zendesk, Freshdesk under "
+        "/freshdesk, control API under /_sandbox/) on one port until interrupted.",
+    )
+    sandbox.add_argument("--port", type=int, default=8765, help="port (default 8765; 0: any)")
+    sandbox.add_argument("--host", default="127.0.0.1", help="address (default 127.0.0.1)")
+    sandbox.add_argument(
+        "--helpdesk",
+        choices=("zendesk", "freshdesk", "both"),
+        default="both",
+        help="which API to serve (default both)",
+    )
+    sandbox.add_argument(
+        "--rate-limit",
+        type=int,
+        metavar="N",
+        help="enforce N requests a minute per helpdesk (429 with Retry-After beyond)",
+    )
+    sandbox.add_argument(
+        "--generate",
+        type=int,
+        default=0,
+        metavar="N",
+        help="add N generated tickets for load runs (deterministic)",
+    )
+    sandbox.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow a non-loopback --host (the sandbox has no real security)",
+    )
     return parser
 
 
@@ -111,6 +144,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from connector.errors import ConnectorError
 
     try:
+        if args.command == "sandbox":
+            return _sandbox(args, sys.stdout)
         if args.command == "sla" and args.sla_command == "compute":
             return _compute(args, sys.stdout)
         return _simulate(args, sys.stdout, sys.stderr)
@@ -120,6 +155,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_status
     except KeyboardInterrupt:
         return 130
+
+
+def _sandbox(args: argparse.Namespace, out: TextIO) -> int:
+    """Serve the sandbox helpdesks in the foreground until interrupted."""
+    from connector.errors import InputError
+    from connector.http import LOOPBACK_HOSTS
+    from connector.sandbox import Sandbox, generate
+
+    if args.host not in LOOPBACK_HOSTS and not args.allow_remote:
+        raise InputError(f"--host {args.host}: not a loopback address (add --allow-remote)")
+    if args.rate_limit is not None and args.rate_limit < 1:
+        raise InputError("--rate-limit: expected a positive number of requests a minute")
+    sandbox = Sandbox.seeded(rate_limit=args.rate_limit)
+    if args.generate > 0:
+        sandbox.seed(generate(args.generate, seed=1, anchor=sandbox.now()), customers=())
+    helpdesks = ("zendesk", "freshdesk") if args.helpdesk == "both" else (args.helpdesk,)
+    try:
+        server = sandbox.serve(args.host, args.port, helpdesks=helpdesks)
+    except OSError as exc:
+        raise InputError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
+    creds = sandbox.credentials
+    if "zendesk" in helpdesks:
+        out.write(f"zendesk    {server.zendesk_url}  (user {creds.zendesk_email}/token)\n")
+    if "freshdesk" in helpdesks:
+        out.write(f"freshdesk  {server.freshdesk_url}  (basic auth: API key, password X)\n")
+    out.write(f"control    {server.control_url}/\n")
+    out.flush()
+    try:
+        server.serve_forever()
+    finally:
+        server.close()
+    return 0
 
 
 def _instant(value: str | None, flag: str) -> datetime | None:
