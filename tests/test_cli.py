@@ -254,3 +254,33 @@ def test_module_entry_point_and_help() -> None:
     )
     assert missing.returncode == 2
     assert "--contract" in missing.stderr
+
+
+def test_a_reader_that_stops_early_gets_no_traceback() -> None:
+    # `sla simulate - | head -1`: the pipe closes long before the output (well over a pipe
+    # buffer) is written.
+    lines = (MAPPINGS / "examples" / "tickets.jsonl").read_text().splitlines()
+    tickets = [json.loads(line) for line in lines if line.strip()]
+    many = "".join(
+        json.dumps(ticket | {"id": f"{ticket['id']}-{i}"}) + "\n"
+        for i in range(400)
+        for ticket in tickets
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "connector", "sla", "simulate", "-", "--now", "2026-03-06T16:00Z"],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdin is not None
+    assert process.stdout is not None
+    process.stdin.write(many.encode())
+    process.stdin.close()
+    assert process.stdout.readline().startswith(b'{"ticket"')
+    process.stdout.close()
+    assert process.stderr is not None
+    with process.stderr:
+        stderr = process.stderr.read()
+    process.wait(timeout=60)
+    assert b"Traceback" not in stderr
