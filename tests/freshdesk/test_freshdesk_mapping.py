@@ -178,3 +178,26 @@ def test_facts_from_stats_company_fields_and_custom_fields(mapping: HelpdeskMapp
 def test_a_ticket_without_company_is_unmapped(mapping: HelpdeskMapping) -> None:
     with pytest.raises(UnmappedTicket, match="ticket 42: no contract"):
         read_facts(FreshdeskView(ticket(company_id=None), None), mapping)
+
+
+def test_without_a_first_response_target_fr_due_by_comes_down_to_due_by(
+    mapping: HelpdeskMapping, contracts: dict[str, Contract], owned: frozenset[str]
+) -> None:
+    # A pixelz order: only a delivery due (3 hours), while Freshdesk's own policy had put
+    # fr_due_by a day out. Freshdesk refuses due_by before fr_due_by.
+    customer = company(sla_contract="pixelz", timezone="Europe/Paris")
+    wire = ticket(
+        custom_fields={"cf_images": 5, "cf_expedite": True, "cf_category": "order"},
+        created_at="2026-03-02T09:00:00Z",
+        fr_due_by="2026-03-03T09:00:00Z",
+        due_by="2026-03-07T09:00:00Z",
+    )
+    decision, contract = decide_ticket(wire, customer, mapping, contracts)
+    desired = desired_results(decision, mapping, owned, contract)
+    delivery = decision.targets["delivery"].due
+    writes = writes_for(wire, desired, posted_note=None)
+    assert writes.update is not None
+    assert writes.update.due_by == delivery
+    assert writes.update.fr_due_by == min(delivery, decision.targets["rejection_notice"].due)
+    after = applied(wire, writes.update)
+    assert writes_for(after, desired, posted_note=desired.note_fingerprint).is_empty

@@ -96,25 +96,13 @@ def writes_for(
 ) -> FreshdeskWrites:
     """The smallest writes that make `ticket` show `desired`.
 
-    `fr_due_by` and `due_by` are Freshdesk's own fields: a best-effort target leaves the
-    value in place (Freshdesk cannot hold "no due time"), except that `due_by` is raised to
-    `fr_due_by` when it would otherwise fall before it, since Freshdesk refuses that. Tags are
-    sent as the whole merged list (Freshdesk replaces tags): agents' tags are kept in place.
+    `fr_due_by` and `due_by` are Freshdesk's own fields; see `_due_dates` for how a field with
+    no contract due (best effort, or no such target) is kept consistent. Tags are sent as the
+    whole merged list (Freshdesk replaces tags): agents' tags are kept in place.
     A note goes out only when its fingerprint differs from `posted_note`.
     """
-    dues: dict[str, datetime] = {}
-    for value in desired.due:
-        name = str(value.destination.key)
-        if value.due is not None and getattr(ticket, name, None) != value.due:
-            dues[name] = value.due
-    new_first = dues.get("fr_due_by", ticket.fr_due_by)
-    final = dues.get("due_by", ticket.due_by)
-    dropped: list[str] = []
-    if new_first is not None and (final is None or final < new_first) and dues:
-        dues["due_by"] = new_first
-        dropped.append(
-            f"ticket {ticket.id}: no due_by on or after fr_due_by; due_by set to fr_due_by"
-        )
+    ours = {str(value.destination.key): value.due for value in desired.due if value.due is not None}
+    dues, dropped = _due_dates(ticket, ours.get("fr_due_by"), ours.get("due_by"))
     priority, corrected = desired.priority_correction(ticket.priority, ticket.tags)
     remove = set(desired.tags_to_remove(ticket.tags))
     add = desired.tags_to_add(ticket.tags) + [t for t in corrected if t not in ticket.tags]
@@ -136,3 +124,35 @@ def writes_for(
         note=note,
         dropped=(*dropped, *update.dropped),
     )
+
+
+def _due_dates(
+    ticket: Ticket, first: datetime | None, final: datetime | None
+) -> tuple[dict[str, datetime], list[str]]:
+    """The due dates to send, given the contract's (None: no due time for that field).
+
+    Freshdesk cannot hold "no due time" and refuses `due_by` before `fr_due_by`. A field
+    without a contract due keeps its value unless that would break the order, in which case
+    it takes the other field's contract due: a first response is due no later than the
+    resolution. When both are the contract's and out of order, `fr_due_by` is brought down to
+    `due_by`. The result depends only on the inputs, so a re-poll asks for nothing new.
+    """
+    reasons = []
+    where = f"ticket {ticket.id}"
+    if first is not None and final is not None and final < first:
+        reasons.append(f"{where}: first response due after the resolution; fr_due_by = due_by")
+        first = final
+    elif first is None and final is not None:
+        if ticket.fr_due_by is None or ticket.fr_due_by > final:
+            reasons.append(f"{where}: no first response due; fr_due_by = due_by")
+            first = final
+    elif final is None and first is not None and (ticket.due_by is None or ticket.due_by < first):
+        reasons.append(f"{where}: no resolution due; due_by = fr_due_by")
+        final = first
+    wanted = {"fr_due_by": first, "due_by": final}
+    dues = {
+        name: value
+        for name, value in wanted.items()
+        if value is not None and getattr(ticket, name) != value
+    }
+    return dues, reasons
