@@ -24,18 +24,31 @@ import json
 import random
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 
+from connector.errors import UnmappedTicket
+from connector.helpdesks.freshdesk import ApiKeyCredentials, FreshdeskClient
 from connector.helpdesks.freshdesk.mapping import FreshdeskView, writes_for
 from connector.helpdesks.freshdesk.models import TICKET_LIST, Company
-from connector.helpdesks.mapping import desired_results, read_facts
+from connector.helpdesks.freshdesk.sansio import TicketPoller
+from connector.helpdesks.mapping import (
+    DesiredResults,
+    HelpdeskMapping,
+    WireView,
+    desired_results,
+    read_facts,
+)
+from connector.helpdesks.zendesk import ApiTokenCredentials, ZendeskClient
 from connector.helpdesks.zendesk.mapping import ZendeskView, update_for
 from connector.helpdesks.zendesk.sansio import decode_export
-from connector.http import Request, Response
+from connector.http import Credentials, HttpShell, Request, Response
 from connector.mappingfiles import load_contracts, load_helpdesk_mapping
+from connector.sandbox import FRESHDESK_URL, ZENDESK_URL, ManualClock, Sandbox, generate
+from connector.sla.contract import Contract
 from connector.sla.engine import decide
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -297,11 +310,140 @@ def part_one(repeat: int) -> None:
     print(f"(decisions built for the diff: {len(desired) + len(f_desired)})")
 
 
+@dataclass
+class _Run:
+    """One helpdesk of the sandbox, a client shell to it, and what was posted so far."""
+
+    helpdesk: str
+    sandbox: Sandbox
+    shell: HttpShell
+    mapping: HelpdeskMapping
+    contracts: dict[str, Contract]
+    owned: frozenset[str]
+    posted: dict[int, str | None] = field(default_factory=dict)
+
+    def desired(self, view: WireView) -> DesiredResults | None:
+        return _desired(view, self.mapping, self.contracts, self.owned)
+
+
+def _zendesk_pass(run: _Run, since: datetime) -> tuple[int, int]:
+    """Poll everything, write what decisions call for: (tickets, writes)."""
+    client = ZendeskClient(run.shell, ZENDESK_URL)
+    tickets = writes = 0
+    for page in client.iter_export(since):
+        for ticket in page.tickets:
+            tickets += 1
+            view = ZendeskView(ticket, page.organization_for(ticket), page.metric_set_for(ticket))
+            if (desired := run.desired(view)) is None:
+                continue
+            update = update_for(ticket, desired, posted_note=run.posted.get(ticket.id))
+            if update is not None:
+                client.update(ticket.id, update, ticket.updated_at)
+                writes += 1
+            run.posted[ticket.id] = desired.note_fingerprint
+    return tickets, writes
+
+
+def _freshdesk_pass(run: _Run, since: datetime) -> tuple[int, int]:
+    """Poll everything, write what decisions call for: (tickets, writes)."""
+    client = FreshdeskClient(run.shell, FRESHDESK_URL)
+    companies = {company.id: company for company in client.companies()}
+    tickets = writes = 0
+    for page in client.poll(TicketPoller(since)):
+        for ticket in page:
+            tickets += 1
+            view = FreshdeskView(ticket, companies.get(ticket.company_id or 0))
+            if (desired := run.desired(view)) is None:
+                continue
+            planned = writes_for(ticket, desired, posted_note=run.posted.get(ticket.id))
+            if planned.update is not None:
+                client.update(ticket.id, planned.update)
+                writes += 1
+            if planned.note is not None:
+                client.add_note(ticket.id, planned.note)
+                writes += 1
+            run.posted[ticket.id] = desired.note_fingerprint
+    return tickets, writes
+
+
+def _economy(helpdesk: str, count: int) -> tuple[float, float, int, int]:
+    """Reads per 1,000 tickets for a full poll and for the re-poll, writes, re-poll writes."""
+    clock = ManualClock(NOW)
+    sandbox = Sandbox(clock=clock)
+    sandbox.seed(list(generate(count, seed=1, anchor=NOW)), anchor=NOW)
+    creds = sandbox.credentials
+    credentials: Credentials
+    if helpdesk == "zendesk":
+        transport = sandbox.zendesk_transport()
+        credentials = ApiTokenCredentials(creds.zendesk_email, creds.zendesk_api_token)
+    else:
+        transport = sandbox.freshdesk_transport()
+        credentials = ApiKeyCredentials(creds.freshdesk_api_key)
+    shell = HttpShell(
+        httpx.Client(transport=transport),
+        credentials=credentials,
+        sleep=clock.sleep,
+        clock=lambda: clock().timestamp(),
+        wall_clock=clock,
+    )
+    run = _Run(
+        helpdesk,
+        sandbox,
+        shell,
+        load_helpdesk_mapping(ROOT / "mappings" / "helpdesks" / f"{helpdesk}.example.yaml"),
+        load_contracts(ROOT / "mappings"),
+        frozenset(),
+    )
+    run.owned = frozenset().union(*(c.owned_tags for c in run.contracts.values()))
+    one_pass = _zendesk_pass if helpdesk == "zendesk" else _freshdesk_pass
+    since = NOW - timedelta(days=90)
+    figures = []
+    for _ in range(2):
+        reads_before = sandbox.counters.total(helpdesk=helpdesk, method="GET")
+        tickets, writes = one_pass(run, since)
+        reads = sandbox.counters.total(helpdesk=helpdesk, method="GET") - reads_before
+        figures.append((reads * 1000 / tickets, writes))
+        clock.advance(120)  # the export leaves out the last minute
+    shell.client.close()
+    return figures[0][0], figures[1][0], figures[0][1], figures[1][1]
+
+
+def _desired(
+    view: WireView,
+    mapping: HelpdeskMapping,
+    contracts: dict[str, Contract],
+    owned: frozenset[str],
+) -> DesiredResults | None:
+    """What the ticket should show, or None for a ticket the mapping cannot place."""
+
+    try:
+        facts = read_facts(view, mapping)
+    except UnmappedTicket:
+        return None
+    contract = contracts[facts.contract]
+    return desired_results(decide(contract, facts, NOW), mapping, owned, contract)
+
+
+def part_two(count: int) -> None:
+    print()
+    print(f"API economy against the sandbox, {count:,} generated tickets + the bundled ones")
+    header = ("helpdesk", "reads/1k", "re-poll reads/1k", "writes", "re-poll writes")
+    print(f"{header[0]:<10} {header[1]:>9} {header[2]:>17} {header[3]:>7} {header[4]:>15}  goal")
+    for helpdesk, goal in (("zendesk", "<= 1 read/1k"), ("freshdesk", "<= 10 reads/1k")):
+        reads, reads_again, writes, writes_again = _economy(helpdesk, count)
+        print(
+            f"{helpdesk:<10} {reads:9.1f} {reads_again:17.1f} {writes:7d} {writes_again:15d}"
+            f"  {goal}, 0 writes on re-poll"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--tickets", type=int, default=3000, help="tickets for the API economy run")
     args = parser.parse_args()
     part_one(args.repeat)
+    part_two(args.tickets)
 
 
 if __name__ == "__main__":
