@@ -29,6 +29,7 @@ from connector.http import (
     parse_rate_limit,
     retry_after_seconds,
 )
+from tests.fakes import FakeTime
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
@@ -37,21 +38,6 @@ def decode_json(response: Response) -> object:
     if response.status >= 400:
         raise error_for(response, response.text())
     return response.json()
-
-
-class FakeTime:
-    """A monotonic clock that only moves when the shell sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 def shell_for(

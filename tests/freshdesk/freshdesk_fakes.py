@@ -13,6 +13,7 @@ import httpx
 from connector.helpdesks.freshdesk import ApiKeyCredentials, FreshdeskClient
 from connector.http import HttpShell
 from connector.timeutil import format_instant, parse_instant
+from tests.fakes import FakeTime
 
 __all__ = [
     "API_KEY",
@@ -49,21 +50,6 @@ PAGE_REFUSED = {
 def fixture(name: str) -> bytes:
     """The bytes of a recorded payload."""
     return (FIXTURES / name).read_bytes()
-
-
-class FakeTime:
-    """A monotonic clock that only moves when the shell sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 def client_for(time: FakeTime, base_url: str = BASE) -> FreshdeskClient:
