@@ -42,6 +42,7 @@ from connector.sandbox.seed import CATEGORIES, SEVERITIES, SeedCustomer, SeedTic
 from connector.sandbox.wsgi import (
     ApiRequest,
     ApiResponse,
+    ChangeOrder,
     Handler,
     Headers,
     Match,
@@ -172,7 +173,7 @@ class FreshdeskDesk:
         self.api_key = api_key
         self.tickets: dict[int, FreshdeskTicket] = {}
         self.companies: dict[int, SeedCustomer] = {}
-        self._by_updated: list[tuple[int, int]] = []  # (updated_at epoch, id), sorted
+        self._changes = ChangeOrder()
         self.rate = SlidingWindow(rate_limit) if rate_limit else None
         self.advertised_limit = advertised_limit
         self.routes = (
@@ -233,24 +234,13 @@ class FreshdeskDesk:
             status_updated_at=seed.solved_at or seed.created_at,
         )
         if seed.id in self.tickets:
-            self._unindex(self.tickets[seed.id])
+            self._changes.discard(self.tickets[seed.id])
         self.tickets[seed.id] = ticket
-        self._index(ticket)
-
-    def _index(self, ticket: FreshdeskTicket) -> None:
-        bisect.insort(self._by_updated, (to_epoch(ticket.updated_at), ticket.id))
-
-    def _unindex(self, ticket: FreshdeskTicket) -> None:
-        key = (to_epoch(ticket.updated_at), ticket.id)
-        at = bisect.bisect_left(self._by_updated, key)
-        if at < len(self._by_updated) and self._by_updated[at] == key:
-            del self._by_updated[at]
+        self._changes.add(ticket)
 
     def _touch(self, ticket: FreshdeskTicket, *, strictly_later: bool = False) -> None:
-        self._unindex(ticket)
-        floor = ticket.updated_at + timedelta(seconds=1 if strictly_later else 0)
-        ticket.updated_at = max(self.now(), floor)
-        self._index(ticket)
+        """Record a change: `updated_at` moves to now."""
+        self._changes.touch(ticket, self.now(), strictly_later=strictly_later)
 
     def agent_reply(self, ticket_id: int, at: datetime | None = None) -> None:
         """A public agent reply: `stats.first_responded_at` is set by the first one."""
@@ -520,8 +510,8 @@ class FreshdeskDesk:
 
     def _select(self, since: datetime | None, order_by: str, desc: bool) -> list[FreshdeskTicket]:
         if order_by == "updated_at":
-            at = 0 if since is None else bisect.bisect_left(self._by_updated, (to_epoch(since),))
-            keys = self._by_updated[at:]
+            at = 0 if since is None else bisect.bisect_left(self._changes.keys, (to_epoch(since),))
+            keys = self._changes.keys[at:]
             chosen = [self.tickets[i] for _, i in (reversed(keys) if desc else keys)]
         else:
             chosen = [t for t in self.tickets.values() if since is None or t.updated_at >= since]

@@ -13,6 +13,7 @@ was processed, `ReadError` when the server applied the call and the answer was l
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 import re
@@ -30,11 +31,13 @@ from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 import httpx
 
 from connector.sandbox.faults import Fault, FaultBook, FaultKind
+from connector.timeutil import to_epoch
 
 __all__ = [
     "ApiRequest",
     "ApiResponse",
     "BadRequestBody",
+    "ChangeOrder",
     "Counters",
     "CutConnection",
     "Desk",
@@ -394,3 +397,37 @@ class SandboxTransport(httpx.BaseTransport):
             raise httpx.RemoteProtocolError(
                 "Server disconnected without sending a response.", request=request
             ) from None
+
+
+class _Changing(Protocol):
+    id: int
+    updated_at: datetime
+
+
+class ChangeOrder:
+    """Tickets as `(updated_at epoch, id)` keys, kept sorted as tickets change.
+
+    Both helpdesks list changes in this order: Zendesk's export by `generated_timestamp` (which
+    moves with `updated_at` here), Freshdesk's list by `updated_at`.
+    """
+
+    def __init__(self) -> None:
+        self.keys: list[tuple[int, int]] = []
+
+    def add(self, ticket: _Changing) -> None:
+        """Index a ticket at its current `updated_at`."""
+        bisect.insort(self.keys, (to_epoch(ticket.updated_at), ticket.id))
+
+    def discard(self, ticket: _Changing) -> None:
+        """Forget a ticket's current key, if it is indexed."""
+        key = (to_epoch(ticket.updated_at), ticket.id)
+        at = bisect.bisect_left(self.keys, key)
+        if at < len(self.keys) and self.keys[at] == key:
+            del self.keys[at]
+
+    def touch(self, ticket: _Changing, now: datetime, *, strictly_later: bool = False) -> None:
+        """Record a change: `updated_at` moves to now (a second on at least, if asked)."""
+        self.discard(ticket)
+        floor = ticket.updated_at + timedelta(seconds=1 if strictly_later else 0)
+        ticket.updated_at = max(now, floor)
+        self.add(ticket)

@@ -54,6 +54,7 @@ from connector.sandbox.seed import CATEGORIES, SEVERITIES, SeedCustomer, SeedTic
 from connector.sandbox.wsgi import (
     ApiRequest,
     ApiResponse,
+    ChangeOrder,
     Handler,
     Headers,
     Match,
@@ -238,7 +239,7 @@ class ZendeskDesk:
         self.refresh_token_ttl = refresh_token_ttl
         self.tickets: dict[int, ZendeskTicket] = {}
         self.organizations: dict[int, SeedCustomer] = {}
-        self._order: list[tuple[int, int]] = []  # (generated_timestamp, id), sorted
+        self._changes = ChangeOrder()
         self._jobs: dict[str, _Job] = {}
         self._tokens = _Tokens()
         self.rate = SlidingWindow(rate_limit) if rate_limit else None
@@ -306,25 +307,13 @@ class ZendeskDesk:
             replies=1 if seed.first_reply_at else 0,
         )
         if seed.id in self.tickets:
-            self._unindex(self.tickets[seed.id])
+            self._changes.discard(self.tickets[seed.id])
         self.tickets[seed.id] = ticket
-        self._index(ticket)
-
-    def _index(self, ticket: ZendeskTicket) -> None:
-        bisect.insort(self._order, (ticket.generated, ticket.id))
-
-    def _unindex(self, ticket: ZendeskTicket) -> None:
-        key = (ticket.generated, ticket.id)
-        at = bisect.bisect_left(self._order, key)
-        if at < len(self._order) and self._order[at] == key:
-            del self._order[at]
+        self._changes.add(ticket)
 
     def _touch(self, ticket: ZendeskTicket, *, strictly_later: bool = False) -> None:
-        """Record a change: `updated_at` (and `generated_timestamp`) move to now."""
-        self._unindex(ticket)
-        floor = ticket.updated_at + timedelta(seconds=1 if strictly_later else 0)
-        ticket.updated_at = max(self.now(), floor)
-        self._index(ticket)
+        """Record a change: `updated_at` moves to now."""
+        self._changes.touch(ticket, self.now(), strictly_later=strictly_later)
 
     def agent_reply(self, ticket_id: int, at: datetime | None = None) -> None:
         """A public agent comment; the metric set's reply time counts from the first one."""
@@ -612,8 +601,8 @@ class ZendeskDesk:
             position = (int(start), -1)
         else:
             return self._invalid("start_time or cursor is required")
-        at = bisect.bisect_right(self._order, position)
-        page = [key for key in self._order[at : at + per_page + 1] if key[0] <= cutoff]
+        at = bisect.bisect_right(self._changes.keys, position)
+        page = [key for key in self._changes.keys[at : at + per_page + 1] if key[0] <= cutoff]
         end_of_stream = len(page) <= per_page
         page = page[:per_page]
         after = page[-1] if page else position
