@@ -24,11 +24,13 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from connector.errors import UnmappedTicket
+from connector.sla.calendar import zone as load_zone
 from connector.sla.contract import Contract
 from connector.sla.model import CustomerFacts, Decision, Events, Status, TicketFacts
 from connector.timeutil import format_instant, parse_instant
 
 __all__ = [
+    "Changes",
     "DesiredResults",
     "DueDestination",
     "DueValue",
@@ -172,7 +174,10 @@ class DueDestination(_Spec):
     @property
     def key(self) -> int | str:
         """The ticket field id or native attribute name written."""
-        return self.native if self.native is not None else self.ticket_field  # type: ignore[return-value]
+        if self.native is not None:
+            return self.native
+        assert self.ticket_field is not None  # one of the two, by validation
+        return self.ticket_field
 
 
 DEFAULT_PRIORITIES: dict[Helpdesk, dict[str, Scalar]] = {
@@ -566,6 +571,15 @@ class DueValue:
 
 
 @dataclass(frozen=True, slots=True)
+class Changes:
+    """Priority (None: leave it) and tags to add and remove on one ticket."""
+
+    priority: Scalar | None
+    add: tuple[str, ...]
+    remove: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class DesiredResults:
     """What a ticket should show for one decision, before diffing with the ticket as it is."""
 
@@ -594,6 +608,19 @@ class DesiredResults:
         if self.corrected_tag in have and not severity_changed:
             return None, []
         return self.priority, [] if self.corrected_tag in have else [self.corrected_tag]
+
+    def changes(self, priority: Scalar | None, tags: Sequence[str]) -> Changes:
+        """The priority and tag changes a ticket showing `priority` and `tags` needs."""
+        new_priority, corrected = self.priority_correction(priority, tags)
+        return Changes(
+            priority=new_priority,
+            add=(*self.tags_to_add(tags), *corrected),
+            remove=tuple(self.tags_to_remove(tags)),
+        )
+
+    def note_to_post(self, posted: str | None) -> str | None:
+        """The note, unless the one last posted (fingerprint `posted`) has the same text."""
+        return self.note if self.note is not None and self.note_fingerprint != posted else None
 
     def tags_to_add(self, current: Iterable[str]) -> list[str]:
         """Our tags the ticket lacks, in decision order."""
@@ -659,7 +686,7 @@ def desired_results(
         due=tuple(due_values),
         priority=priority,
         tags=tuple(decision.tags) if results.tags else (),
-        owned_tags=owned_tags | {"sla_unmapped"} if results.tags else frozenset(),
+        owned_tags=owned_tags if results.tags else frozenset(),
         note=note,
         note_fingerprint=fingerprint,
         severity_tag=severity_tag,
@@ -668,8 +695,4 @@ def desired_results(
 
 
 def _local_date(instant: datetime, zone: str | None) -> date:
-    if zone is None:
-        return instant.astimezone(UTC).date()
-    from connector.sla.calendar import zone as load_zone
-
-    return instant.astimezone(load_zone(zone)).date()
+    return instant.astimezone(UTC if zone is None else load_zone(zone)).date()

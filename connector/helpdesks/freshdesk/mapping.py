@@ -103,25 +103,20 @@ def writes_for(
     """
     ours = {str(value.destination.key): value.due for value in desired.due if value.due is not None}
     dues, dropped = _due_dates(ticket, ours.get("fr_due_by"), ours.get("due_by"))
-    priority, corrected = desired.priority_correction(ticket.priority, ticket.tags)
-    remove = set(desired.tags_to_remove(ticket.tags))
-    add = desired.tags_to_add(ticket.tags) + [t for t in corrected if t not in ticket.tags]
+    changes = desired.changes(ticket.priority, ticket.tags)
     tags = None
-    if remove or add:
-        tags = (*(t for t in ticket.tags if t not in remove), *add)
+    if changes.add or changes.remove:
+        tags = (*(t for t in ticket.tags if t not in changes.remove), *changes.add)
     update = TicketUpdate(
         fr_due_by=dues.get("fr_due_by"),
         due_by=dues.get("due_by"),
-        priority=None if priority is None else int(priority),
+        priority=None if changes.priority is None else int(changes.priority),
         tags=tags,
     )
     update = check_due_dates(ticket, update, timer_stopping_statuses=timer_stopping_statuses)
-    note = None
-    if desired.note is not None and desired.note_fingerprint != posted_note:
-        note = desired.note
     return FreshdeskWrites(
         update=None if update.is_empty else update,
-        note=note,
+        note=desired.note_to_post(posted_note),
         dropped=(*dropped, *update.dropped),
     )
 

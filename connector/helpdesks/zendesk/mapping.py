@@ -104,16 +104,12 @@ def update_for(
         current_text = None if current in (None, "") else str(current)
         if current_text != value.text:
             fields[field_id] = value.text
-    priority, corrected = desired.priority_correction(ticket.priority, ticket.tags)
-    add = desired.tags_to_add(ticket.tags) + [t for t in corrected if t not in ticket.tags]
-    note = None
-    if desired.note is not None and desired.note_fingerprint != posted_note:
-        note = desired.note
+    changes = desired.changes(ticket.priority, ticket.tags)
     update = TicketUpdate(
         custom_fields=fields,
-        priority=None if priority is None else str(priority),
-        additional_tags=tuple(add),
-        remove_tags=tuple(desired.tags_to_remove(ticket.tags)),
-        note=note,
+        priority=None if changes.priority is None else str(changes.priority),
+        additional_tags=changes.add,
+        remove_tags=changes.remove,
+        note=desired.note_to_post(posted_note),
     )
     return None if update.is_empty else update
