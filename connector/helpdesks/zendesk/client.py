@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
+from typing import TypeVar
 
 from connector.errors import ApiError
 from connector.helpdesks.zendesk import sansio
 from connector.helpdesks.zendesk.models import (
     ExportPage,
+    FieldsPage,
     JobStatus,
     Organization,
     OrganizationField,
@@ -17,10 +19,13 @@ from connector.helpdesks.zendesk.models import (
     TicketPage,
     TicketUpdate,
     TicketWrite,
+    _Field,
 )
-from connector.http import HttpShell, check_base_url
+from connector.http import HttpShell, Request, Response, check_base_url
 
 __all__ = ["ZendeskClient"]
+
+F = TypeVar("F", TicketField, OrganizationField)
 
 
 class ZendeskClient:
@@ -106,23 +111,23 @@ class ZendeskClient:
 
     def ticket_fields(self) -> tuple[TicketField, ...]:
         """Every ticket field definition, following the cursor pages."""
-        fields: list[TicketField] = []
-        after: str | None = None
-        while True:
-            request = sansio.ticket_fields_request(self.base_url, after)
-            page = self.shell.send(request, sansio.decode_ticket_fields)
-            fields.extend(page.fields)
-            if page.after_cursor is None:
-                return tuple(fields)
-            after = page.after_cursor
+        return self._all_fields(sansio.ticket_fields_request, sansio.decode_ticket_fields)
 
     def organization_fields(self) -> tuple[OrganizationField, ...]:
         """Every organization field definition, following the cursor pages."""
-        fields: list[OrganizationField] = []
+        return self._all_fields(
+            sansio.organization_fields_request, sansio.decode_organization_fields
+        )
+
+    def _all_fields(
+        self,
+        build: Callable[[str, str | None], Request],
+        decode: Callable[[Response], FieldsPage[F]],
+    ) -> tuple[F, ...]:
+        fields: list[F] = []
         after: str | None = None
         while True:
-            request = sansio.organization_fields_request(self.base_url, after)
-            page = self.shell.send(request, sansio.decode_organization_fields)
+            page = self.shell.send(build(self.base_url, after), decode)
             fields.extend(page.fields)
             if page.after_cursor is None:
                 return tuple(fields)
