@@ -19,7 +19,6 @@ from connector.helpdesks.zendesk.models import (
     TicketPage,
     TicketUpdate,
     TicketWrite,
-    _Field,
 )
 from connector.http import HttpShell, Request, Response, check_base_url
 
