@@ -26,3 +26,9 @@ settings.load_profile("ci" if os.environ.get("CI") else "dev")
 def contracts() -> dict[str, Contract]:
     """The five bundled contracts."""
     return load_contracts(MAPPINGS)
+
+
+@pytest.fixture(scope="session")
+def owned(contracts: dict[str, Contract]) -> frozenset[str]:
+    """Every tag the bundled contracts emit: what the writers may remove."""
+    return frozenset().union(*(c.owned_tags for c in contracts.values()))

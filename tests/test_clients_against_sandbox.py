@@ -90,11 +90,6 @@ def freshdesk_mapping() -> HelpdeskMapping:
     return load_helpdesk_mapping(HELPDESKS / "freshdesk.example.yaml")
 
 
-@pytest.fixture(scope="module")
-def owned(contracts: dict[str, Contract]) -> frozenset[str]:
-    return frozenset().union(*(c.owned_tags for c in contracts.values()))
-
-
 def zendesk_views(client: ZendeskClient) -> list[ZendeskView]:
     return [
         ZendeskView(t, page.organization_for(t), page.metric_set_for(t))

@@ -25,11 +25,6 @@ def mapping() -> HelpdeskMapping:
     return load_helpdesk_mapping(MAPPING)
 
 
-@pytest.fixture(scope="module")
-def owned(contracts: dict[str, Contract]) -> frozenset[str]:
-    return frozenset().union(*(c.owned_tags for c in contracts.values()))
-
-
 def company(**fields: Any) -> Company:
     return Company.model_validate({"id": 5, "name": "Acme", "custom_fields": fields})
 

@@ -31,11 +31,6 @@ def mapping() -> HelpdeskMapping:
     return load_helpdesk_mapping(MAPPING)
 
 
-@pytest.fixture(scope="module")
-def owned(contracts: dict[str, Contract]) -> frozenset[str]:
-    return frozenset().union(*(c.owned_tags for c in contracts.values()))
-
-
 def organization(**fields: Any) -> Organization:
     return Organization.model_validate({"id": 17, "name": "Acme", "organization_fields": fields})
 
