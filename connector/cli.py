@@ -127,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="allow a non-loopback --host (the sandbox has no real security)",
     )
+    from connector.commands import add_commands
+
+    add_commands(commands)
     return parser
 
 
@@ -147,6 +150,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "sandbox":
             return _sandbox(args, sys.stdout)
+        if args.command != "sla":
+            from connector.commands import run_command
+
+            return run_command(args, sys.stdout, sys.stderr)
         if args.command == "sla" and args.sla_command == "compute":
             return _compute(args, sys.stdout)
         return _simulate(args, sys.stdout, sys.stderr)

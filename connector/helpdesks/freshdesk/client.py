@@ -57,6 +57,17 @@ class FreshdeskClient:
         request = sansio.note_request(self.base_url, ticket_id, body)
         return self.shell.send(request, sansio.decode_note)
 
+    def private_notes(self, ticket_id: int) -> Iterator[str]:
+        """The text of a ticket's private notes, oldest first, page by page."""
+        page = 1
+        while True:
+            request = sansio.conversations_request(self.base_url, ticket_id, page)
+            notes, more = self.shell.send(request, sansio.decode_private_notes)
+            yield from notes
+            if not more or not notes:
+                return
+            page += 1
+
     def company(self, company_id: int) -> Company:
         """One company with its custom fields."""
         request = sansio.company_request(self.base_url, company_id)

@@ -112,6 +112,7 @@ class Note(BaseModel):
     model_config = _WIRE
 
     body: str
+    body_text: str | None = None
     private: bool = True
     id: int | None = None
     ticket_id: int | None = None

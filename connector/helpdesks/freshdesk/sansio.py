@@ -53,6 +53,7 @@ from connector.errors import (
 from connector.helpdesks.freshdesk.models import (
     COMPANY_FIELD_LIST,
     COMPANY_LIST,
+    NOTE_LIST,
     TICKET_FIELD_LIST,
     TICKET_LIST,
     Company,
@@ -551,6 +552,18 @@ def note_request(base_url: str, ticket_id: int, text: str) -> Request:
 def decode_note(response: Response) -> Note:
     """The note Freshdesk created."""
     return _decode(response, _NOTE, "a JSON note")
+
+
+def conversations_request(base_url: str, ticket_id: int, page: int = 1) -> Request:
+    """`GET /api/v2/tickets/{id}/conversations?per_page=100&page=N` (oldest first)."""
+    params = (("per_page", str(PER_PAGE_MAX)), ("page", str(page)))
+    return Request("GET", f"{base_url}{API}/tickets/{ticket_id}/conversations", params=params)
+
+
+def decode_private_notes(response: Response) -> tuple[list[str], bool]:
+    """The private notes' text of one page, and whether the `Link` header announces another."""
+    notes = _decode(response, NOTE_LIST, "a JSON list of conversations")
+    return [n.body_text or n.body for n in notes if n.private], has_next_page(response.headers)
 
 
 # --- companies and fields --------------------------------------------------------------------

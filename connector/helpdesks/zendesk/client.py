@@ -103,6 +103,16 @@ class ZendeskClient:
             url=request.url,
         )
 
+    def private_comments(self, ticket_id: int) -> Iterator[str]:
+        """The bodies of a ticket's private comments, newest first, page by page."""
+        after: str | None = None
+        while True:
+            request = sansio.comments_request(self.base_url, ticket_id, after)
+            bodies, after = self.shell.send(request, sansio.decode_comment_bodies)
+            yield from bodies
+            if after is None:
+                return
+
     def organizations(self, ids: Iterable[int]) -> tuple[Organization, ...]:
         """Up to 100 organizations by id."""
         request = sansio.organizations_request(self.base_url, ids)

@@ -227,6 +227,14 @@ def organization_fields_request(base: str, after: str | None = None) -> Request:
     return _fields_request(f"{base}/api/v2/organization_fields.json", after)
 
 
+def comments_request(base: str, ticket_id: int, after: str | None = None) -> Request:
+    """One page of a ticket's comments, newest first (cursor pagination, 100 a page)."""
+    params = [("page[size]", str(FIELDS_PAGE_SIZE)), ("sort_order", "desc")]
+    if after is not None:
+        params.append(("page[after]", after))
+    return Request("GET", f"{base}/api/v2/tickets/{ticket_id}/comments.json", params=tuple(params))
+
+
 # --- responses -------------------------------------------------------------------------------
 
 
@@ -391,6 +399,22 @@ def decode_organizations(response: Response) -> tuple[Organization, ...]:
 def _next_cursor(meta: _Meta) -> str | None:
     # Documented: `meta.has_more` false ends the list; without `meta` the list was not paged.
     return meta.after_cursor if meta.has_more else None
+
+
+class _Comment(BaseModel):
+    body: str = ""
+    public: bool = True
+
+
+class _CommentsBody(BaseModel):
+    comments: tuple[_Comment, ...]
+    meta: _Meta = _Meta()
+
+
+def decode_comment_bodies(response: Response) -> tuple[list[str], str | None]:
+    """The private comments' bodies of one page, and the cursor of the next page."""
+    body = _decode(response, _CommentsBody)
+    return [c.body for c in body.comments if not c.public], _next_cursor(body.meta)
 
 
 def decode_ticket_fields(response: Response) -> FieldsPage[TicketField]:

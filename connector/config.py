@@ -1,0 +1,248 @@
+"""The daemon's configuration: a TOML file, overridden by the environment; secrets apart.
+
+Every key of the file can be overridden by `SLA_CONNECTOR_<KEY>` (nested keys joined with
+`__`, e.g. `SLA_CONNECTOR_ZENDESK__URL`). Secrets are never read from the file or the command
+line: `secret(name)` takes them from `SLA_CONNECTOR_<NAME>` or from the systemd credential
+`$CREDENTIALS_DIRECTORY/<name>`.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from connector.errors import ConfigError, Problem
+from connector.mappingfiles import default_mappings_dir
+
+__all__ = [
+    "DEFAULT_CONFIG",
+    "SECRET_NAMES",
+    "Settings",
+    "config_path",
+    "load_settings",
+    "require_secret",
+    "secret",
+]
+
+DEFAULT_CONFIG = Path("/etc/sla-connector/config.toml")
+ENV_PREFIX = "SLA_CONNECTOR_"
+# Every secret the connector may need, as credential file names.
+SECRET_NAMES = (
+    "zendesk_api_token",
+    "zendesk_oauth_client_secret",
+    "zendesk_oauth_refresh_token",
+    "freshdesk_api_key",
+)
+
+
+def _default_state_dir() -> Path:
+    if state := os.environ.get("STATE_DIRECTORY"):  # set by systemd's StateDirectory=
+        return Path(state.split(":")[0])
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "sla-connector"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ZendeskSettings(_Section):
+    """`[zendesk]`: where the account is and how to sign in."""
+
+    url: str | None = None
+    email: str | None = None
+    auth: Literal["api_token", "oauth"] = "api_token"
+    client_id: str | None = None
+
+
+class FreshdeskSettings(_Section):
+    """`[freshdesk]`: where the account is (the API key is a secret)."""
+
+    url: str | None = None
+
+
+class MetricsSettings(_Section):
+    """`[metrics]`: a loopback scrape endpoint (`host:port`) and/or a textfile path."""
+
+    listen: str | None = None
+    textfile: Path | None = None
+
+    @field_validator("listen", "textfile", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+
+class LogSettings(_Section):
+    """`[log]`: JSON lines for journald, or readable lines on a terminal."""
+
+    format: Literal["auto", "json", "console"] = "auto"
+    level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+class Settings(BaseSettings):
+    """Everything `run`, `sync`, `backfill`, `explain` and `check` need, secrets excepted."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    helpdesk: Literal["zendesk", "freshdesk"]
+    mappings: Path = Field(default_factory=default_mappings_dir)
+    helpdesk_mapping: Path | None = None
+    state_dir: Path = Field(default_factory=_default_state_dir)
+    poll_interval: int = Field(default=60, ge=1, le=3600)
+    start: AwareDatetime | None = None
+    zendesk: ZendeskSettings = ZendeskSettings()
+    freshdesk: FreshdeskSettings = FreshdeskSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    log: LogSettings = LogSettings()
+    # Where the settings came from, for messages; not a key of the file.
+    source: str = Field(default="<defaults>", exclude=True)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The file's values arrive as init arguments; the environment wins over them.
+        return env_settings, init_settings
+
+    @property
+    def mapping_file(self) -> Path:
+        """The helpdesk mapping file: as configured, else `<mappings>/helpdesks/<helpdesk>.yaml`."""
+        if self.helpdesk_mapping is not None:
+            return self.helpdesk_mapping
+        return self.mappings / "helpdesks" / f"{self.helpdesk}.yaml"
+
+    @property
+    def state_file(self) -> Path:
+        """The SQLite state database."""
+        return self.state_dir / "state.sqlite3"
+
+    @property
+    def helpdesk_url(self) -> str:
+        """The configured base URL of the helpdesk in use."""
+        section = self.zendesk if self.helpdesk == "zendesk" else self.freshdesk
+        if not section.url:
+            raise ConfigError([Problem(self.source, f"{self.helpdesk}.url", "is required")])
+        return section.url
+
+    def first_poll_start(self, now: datetime) -> datetime:
+        """Where the very first poll starts: `start`, else a day before `now`."""
+        return self.start if self.start is not None else now - timedelta(days=1)
+
+
+def config_path(given: Path | None) -> Path | None:
+    """`--config`, else `$SLA_CONNECTOR_CONFIG`, else the default file if it exists."""
+    if given is not None:
+        return given
+    if env := os.environ.get("SLA_CONNECTOR_CONFIG"):
+        return Path(env)
+    return DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None
+
+
+def load_settings(path: Path | None, **overrides: Any) -> Settings:
+    """Settings from `path` (TOML; None: the environment alone) with `overrides` on top.
+
+    Raises ConfigError naming the file and key of every problem.
+    """
+    source = str(path) if path is not None else "<environment>"
+    values: dict[str, Any] = {}
+    if path is not None:
+        try:
+            values = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError([Problem(source, "", "no such file")]) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError([Problem(source, "", f"cannot be read ({exc})")]) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError([Problem(source, "", f"is not valid TOML: {exc}")]) from None
+    for name in SECRET_NAMES:
+        if name in values:
+            raise ConfigError(
+                [
+                    Problem(
+                        source,
+                        name,
+                        f"secrets do not belong in the file: set {ENV_PREFIX}{name.upper()} or "
+                        f"the systemd credential {name}",
+                    )
+                ]
+            )
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return Settings(**values, source=source)
+    except ValidationError as exc:
+        problems = [
+            Problem(
+                source,
+                ".".join(str(part) for part in error["loc"]),
+                _message(error),
+            )
+            for error in exc.errors()
+        ]
+        raise ConfigError(problems) from None
+
+
+def _message(error: Any) -> str:
+    if error["type"] == "extra_forbidden":
+        return "unknown key"
+    if error["type"] == "missing":
+        return "is required"
+    return str(error["msg"])
+
+
+def secret(name: str) -> SecretStr | None:
+    """A secret from `SLA_CONNECTOR_<NAME>` or `$CREDENTIALS_DIRECTORY/<name>` (None: unset)."""
+    if value := os.environ.get(ENV_PREFIX + name.upper()):
+        return SecretStr(value.strip())
+    folder = os.environ.get("CREDENTIALS_DIRECTORY")
+    if folder:
+        path = Path(folder) / name
+        try:
+            text = path.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise ConfigError([Problem(str(path), "", f"cannot be read ({exc})")]) from None
+        return SecretStr(text) if text else None
+    return None
+
+
+def require_secret(name: str, source: str) -> SecretStr:
+    """`secret(name)`, or a ConfigError saying where to put it."""
+    value = secret(name)
+    if value is None:
+        raise ConfigError(
+            [
+                Problem(
+                    source,
+                    name,
+                    f"secret not set: set {ENV_PREFIX}{name.upper()} or the systemd "
+                    f"credential {name} (LoadCredential=)",
+                )
+            ]
+        )
+    return value

@@ -1,0 +1,247 @@
+"""The long-running service: poll, re-decide on time, report to systemd, reload on SIGHUP.
+
+One loop, one thread. Each cycle polls every page changed since the saved position, then
+re-decides the tickets whose wake-up time has come (at risk, breached), then sleeps until the
+next poll or the next wake-up, whichever is first. Signals only set flags:
+- SIGTERM / SIGINT: finish the page in hand, say STOPPING to systemd, exit 0;
+- SIGHUP: reload the mappings before the next cycle; invalid new mappings are refused with a
+  log line and the old ones stay in force.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from types import FrameType
+from typing import Any
+
+import schedule
+
+from connector import logs
+from connector.app import load_rules
+from connector.config import Settings
+from connector.errors import ConfigError, ConnectorError
+from connector.helpdesks.adapter import Helpdesk
+from connector.metrics import Metrics
+from connector.notify import Notifier
+from connector.state import State
+from connector.sync import Outcome, Sync, Totals
+from connector.timeutil import format_instant
+
+__all__ = ["POLL_CURSOR", "Daemon"]
+
+POLL_CURSOR = "poll"
+# After a failed cycle, wait this long before the next try (doubling up to the poll interval).
+RETRY_FIRST = 5.0
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Daemon:
+    """`sla-connector run`: the sync loop under systemd."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        state: State,
+        helpdesk: Helpdesk,
+        *,
+        log: Any,
+        metrics: Metrics | None = None,
+        notifier: Notifier | None = None,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self.settings = settings
+        self.state = state
+        self.helpdesk = helpdesk
+        self.log = log
+        self.metrics = metrics
+        self.notifier = notifier or Notifier()
+        self.clock = clock
+        self.sync = Sync(
+            helpdesk, state, load_rules(settings), clock=clock, log=log, observe=self._observe
+        )
+        self._stop = False
+        self._reload = False
+        self._wakeup = threading.Event()
+        self._ready = False
+        self._failures = 0
+        self._breached: dict[str, str] = {}  # ticket → contract, for the breaches gauge
+        self.scheduler = schedule.Scheduler()
+        self.scheduler.every(settings.poll_interval).seconds.do(self.cycle)
+        if metrics is not None and settings.metrics.textfile is not None:
+            textfile = settings.metrics.textfile
+            self.scheduler.every(15).seconds.do(metrics.write_textfile, textfile)
+
+    # --- signals ----------------------------------------------------------------------------
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM/SIGINT stop after the page in hand; SIGHUP reloads the mappings."""
+        signal.signal(signal.SIGTERM, self._on_stop)
+        signal.signal(signal.SIGINT, self._on_stop)
+        signal.signal(signal.SIGHUP, self._on_reload)
+
+    def _on_stop(self, signum: int, frame: FrameType | None) -> None:
+        self.stop()
+
+    def _on_reload(self, signum: int, frame: FrameType | None) -> None:
+        self._reload = True
+        self._wakeup.set()
+
+    def stop(self) -> None:
+        """Ask the loop to finish the page in hand and return."""
+        self._stop = True
+        self._wakeup.set()
+
+    @property
+    def stopping(self) -> bool:
+        """Whether a stop was asked for."""
+        return self._stop
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Cycle until stopped; returns the exit status (0)."""
+        self.log.info(
+            "daemon_started",
+            helpdesk=self.helpdesk.name,
+            state=str(self.state.path),
+            poll_interval=self.settings.poll_interval,
+            contracts=sorted(self.sync.rules.contracts),
+        )
+        self.cycle()
+        while not self._stop:
+            self._wakeup.wait(self._idle_seconds())
+            self._wakeup.clear()
+            if self._stop:
+                break
+            if self._reload:
+                self.reload()
+            if self._failures:
+                self.cycle()
+            else:
+                self.scheduler.run_pending()
+                if self._wake_due():
+                    self.wake()
+        self.notifier.stopping("stopping: the page in hand is done")
+        self.log.info("daemon_stopped")
+        return 0
+
+    def _idle_seconds(self) -> float:
+        if self._failures:
+            return float(min(RETRY_FIRST * 2 ** (self._failures - 1), self.settings.poll_interval))
+        idle: float | None = self.scheduler.idle_seconds
+        wait = float(self.settings.poll_interval) if idle is None else max(idle, 0.0)
+        next_wake = self.state.next_wakeup()
+        if next_wake is not None:
+            wait = min(wait, max((next_wake - self.clock()).total_seconds(), 0.0))
+        return max(wait, 0.05)
+
+    def _wake_due(self) -> bool:
+        next_wake = self.state.next_wakeup()
+        return next_wake is not None and next_wake <= self.clock()
+
+    def cycle(self) -> None:
+        """One poll to the end of the stream, then the wake-ups that are due."""
+        started = self.clock()
+        try:
+            start = self.settings.first_poll_start(started)
+            totals = self.sync.poll(POLL_CURSOR, start, stop=lambda: self._stop)
+            if not self._stop:
+                woken = self.sync.wake()
+                totals.woken = woken.woken
+                totals.writes += woken.writes
+        except ConnectorError as exc:
+            self._failures += 1
+            self.log.error("sync_failed", error=str(exc), failures=self._failures)
+            if self.metrics is not None:
+                self.metrics.errors.labels(kind=type(exc).__name__).inc()
+            self.notifier.status(f"last sync failed: {logs.redact(str(exc))}")
+            return
+        self._failures = 0
+        self._progress(started, totals)
+
+    def wake(self) -> None:
+        """Re-decide the tickets whose time has come (between polls)."""
+        try:
+            totals = self.sync.wake()
+        except ConnectorError as exc:
+            self.log.error("wake_failed", error=str(exc))
+            return
+        if totals.tickets:
+            self.log.info("woken", tickets=totals.woken, writes=totals.writes)
+            self.notifier.watchdog()
+
+    def _progress(self, started: datetime, totals: Totals) -> None:
+        now = self.clock()
+        self.log.info(
+            "synced",
+            tickets=totals.tickets,
+            writes=totals.writes,
+            notes=totals.notes,
+            unmapped=totals.unmapped,
+            failed=totals.failed,
+            woken=totals.woken,
+            seconds=round((now - started).total_seconds(), 3),
+        )
+        status = (
+            f"synced {format_instant(now)}: {totals.tickets} tickets, {totals.writes} writes, "
+            f"{totals.unmapped} unmapped"
+        )
+        if not self._ready:
+            self._ready = True
+            self.notifier.ready(status)
+        else:
+            self.notifier.status(status)
+        self.notifier.watchdog()
+        if self.metrics is not None:
+            self.metrics.last_sync.set(now.timestamp())
+            if totals.newest is not None:
+                self.metrics.sync_lag.set(max((now - totals.newest).total_seconds(), 0.0))
+            breached: dict[str, int] = {}
+            for contract in self._breached.values():
+                breached[contract] = breached.get(contract, 0) + 1
+            for name in self.sync.rules.contracts:
+                self.metrics.breaches.labels(contract=name).set(breached.get(name, 0))
+
+    def _observe(self, outcome: Outcome) -> None:
+        decision = outcome.decision
+        if decision is not None and any(t.state == "breached" for t in decision.targets.values()):
+            self._breached[outcome.ticket] = decision.contract
+        else:
+            self._breached.pop(outcome.ticket, None)
+        metrics = self.metrics
+        if metrics is None:
+            return
+        metrics.tickets_seen.inc()
+        if outcome.changed:
+            metrics.decisions_changed.inc()
+        if outcome.wrote and outcome.plan is not None:
+            metrics.writes.labels(kind="update").inc()
+            if outcome.plan.note:
+                metrics.writes.labels(kind="note").inc()
+        if outcome.problem is not None and (decision is None or decision.problem is not None):
+            metrics.unmapped.inc()
+
+    # --- reload -----------------------------------------------------------------------------
+
+    def reload(self) -> None:
+        """Load the mappings again; keep the ones in force if the new ones are invalid."""
+        self._reload = False
+        self.notifier.reloading()
+        try:
+            rules = load_rules(self.settings)
+        except ConfigError as exc:
+            self.log.error(
+                "reload_refused", problems=[str(p) for p in exc.problems], kept="previous mappings"
+            )
+            if self.metrics is not None:
+                self.metrics.errors.labels(kind="reload_refused").inc()
+        else:
+            self.sync.rules = rules
+            self.log.info("reloaded", contracts=sorted(rules.contracts))
+        self.notifier.ready()

@@ -1,0 +1,87 @@
+"""`sla-connector explain TICKET_ID`: one ticket, from the helpdesk to the write it needs.
+
+Reads the ticket fresh, shows the facts the mapping reads from it, the customer's other
+tickets the quotas count, the decision with how each due instant was reached, and the write
+that would make the ticket show it. Changes nothing, in the helpdesk or in the state.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from connector.helpdesks.adapter import Helpdesk, Item
+from connector.state import State
+from connector.sync import Rules, Sync
+from connector.timeutil import format_instant
+
+__all__ = ["explain"]
+
+
+class _Quiet:
+    """A logger that drops everything (explain reports problems in its own text)."""
+
+    def __getattr__(self, name: str) -> object:
+        return lambda *args, **kwargs: None
+
+
+def explain(item: Item, helpdesk: Helpdesk, state: State, rules: Rules, now: datetime) -> str:
+    """The explanation of one ticket, as text for a terminal."""
+    from connector.cli import render_decision
+
+    sync = Sync(helpdesk, state, rules, clock=lambda: now, log=_Quiet())
+    outcome = sync.decide(item, record=False)
+    lines = [
+        f"Ticket {item.id} in {helpdesk.name}, updated {format_instant(item.updated_at)}, "
+        f"explained at {format_instant(now)}",
+        "",
+    ]
+    facts, decision = outcome.facts, outcome.decision
+    if facts is None:
+        lines.append(f"Unmapped: {outcome.problem}")
+        lines.append("The ticket gets the sla_unmapped tag and nothing else.")
+    else:
+        lines.append(f"Facts (read with {rules.mapping.helpdesk} mapping):")
+        dumped = facts.model_dump(mode="json", exclude_defaults=True)
+        lines.extend(f"  {key}: {value}" for key, value in dumped.items())
+        lines.append("")
+    contract = rules.contracts.get(facts.contract) if facts is not None else None
+    if decision is not None:
+        if decision.problem is not None:
+            lines.append(f"Unmapped: {decision.problem}")
+        elif contract is not None:
+            lines.append("Decision:")
+            lines.append(render_decision(decision, contract).rstrip("\n"))
+            for quota in decision.quotas:
+                verdict = "fits" if quota.fits else "over the limit"
+                lines.append(
+                    f"  quota {quota.quota}: ticket {quota.count} of {quota.limit} in "
+                    f"{quota.period} ({verdict})"
+                )
+            if decision.entitlement:
+                lines.append(f"  entitlement {decision.entitlement}")
+            lines.append("")
+            lines.append("How each due instant was reached:")
+            lines.extend(_timeline(decision, contract, facts))
+        lines.append("")
+    record = state.record(item.id)
+    assert outcome.desired is not None
+    plan = helpdesk.plan(item, outcome.desired, record.note)
+    if plan is None:
+        lines.append("Would write: nothing, the ticket already shows this.")
+    else:
+        lines.append("Would write:")
+        lines.extend(f"  {change}" for change in plan.changes)
+        lines.extend(f"  (left out: {why})" for why in plan.dropped)
+    wake = state.wakeup_of(item.id)
+    lines.append("")
+    lines.append(
+        f"State: last note posted {record.note or 'none'}; next re-decision "
+        f"{format_instant(wake) if wake else 'none scheduled'}"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def _timeline(decision: object, contract: object, facts: object) -> list[str]:
+    from connector.sla.explain import due_timeline
+
+    return due_timeline(decision, contract, facts)  # type: ignore[arg-type]

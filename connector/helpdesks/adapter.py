@@ -1,0 +1,79 @@
+"""What the sync loop needs from a helpdesk, whichever it is.
+
+`connector.sync` is written once against `Helpdesk`; `zendesk.adapter` and
+`freshdesk.adapter` fit each client to it. A `Page` carries the position to save once its
+tickets are handled; `plan` is the pure minimal write; `apply` sends it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from connector.helpdesks.mapping import DesiredResults, WireView
+
+__all__ = ["Helpdesk", "Item", "Page", "Plan"]
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One ticket as read from the helpdesk, ready for `read_facts`."""
+
+    id: str
+    updated_at: datetime
+    view: WireView
+    ticket: Any  # the helpdesk's own wire model
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """Tickets of one poll page and the position that follows them."""
+
+    items: list[Item]
+    cursor: str
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The minimal write for one ticket: the helpdesk's own update and/or a note."""
+
+    update: Any  # the helpdesk's update model, or None
+    note: str | None
+    changes: tuple[str, ...]  # one readable line per change, for dry runs and explain
+    dropped: tuple[str, ...] = ()  # what the helpdesk would refuse and was left out
+
+
+class Helpdesk(Protocol):
+    """A helpdesk account the sync loop reads and writes."""
+
+    name: str
+
+    def poll(self, cursor: str | None, start: datetime) -> Iterator[Page]:
+        """Pages of tickets changed since `cursor` (None: since `start`), to the end."""
+        ...
+
+    def fetch(self, ids: Sequence[str]) -> list[Item]:
+        """The tickets as they are now (missing ones are left out)."""
+        ...
+
+    def plan(self, item: Item, desired: DesiredResults, posted_note: str | None) -> Plan | None:
+        """The smallest write that makes the ticket show `desired`; None when it does."""
+        ...
+
+    def apply(self, item: Item, plan: Plan) -> None:
+        """Send `plan`; raises `Conflict` when the ticket changed since it was read."""
+        ...
+
+    def last_note_mark(self, ticket_id: str) -> str | None:
+        """The fingerprint of the latest sla-connector note on the ticket, if any."""
+        ...
+
+    def field_keys(self) -> tuple[set[str], set[str]]:
+        """The account's ticket field keys and customer field keys (for `check`)."""
+        ...
+
+    def close(self) -> None:
+        """Release the HTTP connections."""
+        ...

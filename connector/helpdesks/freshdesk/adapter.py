@@ -1,0 +1,139 @@
+"""Freshdesk as the sync loop's `Helpdesk`: `updated_since` polling, updates and notes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+
+from connector.errors import NotFound
+from connector.helpdesks.adapter import Item, Page, Plan
+from connector.helpdesks.freshdesk.client import FreshdeskClient
+from connector.helpdesks.freshdesk.mapping import FreshdeskView, writes_for
+from connector.helpdesks.freshdesk.models import Company, Ticket, TicketUpdate
+from connector.helpdesks.freshdesk.sansio import PollPosition, TicketPoller
+from connector.helpdesks.mapping import DesiredResults, find_note_fingerprint
+from connector.timeutil import format_instant
+
+__all__ = ["FreshdeskHelpdesk"]
+
+# How long the companies listing is trusted before a ticket of an unknown company reloads it.
+COMPANIES_TTL = 300.0
+
+
+class FreshdeskHelpdesk:
+    """One Freshdesk account through `FreshdeskClient`; companies are cached."""
+
+    name = "freshdesk"
+
+    def __init__(
+        self,
+        client: FreshdeskClient,
+        *,
+        per_page: int = 100,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.client = client
+        self.per_page = per_page
+        self._monotonic = monotonic
+        self._companies: dict[int, Company | None] = {}
+        self._listed_at: float | None = None
+
+    def poll(self, cursor: str | None, start: datetime) -> Iterator[Page]:
+        """Pages of tickets updated since the saved position (or `start`), oldest first."""
+        if cursor is not None:
+            poller = TicketPoller.resume(
+                PollPosition.model_validate_json(cursor), per_page=self.per_page
+            )
+        else:
+            poller = TicketPoller(start, per_page=self.per_page)
+        for tickets in self.client.poll(poller):
+            yield Page([self._item(t) for t in tickets], poller.position.model_dump_json())
+
+    def fetch(self, ids: Sequence[str]) -> list[Item]:
+        """The tickets as they are now, one request each (Freshdesk has no batch read)."""
+        items = []
+        for ticket_id in ids:
+            try:
+                items.append(self._item(self.client.show(int(ticket_id))))
+            except NotFound:
+                continue
+        return items
+
+    def plan(self, item: Item, desired: DesiredResults, posted_note: str | None) -> Plan | None:
+        """The update and note `writes_for` computes, with a readable line per change."""
+        ticket: Ticket = item.ticket
+        writes = writes_for(ticket, desired, posted_note=posted_note)
+        if writes.is_empty:
+            return None
+        changes = _describe(ticket, writes.update) if writes.update is not None else ()
+        if writes.note:
+            changes = (*changes, "note: " + writes.note.splitlines()[0])
+        return Plan(writes.update, writes.note, changes, writes.dropped)
+
+    def apply(self, item: Item, plan: Plan) -> None:
+        """The update first, then the note (a note is never sent before its fields)."""
+        ticket_id = int(item.id)
+        if plan.update is not None:
+            self.client.update(ticket_id, plan.update)
+        if plan.note is not None:
+            self.client.add_note(ticket_id, plan.note)
+
+    def last_note_mark(self, ticket_id: str) -> str | None:
+        """The latest private note carrying a note fingerprint."""
+        found = None
+        for body in self.client.private_notes(int(ticket_id)):
+            found = find_note_fingerprint(body) or found
+        return found
+
+    def field_keys(self) -> tuple[set[str], set[str]]:
+        """Ticket field names and company field names."""
+        tickets = {f.name for f in self.client.ticket_fields()}
+        return tickets, {f.name for f in self.client.company_fields()}
+
+    def close(self) -> None:
+        """Close the HTTP client."""
+        self.client.shell.client.close()
+
+    def _item(self, ticket: Ticket) -> Item:
+        company = None if ticket.company_id is None else self._company(ticket.company_id)
+        return Item(str(ticket.id), ticket.updated_at, FreshdeskView(ticket, company), ticket)
+
+    def _company(self, company_id: int) -> Company | None:
+        if company_id in self._companies:
+            return self._companies[company_id]
+        now = self._monotonic()
+        if self._listed_at is None or now - self._listed_at > COMPANIES_TTL:
+            self._companies = {c.id: c for c in self.client.companies()}
+            self._listed_at = now
+            if company_id in self._companies:
+                return self._companies[company_id]
+        try:
+            company: Company | None = self.client.company(company_id)
+        except NotFound:
+            company = None
+        self._companies[company_id] = company
+        return company
+
+
+def _describe(ticket: Ticket, update: TicketUpdate) -> tuple[str, ...]:
+    def when(value: datetime | None) -> str:
+        return "none" if value is None else format_instant(value)
+
+    lines = []
+    if update.fr_due_by is not None:
+        lines.append(f"fr_due_by: {when(ticket.fr_due_by)} -> {when(update.fr_due_by)}")
+    if update.due_by is not None:
+        lines.append(f"due_by: {when(ticket.due_by)} -> {when(update.due_by)}")
+    if update.priority is not None:
+        lines.append(f"priority: {ticket.priority} -> {update.priority}")
+    if update.tags is not None:
+        added = [t for t in update.tags if t not in ticket.tags]
+        removed = [t for t in ticket.tags if t not in update.tags]
+        if added:
+            lines.append("tags +: " + " ".join(added))
+        if removed:
+            lines.append("tags -: " + " ".join(removed))
+    for key, value in update.custom_fields.items():
+        lines.append(f"{key}: {ticket.custom_fields.get(key)!r} -> {value!r}")
+    return tuple(lines)

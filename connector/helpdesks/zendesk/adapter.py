@@ -1,0 +1,111 @@
+"""Zendesk as the sync loop's `Helpdesk`: cursor export, show_many, safe updates."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+
+from connector.helpdesks.adapter import Item, Page, Plan
+from connector.helpdesks.mapping import DesiredResults, find_note_fingerprint
+from connector.helpdesks.zendesk.client import ZendeskClient
+from connector.helpdesks.zendesk.mapping import ZendeskView, update_for
+from connector.helpdesks.zendesk.models import Ticket, TicketPage, TicketUpdate
+from connector.helpdesks.zendesk.sansio import MAX_IDS
+from connector.timeutil import format_instant, parse_instant
+
+__all__ = ["ZendeskHelpdesk"]
+
+# A saved position is either a cursor of the export or the start time of the first request.
+_CURSOR = "cursor:"
+_START = "start:"
+
+
+class ZendeskHelpdesk:
+    """One Zendesk account through `ZendeskClient`."""
+
+    name = "zendesk"
+
+    def __init__(self, client: ZendeskClient) -> None:
+        self.client = client
+
+    def poll(self, cursor: str | None, start: datetime) -> Iterator[Page]:
+        """Export pages from the saved cursor (or `start`) to the end of the stream."""
+        if cursor is not None and cursor.startswith(_CURSOR):
+            position = cursor
+            page = self.client.export(cursor=cursor.removeprefix(_CURSOR))
+        else:
+            if cursor is not None and cursor.startswith(_START):
+                start = parse_instant(cursor.removeprefix(_START))
+            position = _START + format_instant(start)
+            page = self.client.export(start_time=start)
+        while True:
+            if page.after_cursor:
+                position = _CURSOR + page.after_cursor
+            yield Page(_items(page), position)
+            if page.end_of_stream or not page.after_cursor:
+                return
+            page = self.client.export(cursor=page.after_cursor)
+
+    def fetch(self, ids: Sequence[str]) -> list[Item]:
+        """The tickets as they are now, 100 to a request."""
+        items: list[Item] = []
+        numbers = [int(i) for i in ids]
+        for start in range(0, len(numbers), MAX_IDS):
+            items.extend(_items(self.client.show_many(numbers[start : start + MAX_IDS])))
+        return items
+
+    def plan(self, item: Item, desired: DesiredResults, posted_note: str | None) -> Plan | None:
+        """The update `update_for` computes, with a readable line per change."""
+        ticket: Ticket = item.ticket
+        update = update_for(ticket, desired, posted_note=posted_note)
+        if update is None:
+            return None
+        return Plan(update=update, note=update.note, changes=_describe(ticket, update))
+
+    def apply(self, item: Item, plan: Plan) -> None:
+        """One safe PUT: fields, tags, priority and the note land together or not at all."""
+        ticket: Ticket = item.ticket
+        self.client.update(ticket.id, plan.update, ticket.updated_at)
+
+    def last_note_mark(self, ticket_id: str) -> str | None:
+        """The newest private comment carrying a note fingerprint."""
+        for body in self.client.private_comments(int(ticket_id)):
+            if (mark := find_note_fingerprint(body)) is not None:
+                return mark
+        return None
+
+    def field_keys(self) -> tuple[set[str], set[str]]:
+        """Ticket field ids (as text) and organization field keys."""
+        tickets = {str(f.id) for f in self.client.ticket_fields()}
+        return tickets, {f.key for f in self.client.organization_fields()}
+
+    def close(self) -> None:
+        """Close the HTTP client."""
+        self.client.shell.client.close()
+
+
+def _items(page: TicketPage) -> list[Item]:
+    return [
+        Item(
+            id=str(ticket.id),
+            updated_at=ticket.updated_at,
+            view=ZendeskView(ticket, page.organization_for(ticket), page.metric_set_for(ticket)),
+            ticket=ticket,
+        )
+        for ticket in page.tickets
+    ]
+
+
+def _describe(ticket: Ticket, update: TicketUpdate) -> tuple[str, ...]:
+    lines = []
+    for field_id, value in update.custom_fields.items():
+        lines.append(f"field {field_id}: {ticket.field(field_id)!r} -> {value!r}")
+    if update.priority is not None:
+        lines.append(f"priority: {ticket.priority!r} -> {update.priority!r}")
+    if update.additional_tags:
+        lines.append("tags +: " + " ".join(update.additional_tags))
+    if update.remove_tags:
+        lines.append("tags -: " + " ".join(update.remove_tags))
+    if update.note:
+        lines.append("note: " + update.note.splitlines()[0])
+    return tuple(lines)

@@ -1,0 +1,99 @@
+"""How each due instant of a decision was reached, as lines a person can check by hand.
+
+For a business-time target, the open periods of the calendar between the start of the clock
+and the due instant, each with its length and the running total: the sum is the contract's
+duration, and every gap is a night, a weekend or a named holiday of the calendar.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from connector.sla.calendar import BusinessCalendar
+from connector.sla.contract import Contract
+from connector.sla.model import Decision, TargetResult, TicketFacts
+from connector.timeutil import from_epoch, to_epoch
+
+__all__ = ["due_timeline"]
+
+MAX_PERIODS = 12
+
+
+def due_timeline(decision: Decision, contract: Contract, facts: TicketFacts) -> list[str]:
+    """One block of lines per target of `decision`."""
+    lines: list[str] = []
+    for name, result in decision.targets.items():
+        spec = contract.spec.targets.get(name)
+        if result.due is None:
+            lines.append(f"  {name}: no due instant ({result.basis})")
+            continue
+        start = facts.created_at
+        if result.cycle and result.cycle > 1:
+            lines.append(f"  {name}: cycle {result.cycle}, {result.basis}")
+            lines.append(f"    due {_local(result.due, contract.zone)}")
+            continue
+        names: tuple[str, ...] | None = None
+        if spec is not None and spec.calendar:
+            names = (spec.calendar,)
+        names = names or _calendar_names(contract, decision.calendar, facts)
+        lines.append(f"  {name}: {result.basis}")
+        lines.append(f"    clock starts {_local(start, contract.zone)} (ticket created)")
+        if names is None or "business" not in result.basis:
+            lines.append(f"    due {_local(result.due, contract.zone)}")
+            continue
+        calendar = contract.calendar(names, facts.customer_facts.timezone or "UTC")
+        lines.extend(_periods(calendar, start, result))
+    return lines
+
+
+def _calendar_names(
+    contract: Contract, label: str | None, facts: TicketFacts
+) -> tuple[str, ...] | None:
+    if label is None:
+        return None
+    zone_name = facts.customer_facts.timezone or "UTC"
+    by_label = {contract.calendar((n,), zone_name).label: n for n in contract.office_names}
+    names = tuple(by_label.get(part) for part in label.split(" + "))
+    return None if None in names else names  # type: ignore[return-value]
+
+
+def _periods(calendar: BusinessCalendar, start: datetime, result: TargetResult) -> list[str]:
+    assert result.due is not None
+    begin, due = to_epoch(start), to_epoch(result.due)
+    zone = calendar.offices[0].zone
+    spans: list[tuple[int, int]] = []
+    for office in calendar.offices:
+        years = range(start.astimezone(office.zone).year - 1, result.due.year + 1)
+        for opens, closes in office.open_intervals(years.start, years.stop - 1):
+            if closes > begin and opens < due:
+                spans.append((max(opens, begin), min(closes, due)))
+    spans.sort()
+    merged: list[tuple[int, int]] = []
+    for opens, closes in spans:
+        if merged and opens <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], closes))
+        else:
+            merged.append((opens, closes))
+    lines, total = [], 0
+    for index, (opens, closes) in enumerate(merged):
+        total += closes - opens
+        if index < MAX_PERIODS - 1 or index == len(merged) - 1:
+            lines.append(
+                f"    open {_local(from_epoch(opens), zone)} to "
+                f"{from_epoch(closes).astimezone(zone):%H:%M}  "
+                f"+{_hours(closes - opens)} = {_hours(total)}"
+            )
+        elif index == MAX_PERIODS - 1:
+            lines.append(f"    ... {len(merged) - MAX_PERIODS} more open periods ...")
+    lines.append(f"    due {_local(result.due, zone)}")
+    return lines
+
+
+def _local(instant: datetime, zone: ZoneInfo) -> str:
+    return f"{instant.astimezone(zone):%a %Y-%m-%d %H:%M %Z}"
+
+
+def _hours(seconds: int) -> str:
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}h{rest // 60:02d}"

@@ -1,0 +1,382 @@
+"""The sync loop: poll → facts → decision (with the ledger) → minimal write → state.
+
+Written once for every helpdesk (`connector.helpdesks.adapter.Helpdesk`). The rules it keeps:
+- a page's position is saved only after every ticket of the page has been handled, so a
+  restart re-reads at most one page, and re-reading changes nothing that was already written;
+- a note-carrying write is journalled before it is sent; a journal entry left by a crash is
+  settled by reading the ticket's conversation, so no note is ever posted twice;
+- a 409 (someone changed the ticket meanwhile) re-reads, re-decides and tries again;
+- one ticket that cannot be mapped or written never stops the others;
+- a ticket whose facts change the quota positions of the customer's later tickets schedules
+  those tickets for an immediate re-decision (the wake-up queue), so they are rewritten too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import cached_property
+from typing import Any
+
+from connector.errors import ApiError, Conflict, NotAvailable, UnmappedTicket
+from connector.helpdesks.adapter import Helpdesk, Item, Plan
+from connector.helpdesks.mapping import (
+    DesiredResults,
+    HelpdeskMapping,
+    desired_results,
+    read_facts,
+)
+from connector.sla.contract import Contract
+from connector.sla.engine import decide, decide_with
+from connector.sla.model import Decision, TicketFacts
+from connector.sla.quotas import Ledger
+from connector.state import State
+
+__all__ = ["Outcome", "Rules", "Sync", "Totals", "results_fingerprint"]
+
+# How far apart two tickets of one period can be created, per kind of period (a local day
+# spans at most 26 hours of UTC; a generous bound only costs a few more rows read).
+_PERIOD_SPAN = {
+    "day": timedelta(days=2),
+    "month": timedelta(days=32),
+    "contract_year": timedelta(days=367),
+}
+CONFLICT_RETRIES = 3
+UNMAPPED_TAG = "sla_unmapped"
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The loaded contracts and helpdesk mapping: replaced as a whole on reload."""
+
+    contracts: Mapping[str, Contract]
+    mapping: HelpdeskMapping
+
+    @cached_property
+    def owned_tags(self) -> frozenset[str]:
+        """Every tag any loaded contract may put on a ticket (the only ones ever removed)."""
+        owned: set[str] = {UNMAPPED_TAG}
+        for contract in self.contracts.values():
+            owned |= contract.owned_tags
+        return frozenset(owned)
+
+    def span(self, contract: Contract) -> timedelta | None:
+        """How far back (and forward) a ticket's quota periods reach; None: for ever."""
+        spec = contract.spec
+        periods = [quota.period for quota in spec.quotas.values()]
+        if any(t.capacity for t in spec.targets.values()):
+            periods.append("day")
+        if "lifetime" in periods:
+            return None
+        return max((_PERIOD_SPAN[p] for p in periods), default=timedelta(0))
+
+
+@dataclass
+class Outcome:
+    """What happened to one ticket."""
+
+    ticket: str
+    facts: TicketFacts | None = None
+    decision: Decision | None = None
+    desired: DesiredResults | None = None
+    plan: Plan | None = None
+    wrote: bool = False
+    changed: bool = False
+    problem: str | None = None
+
+
+@dataclass
+class Totals:
+    """Counts of one pass, for logs, progress and metrics."""
+
+    pages: int = 0
+    tickets: int = 0
+    changed: int = 0
+    planned: int = 0
+    writes: int = 0
+    notes: int = 0
+    unmapped: int = 0
+    failed: int = 0
+    conflicts: int = 0
+    woken: int = 0
+    newest: datetime | None = None
+    complete: bool = True
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    def add(self, outcome: Outcome) -> None:
+        """Count one ticket's outcome."""
+        self.tickets += 1
+        self.changed += outcome.changed
+        self.planned += outcome.plan is not None
+        if outcome.wrote:
+            self.writes += 1
+            self.notes += bool(outcome.plan and outcome.plan.note)
+        if outcome.problem is not None:
+            if outcome.decision is None or outcome.decision.problem is not None:
+                self.unmapped += 1
+            else:
+                self.failed += 1
+
+
+def results_fingerprint(desired: DesiredResults) -> str:
+    """A short fingerprint of what a ticket should show (dues, priority, tags, note)."""
+    parts = [
+        *(f"{value.destination.key}={value.text}" for value in desired.due),
+        f"priority={desired.priority}",
+        "tags=" + ",".join(desired.tags),
+        f"note={desired.note_fingerprint}",
+    ]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
+# What a ticket whose facts cannot be read should show: the unmapped tag, nothing removed.
+_UNMAPPED = DesiredResults(
+    due=(),
+    priority=None,
+    tags=(UNMAPPED_TAG,),
+    owned_tags=frozenset(),
+    note=None,
+    note_fingerprint=None,
+)
+
+
+class Sync:
+    """Polls one helpdesk and keeps its tickets showing what their contracts say.
+
+    `dry_run` decides and plans but sends nothing (give it a `State.snapshot` so the real
+    state is untouched). `observe` is called with each ticket's outcome (progress, diffs).
+    """
+
+    def __init__(
+        self,
+        helpdesk: Helpdesk,
+        state: State,
+        rules: Rules,
+        *,
+        clock: Callable[[], datetime],
+        log: Any,
+        dry_run: bool = False,
+        observe: Callable[[Outcome], None] | None = None,
+    ) -> None:
+        self.helpdesk = helpdesk
+        self.state = state
+        self.rules = rules
+        self.clock = clock
+        self.log = log
+        self.dry_run = dry_run
+        self.observe = observe
+
+    # --- passes ---------------------------------------------------------------------------
+
+    def poll(
+        self,
+        cursor_name: str,
+        start: datetime,
+        *,
+        until: datetime | None = None,
+        limit: int | None = None,
+        stop: Callable[[], bool] = lambda: False,
+    ) -> Totals:
+        """Handle every page from the saved position `cursor_name` (or `start`) to the end.
+
+        Stops early (`complete` False) after `limit` tickets, at a ticket updated after
+        `until`, or when `stop()` says so between pages. The position is saved after each
+        page, so the next call carries on from there.
+        """
+        totals = Totals()
+        pages: Iterator[Any] = self.helpdesk.poll(self.state.cursor(cursor_name), start)
+        for page in pages:
+            with self.state.writer():
+                self._settle_journal()
+                for item in page.items:
+                    if until is not None and item.updated_at > until:
+                        totals.complete = False
+                        break
+                    self._count(totals, self.handle(item))
+                    if totals.newest is None or item.updated_at > totals.newest:
+                        totals.newest = item.updated_at
+                else:
+                    self.state.set_cursor(cursor_name, page.cursor, self.clock())
+                    totals.pages += 1
+                    if limit is not None and totals.tickets >= limit:
+                        totals.complete = False
+                        break
+                    if stop():
+                        totals.complete = False
+                        break
+                    continue
+                break  # `until` reached inside the page: its position is not saved
+        return totals
+
+    def wake(self, limit: int = 1000) -> Totals:
+        """Re-decide the tickets whose wake-up time has come, reading them fresh."""
+        totals = Totals()
+        now = self.clock()
+        ids = self.state.due_wakeups(now, limit)
+        if not ids:
+            return totals
+        items = {item.id: item for item in self.helpdesk.fetch(ids)}
+        with self.state.writer():
+            self._settle_journal()
+            for ticket_id in ids:
+                item = items.get(ticket_id)
+                if item is None:  # deleted meanwhile
+                    self.state.wake_at(ticket_id, None)
+                    continue
+                self._count(totals, self.handle(item))
+                totals.woken += 1
+        return totals
+
+    def _count(self, totals: Totals, outcome: Outcome) -> None:
+        totals.add(outcome)
+        if self.observe is not None:
+            self.observe(outcome)
+
+    # --- one ticket -----------------------------------------------------------------------
+
+    def handle(self, item: Item) -> Outcome:
+        """Decide one ticket and make the helpdesk show it; never raises for one ticket."""
+        for _ in range(CONFLICT_RETRIES):
+            try:
+                return self._handle(item)
+            except Conflict:
+                self.log.info("ticket_conflict", ticket=item.id)
+                fresh = self.helpdesk.fetch([item.id])
+                if not fresh:
+                    return Outcome(item.id, problem="deleted while being written")
+                item = fresh[0]
+        self.log.warning("ticket_conflict_gave_up", ticket=item.id, attempts=CONFLICT_RETRIES)
+        return Outcome(item.id, problem=f"changed by someone else {CONFLICT_RETRIES} times")
+
+    def decide(self, item: Item, *, record: bool = True) -> Outcome:
+        """Facts, decision and desired results of one ticket.
+
+        With `record` (the default) the facts go to the ledger, the wake-up time is saved and
+        the customer's later tickets whose results change are queued; without it (`explain`)
+        the state is only read.
+        """
+        now = self.clock()
+        outcome = Outcome(item.id)
+        try:
+            facts = read_facts(item.view, self.rules.mapping)
+        except UnmappedTicket as exc:
+            self.log.warning("ticket_unmapped", ticket=item.id, reason=exc.reason)
+            if record:
+                self.state.forget_facts(item.id)
+                self.state.wake_at(item.id, None)
+            outcome.problem = exc.reason
+            outcome.desired = _UNMAPPED
+            return outcome
+        outcome.facts = facts
+        contract = self.rules.contracts.get(facts.contract)
+        ledger = None
+        counted = False  # whether the ledger now holds different facts for this ticket
+        if contract is not None and contract.needs_ledger:
+            if record:
+                text = facts.model_dump_json()
+                counted = self.state.facts_json(item.id) != text
+                if counted:
+                    self.state.put_facts(facts, text)
+            ledger = self._ledger(contract, facts)
+        decision = decide_with(self.rules.contracts, facts, now, ledger)
+        outcome.decision = decision
+        if decision.problem is not None:
+            self.log.warning("ticket_unmapped", ticket=item.id, reason=decision.problem)
+            outcome.problem = decision.problem
+            if record:
+                self.state.forget_facts(item.id)
+        outcome.desired = desired_results(
+            decision, self.rules.mapping, self.rules.owned_tags, contract
+        )
+        if record:
+            self.state.wake_at(item.id, decision.next_change_at)
+            if contract is not None and counted:
+                self._recheck_later(contract, facts, now)
+        return outcome
+
+    def _handle(self, item: Item) -> Outcome:
+        outcome = self.decide(item)
+        desired = outcome.desired
+        assert desired is not None
+        fingerprint = results_fingerprint(desired)
+        record = self.state.record(item.id)
+        outcome.changed = record.results != fingerprint
+        plan = self.helpdesk.plan(item, desired, record.note)
+        outcome.plan = plan
+        if plan is None:
+            if outcome.changed:
+                self.state.set_written(item.id, fingerprint, None)
+            return outcome
+        if plan.dropped:
+            self.log.info("ticket_due_dropped", ticket=item.id, why=list(plan.dropped))
+        if self.dry_run:
+            return outcome
+        if plan.note is not None and desired.note_fingerprint is not None:
+            self.state.begin_note(item.id, desired.note_fingerprint, self.clock())
+        try:
+            self.helpdesk.apply(item, plan)
+        except Conflict:
+            self.state.settle_note(item.id, None)  # a 409 changed nothing
+            raise
+        except ApiError as exc:
+            if _surely_not_applied(exc):
+                self.state.settle_note(item.id, None)
+            self.log.error("ticket_write_failed", ticket=item.id, error=str(exc))
+            outcome.problem = str(exc)
+            return outcome
+        self.state.set_written(
+            item.id, fingerprint, desired.note_fingerprint if plan.note else None
+        )
+        outcome.wrote = True
+        self.log.info("ticket_written", ticket=item.id, changes=list(plan.changes))
+        return outcome
+
+    # --- the ledger -----------------------------------------------------------------------
+
+    def _ledger(self, contract: Contract, facts: TicketFacts) -> Ledger:
+        """The ticket with the customer's earlier tickets of its periods."""
+        if facts.customer is None:
+            return Ledger(contract, [facts])
+        span = self.rules.span(contract)
+        since = None if span is None else facts.created_at - span
+        others = self.state.customer_tickets(contract.name, facts.customer, since, facts.created_at)
+        return Ledger(contract, [*(o for o in others if o.id != facts.id), facts])
+
+    def _recheck_later(self, contract: Contract, facts: TicketFacts, now: datetime) -> None:
+        """Wake the customer's later tickets whose results this ticket's facts changed."""
+        if facts.customer is None:
+            return
+        span = self.rules.span(contract)
+        until = None if span is None else facts.created_at + span
+        later = self.state.customer_tickets(contract.name, facts.customer, facts.created_at, until)
+        for other in list(later):
+            if other.id == facts.id:
+                continue
+            shown = self.state.record(other.id).results
+            if shown is None:
+                continue  # never written: it is decided when it is read
+            decision = decide(contract, other, now, self._ledger(contract, other))
+            desired = desired_results(decision, self.rules.mapping, self.rules.owned_tags, contract)
+            if results_fingerprint(desired) != shown:
+                self.log.info("ticket_requeued", ticket=other.id, because=facts.id)
+                self.state.wake_at(other.id, now)
+
+    # --- the journal ----------------------------------------------------------------------
+
+    def _settle_journal(self) -> None:
+        """Learn from the helpdesk whether notes in flight at a crash landed."""
+        for ticket, fingerprint in self.state.pending_notes():
+            landed = self.helpdesk.last_note_mark(ticket)
+            self.log.info(
+                "journal_settled", ticket=ticket, note=fingerprint, landed=landed == fingerprint
+            )
+            self.state.settle_note(ticket, landed)
+
+
+def _surely_not_applied(exc: ApiError) -> bool:
+    """True when the helpdesk answered that it refused the write (or it never left)."""
+    if isinstance(exc, NotAvailable):
+        return exc.never_sent
+    return exc.status is not None and 400 <= exc.status < 500

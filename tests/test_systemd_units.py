@@ -1,0 +1,303 @@
+"""The systemd units and example configuration an admin installs from systemd/."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from connector.config import SECRET_NAMES, load_settings
+from tests.conftest import ROOT
+
+SYSTEMD = ROOT / "systemd"
+DAEMON = SYSTEMD / "sla-connector.service"
+BACKFILL = SYSTEMD / "sla-connector-backfill@.service"
+UNITS = [DAEMON, BACKFILL]
+EXAMPLE_CONFIG = SYSTEMD / "config.toml.example"
+CHECK = ROOT / ".ci" / "systemd-check"
+
+# Credential file name -> environment variable, for every secret the connector reads.
+SECRETS = {name: f"SLA_CONNECTOR_{name.upper()}" for name in SECRET_NAMES}
+
+# What lets the daemon and the backfill share one state directory and one set of secrets, and
+# what keeps them sandboxed: identical in both units.
+SHARED_SETTINGS = [
+    "DynamicUser",
+    "User",
+    "Group",
+    "StateDirectory",
+    "StateDirectoryMode",
+    "ConfigurationDirectory",
+    "UMask",
+    "LoadCredential",
+    "LoadCredentialEncrypted",
+    "CapabilityBoundingSet",
+    "AmbientCapabilities",
+    "NoNewPrivileges",
+    "ProtectSystem",
+    "ProtectHome",
+    "PrivateTmp",
+    "PrivateDevices",
+    "DevicePolicy",
+    "PrivateUsers",
+    "PrivateIPC",
+    "PrivateMounts",
+    "ProtectKernelTunables",
+    "ProtectKernelModules",
+    "ProtectKernelLogs",
+    "ProtectControlGroups",
+    "ProtectClock",
+    "ProtectHostname",
+    "ProtectProc",
+    "ProcSubset",
+    "RestrictAddressFamilies",
+    "RestrictNamespaces",
+    "RestrictRealtime",
+    "RestrictSUIDSGID",
+    "LockPersonality",
+    "MemoryDenyWriteExecute",
+    "RemoveIPC",
+    "SystemCallArchitectures",
+    "SystemCallFilter",
+    "SystemCallErrorNumber",
+]
+
+
+def read_unit(path: Path) -> dict[str, list[str]]:
+    """Every `Key=value` of a unit's [Service] section, values in file order (keys repeat)."""
+    settings: dict[str, list[str]] = {}
+    section = ""
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("["):
+            section = line
+            continue
+        assert not line.endswith("\\"), f"{path.name}: keep each setting on one line: {line}"
+        key, sep, value = line.partition("=")
+        assert sep, f"{path.name}: not a setting: {line}"
+        if section == "[Service]":
+            settings.setdefault(key.strip(), []).append(value.strip())
+    return settings
+
+
+def one(settings: dict[str, list[str]], key: str) -> str:
+    values = settings.get(key, [])
+    assert len(values) == 1, f"{key}: expected one value, got {values}"
+    return values[0]
+
+
+def test_daemon_unit_tells_systemd_when_it_is_ready_alive_and_reloading() -> None:
+    service = read_unit(DAEMON)
+    assert one(service, "Type") == "notify"
+    assert one(service, "NotifyAccess") == "main"
+    assert one(service, "ExecStart").split() == [
+        "/usr/local/bin/sla-connector",
+        "run",
+        "--config",
+        "/etc/sla-connector/config.toml",
+    ]
+    assert one(service, "ExecReload") == "/bin/kill -HUP $MAINPID"
+    assert one(service, "WatchdogSec") == "5min"
+    assert one(service, "Restart") == "on-failure"
+    # A bad configuration (exit status 2) is reported once, not restarted forever.
+    assert one(service, "RestartPreventExitStatus") == "2"
+
+
+def test_backfill_unit_takes_the_since_date_from_its_instance_name() -> None:
+    service = read_unit(BACKFILL)
+    assert one(service, "Type") == "oneshot"
+    argv = one(service, "ExecStart").split()
+    assert argv[:4] == [
+        "/usr/local/bin/sla-connector",
+        "backfill",
+        "--config",
+        "/etc/sla-connector/config.toml",
+    ]
+    assert argv[argv.index("--since") + 1] == "%i"
+    assert one(service, "EnvironmentFile") == "-/etc/sla-connector/backfill.env"
+
+
+@pytest.mark.parametrize("unit", UNITS, ids=lambda p: p.name)
+def test_unit_is_sandboxed(unit: Path) -> None:
+    service = read_unit(unit)
+    assert one(service, "DynamicUser") == "yes"
+    assert one(service, "User") == "sla-connector"
+    assert one(service, "StateDirectory") == "sla-connector"
+    assert one(service, "StateDirectoryMode") == "0700"
+    assert one(service, "ConfigurationDirectory") == "sla-connector"
+    assert one(service, "UMask") == "0077"
+    assert one(service, "ProtectSystem") == "strict"
+    assert one(service, "ProtectHome") == "yes"
+    assert one(service, "CapabilityBoundingSet") == ""
+    assert one(service, "NoNewPrivileges") == "yes"
+    assert one(service, "PrivateUsers") == "yes"
+    assert one(service, "MemoryDenyWriteExecute") == "yes"
+    assert set(one(service, "RestrictAddressFamilies").split()) == {
+        "AF_INET",
+        "AF_INET6",
+        "AF_UNIX",
+    }
+    assert service["SystemCallFilter"] == ["@system-service", "~@privileged @resources"]
+    assert one(service, "SystemCallArchitectures") == "native"
+    # The helpdesk is a SaaS on changing addresses: no IP allow list.
+    assert "IPAddressDeny" not in service
+    assert "IPAddressAllow" not in service
+
+
+def test_daemon_and_backfill_share_user_state_secrets_and_sandbox() -> None:
+    daemon, backfill = read_unit(DAEMON), read_unit(BACKFILL)
+    different = {
+        key: (daemon.get(key), backfill.get(key))
+        for key in SHARED_SETTINGS
+        if daemon.get(key) != backfill.get(key)
+    }
+    assert different == {}
+
+
+@pytest.mark.parametrize("unit", UNITS, ids=lambda p: p.name)
+def test_unit_loads_every_secret_as_a_credential_and_nowhere_else(unit: Path) -> None:
+    service = read_unit(unit)
+    loaded = dict(value.split(":", 1) for value in service["LoadCredential"])
+    # Credential names are what the daemon reads from $CREDENTIALS_DIRECTORY; the files in
+    # /etc/credstore carry the program's prefix.
+    assert loaded == {name: f"sla-connector.{name}" for name in SECRETS}
+    for key in ("SetCredential", "SetCredentialEncrypted", "Environment", "PassEnvironment"):
+        for value in service.get(key, []):
+            for name, variable in SECRETS.items():
+                assert name not in value
+                assert variable not in value
+    for key, values in service.items():
+        if key.startswith("Exec"):
+            for word in " ".join(values).lower().split():
+                assert not re.search(r"token|secret|key|password|credential", word), word
+
+
+def test_example_config_has_every_key_of_the_format_and_no_secret() -> None:
+    text = EXAMPLE_CONFIG.read_text()
+    config = tomllib.loads(text)
+    assert config["helpdesk"] in {"zendesk", "freshdesk"}
+    assert set(config) == {
+        "helpdesk",
+        "mappings",
+        "poll_interval",
+        "zendesk",
+        "freshdesk",
+        "metrics",
+        "log",
+    }
+    assert set(config["zendesk"]) == {"url", "auth", "email", "client_id"}
+    assert set(config["freshdesk"]) == {"url"}
+    assert set(config["metrics"]) == {"listen"}
+    assert set(config["log"]) == {"format", "level"}
+    assert config["metrics"]["listen"].startswith("127.0.0.1:")
+    # Keys whose defaults suit the service are documented, commented out.
+    for key in ("helpdesk_mapping", "state_dir", "start", "textfile"):
+        assert re.search(rf"^# {key} = ", text, re.MULTILINE), key
+    # Hosts are example ones, and no secret has a key in the file.
+    for url in (config["zendesk"]["url"], config["freshdesk"]["url"]):
+        assert re.fullmatch(r"https://example\.(zendesk|freshdesk)\.com", url)
+    assert config["zendesk"]["email"].endswith("@example.com")
+    for table in [config, *(v for v in config.values() if isinstance(v, dict))]:
+        for key in table:
+            assert not re.search(r"token|secret|key|password", key), key
+
+
+def test_example_config_loads_as_the_service_would_load_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for variable in list(os.environ):
+        if variable.startswith("SLA_CONNECTOR_"):
+            monkeypatch.delenv(variable)
+    monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path))
+    settings = load_settings(EXAMPLE_CONFIG)
+    assert settings.helpdesk == "zendesk"
+    assert settings.helpdesk_url == "https://example.zendesk.com"
+    assert settings.mapping_file == Path("/etc/sla-connector/mappings/helpdesks/zendesk.yaml")
+    assert settings.state_file == tmp_path / "state.sqlite3"
+    assert settings.metrics.listen == "127.0.0.1:9464"
+    assert settings.metrics.textfile is None
+
+
+# The check script, run as CI runs it. It needs systemd-analyze; on a copy of the repository's
+# units, so that a broken unit can be shown to fail it.
+
+needs_systemd_analyze = pytest.mark.skipif(
+    shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed"
+)
+
+
+def run_check(tree: Path, path: str | None = None) -> subprocess.CompletedProcess[str]:
+    # Any executable satisfies verify's check that ExecStart= exists.
+    env = {**os.environ, "SLA_CONNECTOR_BIN": sys.executable}
+    if path is not None:
+        env["PATH"] = path
+    return subprocess.run(
+        ["/bin/bash", str(tree / ".ci" / "systemd-check")],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    """A copy of the check script and the units, to break at will."""
+    (tmp_path / ".ci").mkdir()
+    shutil.copy(CHECK, tmp_path / ".ci")
+    shutil.copytree(SYSTEMD, tmp_path / "systemd")
+    return tmp_path
+
+
+@needs_systemd_analyze
+def test_check_passes_the_repository_units() -> None:
+    result = run_check(ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    scores = re.findall(r"Overall exposure level for (\S+): (\d+\.\d+)", result.stdout)
+    assert {unit for unit, _ in scores} == {
+        "sla-connector.service",
+        "sla-connector-backfill@i.service",
+    }
+    assert all(float(score) <= 1.5 for _, score in scores)
+
+
+@needs_systemd_analyze
+def test_check_fails_a_misspelt_setting(tree: Path) -> None:
+    unit = tree / "systemd" / DAEMON.name
+    unit.write_text(unit.read_text().replace("ProtectSystem=strict", "ProtectSytem=strict"))
+    result = run_check(tree)
+    assert result.returncode == 1
+    assert "Unknown key" in result.stderr
+    assert "ProtectSytem" in result.stderr
+
+
+@needs_systemd_analyze
+def test_check_fails_a_unit_with_its_sandbox_removed(tree: Path) -> None:
+    unit = tree / "systemd" / BACKFILL.name
+    kept = [
+        line
+        for line in unit.read_text().splitlines()
+        if line.split("=", 1)[0] not in SHARED_SETTINGS or line.startswith("#")
+    ]
+    unit.write_text("\n".join(kept) + "\n")
+    result = run_check(tree)
+    assert result.returncode == 1
+    assert f"systemd/{BACKFILL.name} is over the exposure limit" in result.stderr
+
+
+def test_check_is_skipped_without_systemd_analyze(tree: Path) -> None:
+    bin_dir = tree / "bin"
+    bin_dir.mkdir()
+    dirname = shutil.which("dirname")
+    assert dirname is not None
+    (bin_dir / "dirname").symlink_to(dirname)
+    result = run_check(tree, path=str(bin_dir))
+    assert (result.returncode, result.stdout) == (0, "skipped: no systemd-analyze\n")
