@@ -224,8 +224,10 @@ class Daemon:
             metrics.writes.labels(kind="update").inc()
             if outcome.plan.note:
                 metrics.writes.labels(kind="note").inc()
-        if outcome.problem is not None and (decision is None or decision.problem is not None):
+        if outcome.unmapped:
             metrics.unmapped.inc()
+        elif outcome.problem is not None:
+            metrics.errors.labels(kind="ticket").inc()
 
     # --- reload -----------------------------------------------------------------------------
 

@@ -20,7 +20,14 @@ from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any
 
-from connector.errors import ApiError, Conflict, NotAvailable, UnmappedTicket
+from connector.errors import (
+    ApiError,
+    Conflict,
+    MalformedResponse,
+    NotAvailable,
+    NotFound,
+    UnmappedTicket,
+)
 from connector.helpdesks.adapter import Helpdesk, Item, Plan
 from connector.helpdesks.mapping import (
     DesiredResults,
@@ -84,6 +91,7 @@ class Outcome:
     plan: Plan | None = None
     wrote: bool = False
     changed: bool = False
+    unmapped: bool = False  # no contract could be applied (tagged sla_unmapped)
     problem: str | None = None
 
 
@@ -99,7 +107,6 @@ class Totals:
     notes: int = 0
     unmapped: int = 0
     failed: int = 0
-    conflicts: int = 0
     woken: int = 0
     newest: datetime | None = None
     complete: bool = True
@@ -113,11 +120,10 @@ class Totals:
         if outcome.wrote:
             self.writes += 1
             self.notes += bool(outcome.plan and outcome.plan.note)
-        if outcome.problem is not None:
-            if outcome.decision is None or outcome.decision.problem is not None:
-                self.unmapped += 1
-            else:
-                self.failed += 1
+        if outcome.unmapped:
+            self.unmapped += 1
+        elif outcome.problem is not None:
+            self.failed += 1
 
 
 def results_fingerprint(desired: DesiredResults) -> str:
@@ -189,7 +195,6 @@ class Sync:
         pages: Iterator[Any] = self.helpdesk.poll(self.state.cursor(cursor_name), start)
         for page in pages:
             with self.state.writer():
-                self._settle_journal()
                 for item in page.items:
                     if until is not None and item.updated_at > until:
                         totals.complete = False
@@ -219,7 +224,6 @@ class Sync:
             return totals
         items = {item.id: item for item in self.helpdesk.fetch(ids)}
         with self.state.writer():
-            self._settle_journal()
             for ticket_id in ids:
                 item = items.get(ticket_id)
                 if item is None:  # deleted meanwhile
@@ -237,7 +241,12 @@ class Sync:
     # --- one ticket -----------------------------------------------------------------------
 
     def handle(self, item: Item) -> Outcome:
-        """Decide one ticket and make the helpdesk show it; never raises for one ticket."""
+        """Decide one ticket and make the helpdesk show it.
+
+        A problem of this ticket alone (unmappable, a write the helpdesk refuses) is logged
+        and reported in the outcome. A failure that may pass (the helpdesk unreachable or
+        failing after the retries) raises, so that the page is not marked done.
+        """
         for _ in range(CONFLICT_RETRIES):
             try:
                 return self._handle(item)
@@ -247,6 +256,11 @@ class Sync:
                 if not fresh:
                     return Outcome(item.id, problem="deleted while being written")
                 item = fresh[0]
+            except ApiError as exc:
+                if not _permanent(exc):
+                    raise
+                self.log.error("ticket_write_failed", ticket=item.id, error=str(exc))
+                return Outcome(item.id, problem=str(exc))
         self.log.warning("ticket_conflict_gave_up", ticket=item.id, attempts=CONFLICT_RETRIES)
         return Outcome(item.id, problem=f"changed by someone else {CONFLICT_RETRIES} times")
 
@@ -266,7 +280,7 @@ class Sync:
             if record:
                 self.state.forget_facts(item.id)
                 self.state.wake_at(item.id, None)
-            outcome.problem = exc.reason
+            outcome.problem, outcome.unmapped = exc.reason, True
             outcome.desired = _UNMAPPED
             return outcome
         outcome.facts = facts
@@ -284,7 +298,7 @@ class Sync:
         outcome.decision = decision
         if decision.problem is not None:
             self.log.warning("ticket_unmapped", ticket=item.id, reason=decision.problem)
-            outcome.problem = decision.problem
+            outcome.problem, outcome.unmapped = decision.problem, True
             if record:
                 self.state.forget_facts(item.id)
         outcome.desired = desired_results(
@@ -303,7 +317,10 @@ class Sync:
         fingerprint = results_fingerprint(desired)
         record = self.state.record(item.id)
         outcome.changed = record.results != fingerprint
-        plan = self.helpdesk.plan(item, desired, record.note)
+        posted = record.note
+        if self.state.pending_note(item.id) is not None:
+            posted = self._settle_pending(item.id)
+        plan = self.helpdesk.plan(item, desired, posted)
         outcome.plan = plan
         if plan is None:
             if outcome.changed:
@@ -317,15 +334,10 @@ class Sync:
             self.state.begin_note(item.id, desired.note_fingerprint, self.clock())
         try:
             self.helpdesk.apply(item, plan)
-        except Conflict:
-            self.state.settle_note(item.id, None)  # a 409 changed nothing
-            raise
         except ApiError as exc:
-            if _surely_not_applied(exc):
-                self.state.settle_note(item.id, None)
-            self.log.error("ticket_write_failed", ticket=item.id, error=str(exc))
-            outcome.problem = str(exc)
-            return outcome
+            if plan.note is not None:
+                self._settle_after_failure(item.id, exc)
+            raise
         self.state.set_written(
             item.id, fingerprint, desired.note_fingerprint if plan.note else None
         )
@@ -365,18 +377,41 @@ class Sync:
 
     # --- the journal ----------------------------------------------------------------------
 
-    def _settle_journal(self) -> None:
-        """Learn from the helpdesk whether notes in flight at a crash landed."""
-        for ticket, fingerprint in self.state.pending_notes():
+    def _settle_after_failure(self, ticket: str, exc: ApiError) -> None:
+        """After a failed note-carrying write, learn whether the note landed anyway.
+
+        A write that surely never reached the helpdesk changed nothing. Any other failure may
+        hide a success (a cut connection after the change, a retried PUT answered 409 because
+        its first attempt landed): the conversation says. If it cannot be read now, the
+        journal entry stays, to be settled before the ticket's next write.
+        """
+        if isinstance(exc, NotAvailable) and exc.never_sent:
+            self.state.settle_note(ticket, None)
+            return
+        try:
             landed = self.helpdesk.last_note_mark(ticket)
-            self.log.info(
-                "journal_settled", ticket=ticket, note=fingerprint, landed=landed == fingerprint
-            )
-            self.state.settle_note(ticket, landed)
+        except ApiError as read_error:
+            self.log.warning("journal_unsettled", ticket=ticket, error=str(read_error))
+            return
+        self.state.settle_note(ticket, landed)
+
+    def _settle_pending(self, ticket: str) -> str | None:
+        """Settle a journal entry a crash left behind; the fingerprint of the note posted last.
+
+        Raises the helpdesk's error when its conversation cannot be read: the ticket is then
+        skipped this time rather than risk posting its note twice.
+        """
+        try:
+            landed = self.helpdesk.last_note_mark(ticket)
+        except NotFound:
+            landed = None
+        self.log.info("journal_settled", ticket=ticket, landed=landed)
+        self.state.settle_note(ticket, landed)
+        return self.state.record(ticket).note
 
 
-def _surely_not_applied(exc: ApiError) -> bool:
-    """True when the helpdesk answered that it refused the write (or it never left)."""
-    if isinstance(exc, NotAvailable):
-        return exc.never_sent
-    return exc.status is not None and 400 <= exc.status < 500
+def _permanent(exc: ApiError) -> bool:
+    """A failure that trying the same ticket again would not cure (refused, malformed)."""
+    if isinstance(exc, MalformedResponse):
+        return True
+    return exc.status is not None and 400 <= exc.status < 500 and exc.status not in (408, 429)
