@@ -186,6 +186,7 @@ def _sync_once(settings: Settings, out: TextIO) -> int:
     rules = load_rules(settings)
     with _opened(settings) as (state, helpdesk):
         sync = Sync(helpdesk, state, rules, clock=_utcnow, log=log)
+        sync.settle_journal()
         totals = sync.poll(POLL_CURSOR, settings.first_poll_start(_utcnow()))
         woken = sync.wake()
     out.write(_summary(totals, woken) + "\n")

@@ -149,6 +149,7 @@ class Daemon:
         """One poll to the end of the stream, then the wake-ups that are due."""
         started = self.clock()
         try:
+            self.sync.settle_journal()
             start = self.settings.first_poll_start(started)
             totals = self.sync.poll(POLL_CURSOR, start, stop=lambda: self._stop)
             if not self._stop:

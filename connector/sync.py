@@ -233,6 +233,19 @@ class Sync:
                 totals.woken += 1
         return totals
 
+    def settle_journal(self) -> int:
+        """Settle the notes a crash left in flight (best effort); returns how many."""
+        settled = 0
+        with self.state.writer():
+            for ticket, _ in self.state.pending_notes():
+                try:
+                    self._settle_pending(ticket)
+                except ApiError as exc:
+                    self.log.warning("journal_unsettled", ticket=ticket, error=str(exc))
+                else:
+                    settled += 1
+        return settled
+
     def _count(self, totals: Totals, outcome: Outcome) -> None:
         totals.add(outcome)
         if self.observe is not None:
