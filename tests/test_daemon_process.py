@@ -33,7 +33,7 @@ from connector.app import load_rules, open_helpdesk
 from connector.demo import demo_settings, sandbox_secrets
 from connector.helpdesks.mapping import find_note_fingerprint
 from connector.mappingfiles import default_mappings_dir
-from connector.sandbox import FRESHDESK_URL, ZENDESK_URL, Sandbox, generate
+from connector.sandbox import FRESHDESK_URL, ZENDESK_URL, OffsetClock, Sandbox, generate
 from connector.sandbox.seed import SeedTicket
 from connector.state import State
 from connector.sync import Sync
@@ -47,22 +47,9 @@ LOAD = 300
 DEADLINE = 60.0
 
 
-class ShiftedClock:
-    """Real time, moved ahead on demand (to get past Zendesk's one-minute export lag)."""
-
-    def __init__(self) -> None:
-        self.shift = timedelta(0)
-
-    def __call__(self) -> datetime:
-        return datetime.now(UTC) + self.shift
-
-    def advance(self, seconds: float) -> None:
-        self.shift += timedelta(seconds=seconds)
-
-
-def seeded(clock: ShiftedClock | None = None) -> Sandbox:
+def seeded(clock: OffsetClock | None = None) -> Sandbox:
     sandbox = Sandbox.seeded(
-        anchor=ANCHOR, incremental_export_limit=None, clock=clock or ShiftedClock()
+        anchor=ANCHOR, incremental_export_limit=None, clock=clock or OffsetClock()
     )
     sandbox.seed(generate(LOAD, seed=5, anchor=ANCHOR), customers=())
     return sandbox
@@ -154,7 +141,7 @@ class Daemon:
 @dataclass
 class Served:
     sandbox: Sandbox
-    clock: ShiftedClock
+    clock: OffsetClock
     helpdesk: str
     daemon: Daemon
     mapping: Path
@@ -175,7 +162,7 @@ class Served:
 @pytest.fixture(params=["zendesk", "freshdesk"])
 def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Served]:
     helpdesk: str = request.param
-    clock = ShiftedClock()
+    clock = OffsetClock()
     sandbox = seeded(clock)
     server = sandbox.serve("127.0.0.1", 0).start()
     mapping = tmp_path / f"{helpdesk}.yaml"

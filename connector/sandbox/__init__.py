@@ -5,6 +5,7 @@ from connector.sandbox.sandbox import (
     FRESHDESK_URL,
     ZENDESK_URL,
     ManualClock,
+    OffsetClock,
     Sandbox,
     SandboxCredentials,
 )
@@ -23,6 +24,7 @@ __all__ = [
     "FaultKind",
     "ManualClock",
     "OAuthTokens",
+    "OffsetClock",
     "RequestCount",
     "Sandbox",
     "SandboxCredentials",

@@ -70,6 +70,21 @@ class ManualClock:
         self.advance(max(seconds, 0.0))
 
 
+class OffsetClock:
+    """Real time, moved ahead on demand (to let the sandbox's minutes pass in a demo or test)."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self.offset
+
+    def advance(self, seconds: float) -> datetime:
+        """Move the clock forward; returns the new now."""
+        self.offset += timedelta(seconds=seconds)
+        return self()
+
+
 @dataclass(frozen=True, slots=True)
 class SandboxCredentials:
     """The credentials the sandbox accepts (fixed, public, sandbox-only values)."""
