@@ -76,7 +76,13 @@ def add_commands(commands: Any) -> None:
     backfill.add_argument(
         "--dry-run", action="store_true", help="print what would change; write nothing"
     )
-    backfill.add_argument("--limit", type=int, metavar="N", help="stop after N tickets")
+    backfill.add_argument(
+        "--limit",
+        type=int,
+        metavar="N",
+        help="stop after N tickets, rounded up to a whole page of the helpdesk; run again "
+        "to resume",
+    )
     backfill.add_argument(
         "--restart", action="store_true", help="start the range again instead of resuming"
     )
@@ -285,14 +291,14 @@ def _backfill(settings: Settings, args: argparse.Namespace, out: TextIO, err: Te
 
         def observe(outcome: Outcome) -> None:
             progress(outcome, current.get(outcome.ticket))
-            if args.dry_run and outcome.plan is not None:
-                progress.finish()
-                out.write(f"ticket {outcome.ticket}:\n")
-                for change in outcome.plan.changes:
-                    out.write(f"  {change}\n")
             if outcome.problem is not None:
                 progress.finish()
-                out.write(f"ticket {outcome.ticket}: skipped: {outcome.problem}\n")
+                out.write(f"ticket {outcome.ticket}: {outcome.problem}\n")
+            if args.dry_run and outcome.plan is not None:
+                progress.finish()
+                if outcome.problem is None:
+                    out.write(f"ticket {outcome.ticket}:\n")
+                out.writelines(f"  {change}\n" for change in outcome.plan.changes)
 
         sync = Sync(
             _Tracking(helpdesk, current),

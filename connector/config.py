@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -179,31 +180,54 @@ def load_settings(path: Path | None, **overrides: Any) -> Settings:
             raise ConfigError([Problem(source, "", f"cannot be read ({exc})")]) from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError([Problem(source, "", f"is not valid TOML: {exc}")]) from None
-    for name in SECRET_NAMES:
-        if name in values:
-            raise ConfigError(
-                [
-                    Problem(
-                        source,
-                        name,
-                        f"secrets do not belong in the file: set {ENV_PREFIX}{name.upper()} or "
-                        f"the systemd credential {name}",
-                    )
-                ]
-            )
+    secrets = [
+        Problem(
+            source,
+            key,
+            f"secrets do not belong in the file: set {ENV_PREFIX}{name.upper()} or "
+            f"the systemd credential {name}",
+        )
+        for key, name in _secret_keys(values)
+    ]
+    if secrets:
+        raise ConfigError(secrets)
+    if "source" in values:  # a field of Settings, but not a key of the file
+        raise ConfigError([Problem(source, "source", "unknown key")])
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return Settings(**values, source=source)
     except ValidationError as exc:
         problems = [
             Problem(
-                source,
+                _origin(source, error["loc"]),
                 ".".join(str(part) for part in error["loc"]),
                 _message(error),
             )
             for error in exc.errors()
         ]
         raise ConfigError(problems) from None
+
+
+def _secret_keys(values: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """Key paths holding a secret: `zendesk_api_token`, or `api_token` under `[zendesk]`."""
+    for name in SECRET_NAMES:
+        if name in values:
+            yield name, name
+        section, _, key = name.partition("_")
+        table = values.get(section)
+        if isinstance(table, dict) and key in table:
+            yield f"{section}.{key}", name
+
+
+def _origin(source: str, loc: tuple[int | str, ...]) -> str:
+    """Where a bad value came from: the `SLA_CONNECTOR_*` variable that set it, else `source`."""
+    names = {name.upper() for name in os.environ}
+    parts = [str(part).upper() for part in loc]
+    for end in range(len(parts), 0, -1):
+        name = ENV_PREFIX + "__".join(parts[:end])
+        if name in names:
+            return f"environment {name}"
+    return source
 
 
 def _message(error: Any) -> str:
@@ -216,8 +240,8 @@ def _message(error: Any) -> str:
 
 def secret(name: str) -> SecretStr | None:
     """A secret from `SLA_CONNECTOR_<NAME>` or `$CREDENTIALS_DIRECTORY/<name>` (None: unset)."""
-    if value := os.environ.get(ENV_PREFIX + name.upper()):
-        return SecretStr(value.strip())
+    if value := os.environ.get(ENV_PREFIX + name.upper(), "").strip():
+        return SecretStr(value)
     folder = os.environ.get("CREDENTIALS_DIRECTORY")
     if folder:
         path = Path(folder) / name

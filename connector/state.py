@@ -98,17 +98,21 @@ class State:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
             os.close(fd)
         uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
+        self.db = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30.0)
         try:
-            self.db = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30.0)
             self.db.execute("PRAGMA busy_timeout = 30000")
             if not readonly:
                 self.db.execute("PRAGMA journal_mode = WAL")
                 self.db.execute("PRAGMA synchronous = FULL")
                 self._migrate()
         except sqlite3.DatabaseError as exc:
+            self.db.close()
             raise ConfigError(
                 [Problem(str(path), "", f"is not a usable state database ({exc})")]
             ) from None
+        except BaseException:  # a newer schema (ConfigError), an interrupt...
+            self.db.close()
+            raise
         self._lock_fd: int | None = None
 
     # --- schema ---------------------------------------------------------------------------

@@ -187,9 +187,10 @@ class Sync:
     ) -> Totals:
         """Handle every page from the saved position `cursor_name` (or `start`) to the end.
 
-        Stops early (`complete` False) after `limit` tickets, at a ticket updated after
-        `until`, or when `stop()` says so between pages. The position is saved after each
-        page, so the next call carries on from there.
+        Ends (`complete`) at the end of the stream or at the first ticket updated after
+        `until` (the rest are later still); stops early (`complete` False) at the end of the
+        page where `limit` tickets are reached, or when `stop()` says so between pages. The
+        position is saved after each whole page, so the next call carries on from there.
         """
         totals = Totals()
         pages: Iterator[Any] = self.helpdesk.poll(self.state.cursor(cursor_name), start)
@@ -197,7 +198,6 @@ class Sync:
             with self.state.writer():
                 for item in page.items:
                     if until is not None and item.updated_at > until:
-                        totals.complete = False
                         break
                     self._count(totals, self.handle(item))
                     if totals.newest is None or item.updated_at > totals.newest:

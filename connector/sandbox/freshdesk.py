@@ -187,6 +187,7 @@ class FreshdeskDesk:
             _route("GET", "/api/v2/companies", "/api/v2/companies", self._companies),
             _route("GET", f"/api/v2/companies/{_ID}", "/api/v2/companies/{id}", self._company),
             _route("GET", "/api/v2/ticket_fields", "/api/v2/ticket_fields", self._ticket_fields),
+            _route("GET", "/api/v2/company_fields", "/api/v2/company_fields", self._company_fields),
         )  # fmt: skip
 
     # --- seeding and agent actions --------------------------------------------------------
@@ -645,6 +646,24 @@ class FreshdeskDesk:
             if choices:
                 entry["choices"] = list(choices)
             fields.append(entry)
+        return json_response(200, fields)
+
+    def _company_fields(self, request: ApiRequest, _: dict[str, str]) -> ApiResponse:
+        defaults = [("name", "default_name"), ("domains", "default_domains")]
+        fields = [
+            {
+                "id": 8_200_000 + position,
+                "name": name,
+                "label": name.replace("_", " ").capitalize(),
+                "position": position,
+                "required_for_agents": name == "name",
+                "type": kind,
+                "default": kind.startswith("default_"),
+                "created_at": "2024-01-15T09:00:00Z",
+                "updated_at": "2024-01-15T09:00:00Z",
+            }
+            for position, (name, kind) in enumerate([*defaults, *COMPANY_FIELDS], start=1)
+        ]
         return json_response(200, fields)
 
 

@@ -1,0 +1,400 @@
+"""The state database: schema, permissions, each table's promises, the writer lock, snapshots."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from connector.errors import ConfigError
+from connector.sla.model import TicketFacts
+from connector.state import MIGRATIONS, Busy, State
+from tests.conftest import ROOT
+
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> Iterator[State]:
+    opened = State(tmp_path / "state.sqlite3")
+    yield opened
+    opened.close()
+
+
+def facts(
+    ticket: str,
+    created: datetime,
+    *,
+    contract: str = "pixelz",
+    customer: str | None = "org-1",
+    severity: str | None = None,
+) -> TicketFacts:
+    return TicketFacts(
+        id=ticket, created_at=created, contract=contract, customer=customer, severity=severity
+    )
+
+
+def mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+# --- schema and files -----------------------------------------------------------------------
+
+
+def test_an_empty_file_is_migrated_to_the_current_schema(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite3"
+    path.touch()
+    state = State(path)
+    try:
+        assert state.schema_version == len(MIGRATIONS)
+        assert state.counts() == {"tickets": 0, "counted": 0, "wakeups": 0, "journal": 0}
+    finally:
+        state.close()
+
+
+def test_reopening_keeps_the_schema_and_the_data(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite3"
+    first = State(path)
+    first.set_cursor("poll", "c1", NOW)
+    first.close()
+    again = State(path)
+    try:
+        assert again.schema_version == len(MIGRATIONS)
+        assert again.cursor("poll") == "c1"
+    finally:
+        again.close()
+
+
+def test_a_schema_newer_than_known_is_refused_on_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite3"
+    db = sqlite3.connect(path)
+    db.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
+    db.close()
+    with pytest.raises(ConfigError) as raised:
+        State(path)
+    message = str(raised.value)
+    assert len(raised.value.problems) == 1
+    assert "\n" not in message
+    assert message.startswith(str(path))
+    assert "newer" in message
+    assert "upgrade sla-connector" in message
+
+
+def test_a_file_that_is_not_a_database_is_refused_on_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite3"
+    path.write_bytes(b"this is a text file, not SQLite\n" * 100)
+    with pytest.raises(ConfigError) as raised:
+        State(path)
+    message = str(raised.value)
+    assert len(raised.value.problems) == 1
+    assert "\n" not in message
+    assert message.startswith(str(path))
+    assert "not a usable state database" in message
+
+
+def test_the_database_is_private_and_a_new_folder_is_0700(tmp_path: Path) -> None:
+    folder = tmp_path / "created"
+    path = folder / "state.sqlite3"
+    previous = os.umask(0o022)  # a common umask, which would give 0644 and 0755
+    try:
+        state = State(path)
+        try:
+            state.set_cursor("poll", "c1", NOW)
+            with state.writer():
+                pass
+        finally:
+            state.close()
+    finally:
+        os.umask(previous)
+    assert mode(folder) == 0o700
+    assert mode(path) == 0o600
+    assert mode(path.with_name("state.sqlite3.lock")) == 0o600
+    for side in folder.glob("state.sqlite3-*"):  # WAL and shared-memory files, if left
+        assert mode(side) == 0o600, side
+
+
+# --- cursors --------------------------------------------------------------------------------
+
+
+def test_cursors_round_trip_and_are_forgotten_by_name(state: State) -> None:
+    assert state.cursor("poll") is None
+    state.set_cursor("poll", "c1", NOW)
+    state.set_cursor("poll", "c2", NOW + timedelta(minutes=1))
+    state.set_cursor("backfill:a", "x", NOW)
+    state.set_cursor("backfill:a:done", "y", NOW)
+    assert state.cursor("poll") == "c2"
+    assert state.cursors("backfill:") == {"backfill:a": "x", "backfill:a:done": "y"}
+
+    state.forget_cursor("backfill:a", "backfill:a:done", "never-set")
+
+    assert state.cursors() == {"poll": "c2"}
+
+
+# --- tickets and the ledger -----------------------------------------------------------------
+
+
+def test_facts_are_upserted(state: State) -> None:
+    first = facts("1", NOW, severity="sev2")
+    state.put_facts(first)
+    assert state.record("1").facts == first
+    assert state.facts_json("1") == first.model_dump_json()
+
+    moved = facts("1", NOW, customer="org-2", severity="sev1")
+    state.put_facts(moved)
+
+    assert state.record("1").facts == moved
+    assert list(state.customer_tickets("pixelz", "org-1", None, None)) == []
+    assert list(state.customer_tickets("pixelz", "org-2", None, None)) == [moved]
+    assert state.counts()["tickets"] == 1
+
+
+def test_a_ticket_never_seen_has_an_empty_record(state: State) -> None:
+    record = state.record("404")
+    assert (record.facts, record.results, record.note) == (None, None, None)
+    assert state.facts_json("404") is None
+
+
+def test_customer_tickets_are_one_customer_of_one_contract_in_the_window(state: State) -> None:
+    day = timedelta(days=1)
+    own = [facts(str(n), NOW + n * day) for n in range(5)]
+    for one in own:
+        state.put_facts(one)
+    state.put_facts(facts("other-customer", NOW + day, customer="org-2"))
+    state.put_facts(facts("other-contract", NOW + day, contract="photoprism"))
+    state.put_facts(facts("no-customer", NOW + day, customer=None))
+
+    def ids(since: datetime | None, until: datetime | None) -> list[str]:
+        return [f.id for f in state.customer_tickets("pixelz", "org-1", since, until)]
+
+    assert ids(None, None) == ["0", "1", "2", "3", "4"]
+    assert ids(NOW + day, NOW + 3 * day) == ["1", "2", "3"]  # both ends included
+    assert ids(NOW + 3 * day, None) == ["3", "4"]
+    assert ids(None, NOW) == ["0"]
+    assert [f.id for f in state.customer_tickets("pixelz", None, None, None)] == ["no-customer"]
+
+
+def test_forgotten_facts_stop_counting_but_the_written_results_stay(state: State) -> None:
+    state.put_facts(facts("1", NOW))
+    state.set_written("1", "r1", "n1")
+
+    state.forget_facts("1")
+
+    record = state.record("1")
+    assert (record.facts, record.results, record.note) == (None, "r1", "n1")
+    assert list(state.customer_tickets("pixelz", "org-1", None, None)) == []
+    assert state.counts()["counted"] == 0
+
+
+def test_set_written_keeps_the_last_note_when_given_none(state: State) -> None:
+    state.put_facts(facts("1", NOW))
+    state.set_written("1", "r1", "n1")
+    state.set_written("1", "r2", None)
+
+    record = state.record("1")
+    assert (record.results, record.note) == ("r2", "n1")
+    assert record.facts == facts("1", NOW)  # the ledger's facts are not touched
+
+    state.set_written("1", "r3", "n2")
+    assert (state.record("1").results, state.record("1").note) == ("r3", "n2")
+
+
+# --- the journal ----------------------------------------------------------------------------
+
+
+def test_a_journalled_note_is_pending_until_settled(state: State) -> None:
+    state.set_written("1", "r1", "old-note")
+    state.begin_note("2", "n2", NOW)
+    state.begin_note("1", "n1", NOW)
+    assert state.pending_note("1") == "n1"
+    assert state.pending_notes() == [("1", "n1"), ("2", "n2")]
+
+    state.settle_note("1", "n1")  # the helpdesk shows the note: it landed
+    state.settle_note("2", None)  # the helpdesk shows no note: it did not
+
+    assert state.pending_notes() == []
+    assert state.pending_note("1") is None
+    assert state.record("1").note == "n1"
+    assert state.record("2").note is None
+
+
+def test_a_settled_miss_keeps_the_previous_note(state: State) -> None:
+    state.set_written("1", "r1", "old-note")
+    state.begin_note("1", "n1", NOW)
+    state.settle_note("1", None)
+    assert state.record("1").note == "old-note"
+
+
+def test_recording_the_write_closes_its_journal_entry(state: State) -> None:
+    state.begin_note("1", "n1", NOW)
+    state.set_written("1", "r1", "n1")
+    assert state.pending_notes() == []
+    assert state.record("1").note == "n1"
+
+
+# --- wake-ups -------------------------------------------------------------------------------
+
+
+def test_wakeups_come_due_earliest_first(state: State) -> None:
+    hour = timedelta(hours=1)
+    state.wake_at("a", NOW + 3 * hour)
+    state.wake_at("b", NOW + hour)
+    state.wake_at("c", NOW + 2 * hour)
+    state.wake_at("d", NOW + 5 * hour)
+    assert state.next_wakeup() == NOW + hour
+
+    assert state.due_wakeups(NOW) == []
+    assert state.due_wakeups(NOW + 4 * hour) == ["b", "c", "a"]
+    assert state.due_wakeups(NOW + 4 * hour, limit=2) == ["b", "c"]
+
+    state.wake_at("b", None)
+    state.wake_at("c", NOW + 6 * hour)  # moved, not added
+    assert state.next_wakeup() == NOW + 3 * hour
+    assert state.wakeup_of("c") == NOW + 6 * hour
+    assert state.wakeup_of("b") is None
+    assert state.counts()["wakeups"] == 3
+
+
+def test_no_wakeups_means_no_next_one(state: State) -> None:
+    assert state.next_wakeup() is None
+    state.wake_at("a", NOW)
+    state.wake_at("a", None)
+    assert state.next_wakeup() is None
+
+
+# --- tokens ---------------------------------------------------------------------------------
+
+
+def test_tokens_round_trip_and_are_replaced(state: State) -> None:
+    assert state.token("zendesk_oauth") is None
+    first = {"access_token": "a1", "refresh_token": "r1", "expires_at": None}
+    state.set_token("zendesk_oauth", first, NOW)
+    assert state.token("zendesk_oauth") == first
+
+    second = {"access_token": "a2", "refresh_token": "r2", "expires_at": "2026-03-02T11:00:00Z"}
+    state.set_token("zendesk_oauth", second, NOW)
+    assert state.token("zendesk_oauth") == second
+
+
+# --- transactions ---------------------------------------------------------------------------
+
+
+def test_a_failed_transaction_changes_nothing(state: State) -> None:
+    def crash_midway() -> None:
+        with state.transaction():
+            state.set_cursor("poll", "c1", NOW)
+            state.wake_at("1", NOW)
+            raise RuntimeError("crash in the middle")
+
+    with pytest.raises(RuntimeError):
+        crash_midway()
+    assert state.cursor("poll") is None
+    assert state.next_wakeup() is None
+
+
+# --- the writer lock ------------------------------------------------------------------------
+
+_TRY_LOCK = """
+import sys
+from pathlib import Path
+from connector.state import Busy, State
+state = State(Path(sys.argv[1]))
+try:
+    with state.writer(wait=False):
+        print("locked", flush=True)
+except Busy as exc:
+    print("busy:", exc, flush=True)
+"""
+
+_HOLD_LOCK = """
+import sys
+from pathlib import Path
+from connector.state import State
+state = State(Path(sys.argv[1]))
+with state.writer():
+    print("locked", flush=True)
+    sys.stdin.read()  # hold until killed
+"""
+
+
+def take_lock(state: State) -> None:
+    with state.writer(wait=False):
+        pass
+
+
+def _python(script: str, path: Path) -> list[str]:
+    return [sys.executable, "-c", script, str(path)]
+
+
+def test_a_second_process_cannot_take_the_writer_lock(state: State) -> None:
+    with state.writer(), state.writer():  # re-entrant within one State
+        held = subprocess.run(
+            _python(_TRY_LOCK, state.path), cwd=ROOT, capture_output=True, text=True, check=True
+        )
+    free = subprocess.run(
+        _python(_TRY_LOCK, state.path), cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert held.stdout.startswith("busy:")
+    assert "another sla-connector process is writing" in held.stdout
+    assert free.stdout == "locked\n"
+
+
+def test_the_writer_lock_dies_with_a_killed_holder(state: State) -> None:
+    with subprocess.Popen(
+        _python(_HOLD_LOCK, state.path),
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as holder:
+        try:
+            assert holder.stdout is not None
+            assert holder.stdout.readline() == "locked\n"
+            with pytest.raises(Busy):
+                take_lock(state)
+        finally:
+            holder.send_signal(signal.SIGKILL)
+            holder.wait()
+    assert holder.returncode == -signal.SIGKILL
+    with state.writer(wait=False):
+        state.set_cursor("poll", "after the crash", NOW)
+    assert state.cursor("poll") == "after the crash"
+
+
+# --- snapshots ------------------------------------------------------------------------------
+
+
+def test_a_snapshot_copies_everything_and_changes_only_itself(state: State, tmp_path: Path) -> None:
+    state.set_cursor("poll", "c1", NOW)
+    state.put_facts(facts("1", NOW))
+    state.set_written("1", "r1", "n1")
+    state.wake_at("1", NOW)
+    state.set_token("zendesk_oauth", {"refresh_token": "r"}, NOW)
+
+    copy = state.snapshot(tmp_path / "copy.sqlite3")
+    try:
+        assert mode(copy.path) == 0o600
+        assert copy.cursor("poll") == "c1"
+        assert copy.record("1") == state.record("1")
+        assert copy.wakeup_of("1") == NOW
+        assert copy.token("zendesk_oauth") == {"refresh_token": "r"}
+
+        copy.set_cursor("poll", "c2", NOW)
+        copy.put_facts(facts("2", NOW))
+        copy.set_written("1", "r2", "n2")
+        copy.wake_at("1", None)
+        copy.begin_note("2", "n", NOW)
+    finally:
+        copy.close()
+
+    assert state.cursor("poll") == "c1"
+    assert state.record("2").facts is None
+    assert (state.record("1").results, state.record("1").note) == ("r1", "n1")
+    assert state.wakeup_of("1") == NOW
+    assert state.pending_notes() == []
