@@ -281,11 +281,15 @@ def _compute(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _simulate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    """Decide the whole input as one set of tickets, so quotas count across lines."""
+    """Decide the whole input as one set of tickets, so quotas count across lines.
+
+    The tickets are held until the input ends (any line may change an earlier line's place in
+    a quota); each decision is written as soon as it is made and not kept.
+    """
     import gc
 
-    # The input is held whole (quotas count across it) and makes no reference cycles: the
-    # cyclic collector would only re-scan every ticket again and again, tripling the run time.
+    # The input is held whole and makes no reference cycles: the cyclic collector would only
+    # re-scan every ticket again and again, tripling the run time.
     gc.disable()
     try:
         return _simulate_all(args, out, err)
@@ -297,7 +301,7 @@ def _simulate_all(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from pydantic import ValidationError
 
     from connector.errors import InputError
-    from connector.sla.engine import decide_all
+    from connector.sla.engine import decide_each
     from connector.sla.model import TicketFacts
 
     contracts = _contracts(args)
@@ -320,7 +324,7 @@ def _simulate_all(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                 bad += 1
                 hint = _ticket_hint(line)
                 print(f"sla-connector: error: {name}:{number}{hint}: {_first_error(exc)}", file=err)
-    for decision in decide_all(contracts, tickets, now):
+    for decision in decide_each(contracts, tickets, now):
         if decision.problem is not None:
             print(
                 f"sla-connector: warning: ticket {decision.ticket}: {decision.problem} "

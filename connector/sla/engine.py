@@ -3,14 +3,20 @@
 `decide` is pure: the same contract, facts and `now` give the same decision. A ticket that
 names something its contract does not know gets a decision tagged `sla_unmapped` with the
 reason in `problem`, never an exception, so one bad ticket never stops the rest.
+
+What a contract says about one plan and severity, or one calendar choice, is looked up once
+per contract and remembered (`_Rules`): a decision then costs its due computations and the
+building of its result, not a new reading of the contract.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
+from functools import cached_property
+from typing import TypeVar
+from weakref import WeakKeyDictionary
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from connector.errors import UnmappedTicket
@@ -37,11 +43,12 @@ from connector.sla.model import (
     TargetResult,
     TargetState,
     TicketFacts,
+    trusted,
 )
 from connector.sla.quotas import STANDARD, Ledger, QuotaUse
 from connector.timeutil import format_instant, format_local, from_epoch, to_epoch
 
-__all__ = ["decide", "decide_all", "decide_with"]
+__all__ = ["decide", "decide_all", "decide_each", "decide_with"]
 
 
 def decide_with(
@@ -53,10 +60,7 @@ def decide_with(
     """`decide` with the ticket's contract looked up by name; unknown names are unmapped."""
     contract = contracts.get(facts.contract)
     if contract is None:
-        known = ", ".join(sorted(contracts)) or "none loaded"
-        return _unmapped(
-            facts, now, f"unknown contract {facts.contract!r} (known: {known})", ["sla_unmapped"]
-        )
+        return _unknown_contract(contracts, facts, from_epoch(to_epoch(now)))
     return decide(contract, facts, now, ledger)
 
 
@@ -67,6 +71,17 @@ def decide_all(
 
     One decision per distinct ticket id, in order of first appearance; when a ticket appears
     more than once, its latest version is the one decided and counted.
+    """
+    return list(decide_each(contracts, tickets, now))
+
+
+def decide_each(
+    contracts: Mapping[str, Contract], tickets: Iterable[TicketFacts], now: datetime
+) -> Iterator[Decision]:
+    """`decide_all` one decision at a time, so that a caller can write each as it comes.
+
+    The whole input is read before the first decision: any ticket may be a newer version of
+    an earlier one, or come first in a quota that an earlier line counted.
     """
     latest: dict[str, TicketFacts] = {}
     for facts in tickets:
@@ -79,7 +94,16 @@ def decide_all(
         for name, members in by_contract.items()
         if name in contracts and contracts[name].needs_ledger
     }
-    return [decide_with(contracts, f, now, ledgers.get(f.contract)) for f in latest.values()]
+    del by_contract
+    epoch = to_epoch(now)
+    instant = from_epoch(epoch)
+    rules = {name: _rules(contract) for name, contract in contracts.items()}
+    for facts in latest.values():
+        found = rules.get(facts.contract)
+        if found is None:
+            yield _unknown_contract(contracts, facts, instant)
+        else:
+            yield _decide(found, facts, epoch, instant, ledgers.get(facts.contract))
 
 
 def decide(
@@ -90,12 +114,20 @@ def decide(
     `ledger` holds the customer's other tickets of the periods the contract's quotas count;
     without it the ticket is counted alone.
     """
+    epoch = to_epoch(now)
+    return _decide(_rules(contract), facts, epoch, from_epoch(epoch), ledger)
+
+
+def _decide(
+    rules: _Rules, facts: TicketFacts, now: int, now_dt: datetime, ledger: Ledger | None
+) -> Decision:
     try:
-        return _Decider(contract, facts, now, ledger).decision()
+        return _Decider(rules, facts, now, now_dt, ledger).decision()
     except UnmappedTicket as exc:
+        contract = rules.contract
         tags = contract.spec.tags
         return _unmapped(
-            facts, now, exc.reason, [tags.contract.format(contract=contract.name), tags.unmapped]
+            facts, now_dt, exc.reason, [tags.contract.format(contract=contract.name), tags.unmapped]
         )
 
 
@@ -131,23 +163,309 @@ def resolve(contract: Contract, facts: TicketFacts) -> tuple[str | None, str | N
     return plan, severity
 
 
-@dataclass(frozen=True)
+# -- what a contract says, looked up once ----------------------------------------------------
+
+# Keys come from ticket data (plans, zones, offices): a flood of distinct values must not make
+# a long-running daemon grow, so a cache that gets this big starts again.
+_CACHE_LIMIT = 4096
+
+
+class _Clock:
+    """One duration on one calendar: its due and at-risk instants from any start."""
+
+    def __init__(self, duration: Duration, calendar: BusinessCalendar, threshold: float) -> None:
+        assert not isinstance(duration, BestEffort)
+        self.duration, self.calendar, self.threshold = duration, calendar, threshold
+        self.text = str(duration)
+        self.zone = calendar.offices[0].zone
+        self.business = isinstance(duration, BusinessHours | BusinessDays)
+        # Business time from the start to the due instant is the duration itself, so the
+        # at-risk point is a fixed share of it.
+        seconds = 0
+        if isinstance(duration, BusinessHours | Hours):
+            seconds = duration.seconds
+        elif isinstance(duration, BusinessDays):
+            seconds = duration.seconds_on(calendar)
+        self.seconds, self.risk_seconds = seconds, math.ceil(threshold * seconds)
+
+    def due(self, start: int) -> int:
+        """The due instant of the duration started at `start`."""
+        if self.business:
+            return self.calendar.add_epoch(start, self.seconds)
+        if isinstance(self.duration, Hours):
+            return start + self.seconds
+        return due_epoch(self.duration, start, self.calendar, self.zone)
+
+    def due_and_risk(self, start: int) -> tuple[int, int]:
+        """The due instant and the instant the target turns at risk."""
+        due = self.due(start)
+        if self.business:
+            return due, self.calendar.add_epoch(start, self.risk_seconds)
+        if isinstance(self.duration, Hours):
+            return due, start + self.risk_seconds
+        return due, start + math.ceil(self.threshold * (due - start))
+
+    def where(self, defaulted: str | None) -> str:
+        """Which clock the basis counts on: the calendar, nothing (elapsed time), the zone."""
+        if self.business:
+            return f", {self.calendar.label}" + (f" ({defaulted})" if defaulted else "")
+        if isinstance(self.duration, Hours):
+            return ""
+        return f" ({self.zone.key})"
+
+
+class _Target:
+    """One target of the contract for one plan and severity."""
+
+    def __init__(self, name: str, spec: TargetSpec, plan: str | None, severity: str | None) -> None:
+        self.name, self.spec, self._plan, self._severity = name, spec, plan, severity
+        self.categories = None if spec.categories is None else frozenset(spec.categories)
+
+    @cached_property
+    def duration(self) -> Duration:
+        """The target's duration for this plan and severity (not expedited)."""
+        target = self.spec
+        if target.duration is not None:
+            return target.duration
+        if target.by_severity is not None:
+            assert self._severity is not None
+            return target.by_severity[self._severity]
+        assert target.by_plan is not None
+        assert self._plan is not None
+        assert self._severity is not None
+        return target.by_plan[self._plan][self._severity]
+
+
+class _Terms:
+    """What the contract promises one plan and severity: targets, tags, priority, note head."""
+
+    def __init__(self, contract: Contract, plan: str | None, severity: str | None) -> None:
+        spec = contract.spec
+        self.plan, self.severity = plan, severity
+        self.targets = tuple(_Target(n, t, plan, severity) for n, t in spec.targets.items())
+        tags = [spec.tags.contract.format(contract=contract.name)]
+        head = f"SLA {spec.title}"
+        if plan is not None and spec.plans:
+            tags.append(spec.tags.plan.format(plan=plan))
+            head += f", plan {plan}"
+        self.names_severity = severity is not None and bool(spec.severities)
+        if severity is not None and spec.severities:
+            tags.append(spec.tags.severity.format(severity=severity))
+            head += f", severity {severity}"
+        self.tags, self.head = tuple(tags), head
+        self.priority: Priority = spec.priority
+        if severity is not None and severity in spec.severities:
+            self.priority = spec.severities[severity].priority
+
+
 class _Choice:
-    names: tuple[str, ...]
-    customer_zone: str | None
-    defaulted: str | None
+    """The calendar a ticket's offices, region and zone pick, and what follows from it."""
+
+    def __init__(
+        self,
+        contract: Contract,
+        names: tuple[str, ...],
+        customer_zone: str | None,
+        defaulted: str | None,
+    ) -> None:
+        self.names, self.customer_zone, self.defaulted = names, customer_zone, defaulted
+        self.calendar = contract.calendar(names, customer_zone)
+        # Notes speak the customer's zone when the contract counts in it.
+        self.note_zone = (
+            zone(customer_zone or "UTC") if contract.needs_customer_zone(names) else contract.zone
+        )
+        self.calendars: dict[str | None, BusinessCalendar] = {None: self.calendar}
+        # Each target's clock for its own duration, and where the basis says it counts.
+        self.clocks: dict[_Target, tuple[_Clock, str]] = {}
+
+
+class _Rules:
+    """A contract's terms by plan and severity, and its calendar choices, each made once."""
+
+    def __init__(self, contract: Contract) -> None:
+        self.contract, self.spec = contract, contract.spec
+        self._terms: dict[tuple[str | None, ...], _Terms | str] = {}
+        self._choices: dict[tuple[object, ...], _Choice | str] = {}
+        self._clocks: dict[tuple[Duration, BusinessCalendar], _Clock] = {}
+        self._best_effort: dict[str, TargetResult] = {}
+        self.expedite_priority: Priority | None = next(
+            (
+                t.expedite.priority
+                for t in self.spec.targets.values()
+                if t.expedite and t.expedite.priority
+            ),
+            None,
+        )
+
+    def terms(self, facts: TicketFacts) -> _Terms:
+        """The ticket's plan and severity and what they promise; UnmappedTicket if unknown."""
+        key = (facts.plan, facts.severity, facts.severity_override)
+        found = self._terms.get(key)
+        if found is None:
+            try:
+                found = _Terms(self.contract, *resolve(self.contract, facts))
+            except UnmappedTicket as exc:
+                found = exc.reason
+            _remember(self._terms, key, found)
+        if isinstance(found, str):
+            raise UnmappedTicket(facts.id, found)
+        return found
+
+    def choice(self, facts: TicketFacts) -> _Choice:
+        """The ticket's calendar choice; UnmappedTicket if it names nothing known."""
+        customer = facts.customer_facts
+        offices = customer.offices
+        key = (facts.region, customer.timezone, None if offices is None else tuple(offices))
+        found = self._choices.get(key)
+        if found is None:
+            try:
+                found = self._choose(facts)
+            except UnmappedTicket as exc:
+                found = exc.reason
+            _remember(self._choices, key, found)
+        if isinstance(found, str):
+            raise UnmappedTicket(facts.id, found)
+        return found
+
+    def best_effort(self, basis: str) -> TargetResult:
+        """A best-effort target nothing has achieved yet: the same for every such ticket."""
+        result = self._best_effort.get(basis)
+        if result is None:
+            result = trusted(
+                TargetResult,
+                due=None,
+                best_effort=True,
+                state="best_effort",
+                basis=basis,
+                at_risk_at=None,
+                achieved_at=None,
+                parts=None,
+                cycle=None,
+                cycles_breached=None,
+            )
+            _remember(self._best_effort, basis, result)
+        return result
+
+    def clock(self, duration: Duration, calendar: BusinessCalendar) -> _Clock:
+        """The (remembered) clock of a duration on a calendar."""
+        key = (duration, calendar)
+        clock = self._clocks.get(key)
+        if clock is None:
+            clock = _Clock(duration, calendar, self.spec.risk_threshold)
+            _remember(self._clocks, key, clock)
+        return clock
+
+    def target_clock(self, choice: _Choice, target: _Target) -> tuple[_Clock, str]:
+        """The clock of a target's own duration under a calendar choice, and its `where`."""
+        found = choice.clocks.get(target)
+        if found is None:
+            clock = self.clock(target.duration, self.calendar(choice, target.spec))
+            found = choice.clocks[target] = (clock, clock.where(choice.defaulted))
+        return found
+
+    def calendar(self, choice: _Choice, target: TargetSpec) -> BusinessCalendar:
+        """The target's own calendar if it names one, else the chosen one."""
+        calendar = choice.calendars.get(target.calendar)
+        if calendar is None:
+            assert target.calendar is not None
+            calendar = choice.calendars[target.calendar] = self.contract.calendar(
+                (target.calendar,), choice.customer_zone
+            )
+        return calendar
+
+    def _choose(self, facts: TicketFacts) -> _Choice:
+        contract = self.contract
+        choice = self.spec.calendar_choice
+        assert choice is not None
+        customer_zone = facts.customer_facts.timezone
+        defaulted: str | None = None
+        if customer_zone is not None:
+            try:
+                zone(customer_zone)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise UnmappedTicket(
+                    facts.id, f"unknown customer time zone {customer_zone!r}"
+                ) from None
+        if choice.by == "fixed":
+            assert choice.calendar is not None  # checked at load
+            names: tuple[str, ...] = (choice.calendar,)
+        elif choice.by == "offices":
+            offices = facts.customer_facts.offices
+            if not offices:
+                if choice.default is None:
+                    raise UnmappedTicket(facts.id, "the customer has no offices")
+                names, defaulted = (choice.default,), "no offices on the customer"
+            else:
+                unknown = [o for o in offices if o not in contract.office_names]
+                if unknown:
+                    raise UnmappedTicket(
+                        facts.id,
+                        f"unknown office {unknown[0]!r} for contract "
+                        f"{contract.name} (known: "
+                        f"{', '.join(contract.office_names)})",
+                    )
+                names = tuple(sorted(set(offices)))
+        else:
+            region = facts.region
+            if region is None:
+                raise UnmappedTicket(
+                    facts.id,
+                    f"no region (contract {contract.name} needs "
+                    f"one of {', '.join(choice.regions)})",
+                )
+            if region not in choice.regions:
+                raise UnmappedTicket(
+                    facts.id,
+                    f"unknown region {region!r} for contract "
+                    f"{contract.name} (known: "
+                    f"{', '.join(choice.regions)})",
+                )
+            names = (choice.regions[region],)
+        if customer_zone is None and contract.needs_customer_zone(names):
+            customer_zone, defaulted = "UTC", "no time zone on the customer, UTC used"
+        return _Choice(contract, names, customer_zone, defaulted)
+
+
+_RULES: WeakKeyDictionary[Contract, _Rules] = WeakKeyDictionary()
+
+
+def _rules(contract: Contract) -> _Rules:
+    rules = _RULES.get(contract)
+    if rules is None:
+        rules = _RULES[contract] = _Rules(contract)
+    return rules
+
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+def _remember(cache: dict[_K, _V], key: _K, value: _V) -> None:
+    if len(cache) >= _CACHE_LIMIT:
+        cache.clear()
+    cache[key] = value
+
+
+# -- one ticket --------------------------------------------------------------------------------
+
+# A target's result, its due instant and the next instant at which its state would change.
+_Outcome = tuple[TargetResult, int | None, int | None]
 
 
 class _Decider:
     def __init__(
-        self, contract: Contract, facts: TicketFacts, now: datetime, ledger: Ledger | None
+        self,
+        rules: _Rules,
+        facts: TicketFacts,
+        now: int,
+        now_dt: datetime,
+        ledger: Ledger | None,
     ) -> None:
-        self.contract, self.spec, self.facts = contract, contract.spec, facts
-        self.now = to_epoch(now)
-        self.now_dt = from_epoch(self.now)
+        self.rules, self.contract, self.spec, self.facts = rules, rules.contract, rules.spec, facts
+        self.now, self.now_dt = now, now_dt
         self.created = to_epoch(facts.created_at)
-        self.plan, self.severity = resolve(contract, facts)
-        self.choice = self._choose_calendar() if self.spec.calendar_choice else None
+        self.terms = rules.terms(facts)
+        self.choice = rules.choice(facts) if self.spec.calendar_choice else None
         self.extra_tags: list[str] = []
         if self.choice is not None and self.choice.defaulted and self.spec.calendar_choice:
             self.extra_tags.append(self.spec.calendar_choice.default_tag)
@@ -157,7 +475,7 @@ class _Decider:
         self.effect: tuple[QuotaEffect, str] | None = None
         # A ledger that does not hold this ticket cannot place it: count it alone.
         self._ledger = ledger if ledger is not None and facts.id in ledger.tickets else None
-        if contract.needs_ledger:
+        if self.contract.needs_ledger:
             self.quota_uses = self.ledger.uses(facts.id)
             self.effect = self._effect(self.ledger.in_scope(facts.id))
 
@@ -189,37 +507,49 @@ class _Decider:
         return self._ledger
 
     def decision(self) -> Decision:
-        targets = {
-            name: self._target(name, target)
-            for name, target in self.spec.targets.items()
-            if target.categories is None or self.facts.category in target.categories
-        }
-        states = {t.state for t in targets.values()}
-        tags = self._base_tags() + self.extra_tags
+        terms, facts, spec = self.terms, self.facts, self.spec
+        targets: dict[str, TargetResult] = {}
+        dues: list[int | None] = []
+        changes: list[int] = []
+        for target in terms.targets:
+            if target.categories is None or facts.category in target.categories:
+                result, due, change = self._target(target)
+                targets[target.name] = result
+                dues.append(due)
+                if change is not None:
+                    changes.append(change)
+        states = {t.state for t in targets.values()} if targets else ()
+        tags = [*terms.tags, *self.extra_tags]
         entitlement: Entitlement = "included"
         if self.effect is not None:
             entitlement = self.effect[0].entitlement or entitlement
             if self.effect[0].tag:
                 tags.append(self.effect[0].tag)
         if "at_risk" in states:
-            tags.append(self.spec.tags.at_risk)
+            tags.append(spec.tags.at_risk)
         if "breached" in states:
-            tags.append(self.spec.tags.breached)
-        changes = [c for t in targets.values() if (c := _next_change(t, self.now)) is not None]
-        return Decision(
-            ticket=self.facts.id,
+            tags.append(spec.tags.breached)
+        choice = self.choice
+        note_zone = self.contract.zone if choice is None else choice.note_zone
+        priority = terms.priority
+        if self.expedited and self.rules.expedite_priority:
+            priority = self.rules.expedite_priority
+        return trusted(
+            Decision,
+            ticket=facts.id,
             contract=self.contract.name,
-            plan=self.plan,
-            severity_submitted=self.facts.severity,
-            severity=self.severity,
+            plan=terms.plan,
+            severity_submitted=facts.severity,
+            severity=terms.severity,
             entitlement=entitlement,
             targets=targets,
-            priority=self._priority(),
-            tags=_unique(tags),
-            note=self._note(targets),
+            priority=priority,
+            tags=list(dict.fromkeys(tags)),
+            note=self._note(targets, dues, note_zone),
             next_change_at=from_epoch(min(changes)) if changes else None,
             quotas=[
-                QuotaResult(
+                trusted(
+                    QuotaResult,
                     quota=u.quota,
                     period=u.period,
                     count=u.used_before + u.amount,
@@ -228,93 +558,24 @@ class _Decider:
                 )
                 for u in self.quota_uses
             ],
-            calendar=self._calendar(self.choice.names).label if self.choice else None,
-            local_zone=self._note_zone().key,
+            calendar=choice.calendar.label if choice is not None else None,
+            local_zone=note_zone.key,
+            problem=None,
             now=self.now_dt,
         )
 
-    # -- calendars ---------------------------------------------------------------------------
-
-    def _choose_calendar(self) -> _Choice:
-        choice, facts = self.spec.calendar_choice, self.facts
-        assert choice is not None
-        customer_zone = facts.customer_facts.timezone
-        defaulted: str | None = None
-        if customer_zone is not None:
-            try:
-                zone(customer_zone)
-            except (ZoneInfoNotFoundError, ValueError):
-                raise UnmappedTicket(
-                    facts.id, f"unknown customer time zone {customer_zone!r}"
-                ) from None
-        if choice.by == "fixed":
-            assert choice.calendar is not None  # checked at load
-            names: tuple[str, ...] = (choice.calendar,)
-        elif choice.by == "offices":
-            offices = facts.customer_facts.offices
-            if not offices:
-                if choice.default is None:
-                    raise UnmappedTicket(facts.id, "the customer has no offices")
-                names, defaulted = (choice.default,), "no offices on the customer"
-            else:
-                unknown = [o for o in offices if o not in self.contract.office_names]
-                if unknown:
-                    raise UnmappedTicket(
-                        facts.id,
-                        f"unknown office {unknown[0]!r} for contract "
-                        f"{self.contract.name} (known: "
-                        f"{', '.join(self.contract.office_names)})",
-                    )
-                names = tuple(sorted(set(offices)))
-        else:
-            region = facts.region
-            if region is None:
-                raise UnmappedTicket(
-                    facts.id,
-                    f"no region (contract {self.contract.name} needs "
-                    f"one of {', '.join(choice.regions)})",
-                )
-            if region not in choice.regions:
-                raise UnmappedTicket(
-                    facts.id,
-                    f"unknown region {region!r} for contract "
-                    f"{self.contract.name} (known: "
-                    f"{', '.join(choice.regions)})",
-                )
-            names = (choice.regions[region],)
-        if customer_zone is None and self.contract.needs_customer_zone(names):
-            customer_zone, defaulted = "UTC", "no time zone on the customer, UTC used"
-        return _Choice(names, customer_zone, defaulted)
+    # -- targets -----------------------------------------------------------------------------
 
     @property
     def _chosen(self) -> _Choice:
         assert self.choice is not None  # only contracts with a calendar_choice have targets
         return self.choice
 
-    def _calendar(self, names: tuple[str, ...]) -> BusinessCalendar:
-        return self.contract.calendar(names, self._chosen.customer_zone)
-
-    def _local_zone(self, calendar: BusinessCalendar) -> ZoneInfo:
-        return calendar.offices[0].zone
-
-    # -- targets -----------------------------------------------------------------------------
-
-    def _duration(self, target: TargetSpec) -> Duration:
-        if target.duration is not None:
-            return target.duration
-        if target.by_severity is not None:
-            assert self.severity is not None
-            return target.by_severity[self.severity]
-        assert target.by_plan is not None
-        assert self.plan is not None
-        assert self.severity is not None
-        return target.by_plan[self.plan][self.severity]
-
-    def _target(self, name: str, target: TargetSpec) -> TargetResult:
-        names = (target.calendar,) if target.calendar else self._chosen.names
-        calendar = self._calendar(names)
-        duration, basis_extra = self._duration(target), ""
-        expedite = target.expedite
+    def _target(self, target: _Target) -> _Outcome:
+        choice = self._chosen
+        spec = target.spec
+        duration, basis_extra = target.duration, ""
+        expedite = spec.expedite
         if expedite is not None and self.facts.flags.get(expedite.flag):
             if expedite.honoured(self.facts):
                 duration, basis_extra, self.expedited = expedite.duration, ", expedited", True
@@ -323,46 +584,67 @@ class _Decider:
                 basis_extra = ", expedite unavailable at upload time"
         if self.effect is not None and self.effect[0].best_effort:
             duration, basis_extra = BestEffort(), f": {self.effect[1]}"
-        events = self._events(target)
+        done = self._event(spec)
         if isinstance(duration, BestEffort):
-            done = events[0] if events else None
-            return TargetResult(
-                due=None,
-                best_effort=True,
-                state="achieved" if done is not None else "best_effort",
-                basis=f"best effort{basis_extra}",
-                achieved_at=_dt(done),
+            basis = f"best effort{basis_extra}"
+            if done is None:
+                return self.rules.best_effort(basis), None, None
+            return (
+                trusted(
+                    TargetResult,
+                    due=None,
+                    best_effort=True,
+                    state="achieved",
+                    basis=basis,
+                    at_risk_at=None,
+                    achieved_at=from_epoch(done),
+                    parts=None,
+                    cycle=None,
+                    cycles_breached=None,
+                ),
+                None,
+                None,
             )
-        where = self._where(duration, calendar)
-        if target.recurring:
-            return self._recurring(duration, calendar, where)
-        if target.capacity is not None:
-            return self._shared(name, target, calendar, events)
-        due, at_risk = self._due(duration, self.created, calendar)
-        result = _state(due, at_risk, events[0] if events else None, self.now)
-        return TargetResult(
-            due=from_epoch(due),
-            best_effort=False,
-            state=result,
-            basis=f"{duration}{where}{basis_extra}",
-            at_risk_at=from_epoch(at_risk),
-            achieved_at=_dt(events[0] if events else None),
+        if duration is target.duration:
+            clock, where = self.rules.target_clock(choice, target)
+        else:
+            clock = self.rules.clock(duration, self.rules.calendar(choice, spec))
+            where = clock.where(choice.defaulted)
+        if spec.recurring:
+            return self._recurring(clock, where)
+        if spec.capacity is not None:
+            return self._shared(target, self.rules.calendar(choice, spec), done)
+        due, at_risk = clock.due_and_risk(self.created)
+        state = _state(due, at_risk, done, self.now)
+        return (
+            trusted(
+                TargetResult,
+                due=from_epoch(due),
+                best_effort=False,
+                state=state,
+                basis=f"{clock.text}{where}{basis_extra}",
+                at_risk_at=from_epoch(at_risk),
+                achieved_at=_dt(done),
+                parts=None,
+                cycle=None,
+                cycles_breached=None,
+            ),
+            due,
+            _next_change(state, due, at_risk, self.now),
         )
 
-    def _shared(
-        self, name: str, target: TargetSpec, calendar: BusinessCalendar, events: list[int]
-    ) -> TargetResult:
+    def _shared(self, target: _Target, calendar: BusinessCalendar, done: int | None) -> _Outcome:
         """A target whose units share a daily capacity: one part per distinct due instant."""
-        capacity = target.capacity
+        capacity = target.spec.capacity
         assert capacity is not None
-        allocation = self.ledger.allocation(self.facts.id, name) or [(0, STANDARD)]
+        allocation = self.ledger.allocation(self.facts.id, target.name) or [(0, STANDARD)]
         unit = capacity.quantity
         parts: list[tuple[int, Duration | None]] = []
         for quantity, tier in allocation:
             duration = (
                 None
                 if tier is None
-                else self._duration(target)
+                else target.duration
                 if tier == STANDARD
                 else capacity.expedited[tier].duration
             )
@@ -370,7 +652,10 @@ class _Decider:
                 parts[-1] = (parts[-1][0] + quantity, duration)
             else:
                 parts.append((quantity, duration))
-        dues = [(q, None if d is None else self._due(d, self.created, calendar)) for q, d in parts]
+        dues = [
+            (q, None if d is None else self.rules.clock(d, calendar).due_and_risk(self.created))
+            for q, d in parts
+        ]
         texts = [
             f"{q} {unit} "
             + ("without a guaranteed due (daily capacity used)" if d is None else f"at {d}")
@@ -379,33 +664,46 @@ class _Decider:
         if any(d is None for _, d in parts):
             self.extra_tags.append(capacity.exceeded_tag)
         guaranteed = [pair for _, pair in dues if pair is not None]
-        done = events[0] if events else None
         part_models = [
-            Part(quantity=q, due=None if p is None else from_epoch(p[0])) for q, p in dues
+            trusted(Part, quantity=q, due=None if p is None else from_epoch(p[0])) for q, p in dues
         ]
         if not guaranteed:
-            return TargetResult(
-                due=None,
-                best_effort=True,
-                parts=part_models,
-                basis="; ".join(texts),
-                state="achieved" if done is not None else "best_effort",
-                achieved_at=_dt(done),
+            return (
+                trusted(
+                    TargetResult,
+                    due=None,
+                    best_effort=True,
+                    state="achieved" if done is not None else "best_effort",
+                    basis="; ".join(texts),
+                    at_risk_at=None,
+                    achieved_at=_dt(done),
+                    parts=part_models,
+                    cycle=None,
+                    cycles_breached=None,
+                ),
+                None,
+                None,
             )
         due, at_risk = max(guaranteed)
-        return TargetResult(
-            due=from_epoch(due),
-            best_effort=False,
-            state=_state(due, at_risk, done, self.now),
-            basis="; ".join(texts),
-            at_risk_at=from_epoch(at_risk),
-            achieved_at=_dt(done),
-            parts=part_models,
+        state = _state(due, at_risk, done, self.now)
+        return (
+            trusted(
+                TargetResult,
+                due=from_epoch(due),
+                best_effort=False,
+                state=state,
+                basis="; ".join(texts),
+                at_risk_at=from_epoch(at_risk),
+                achieved_at=_dt(done),
+                parts=part_models,
+                cycle=None,
+                cycles_breached=None,
+            ),
+            due,
+            _next_change(state, due, at_risk, self.now),
         )
 
-    def _recurring(
-        self, duration: Duration, calendar: BusinessCalendar, where: str
-    ) -> TargetResult:
+    def _recurring(self, clock: _Clock, where: str) -> _Outcome:
         """A target re-armed after each public agent reply, until the ticket is solved."""
         ev = self.facts.events
         solved = _seen(ev.solved_at, self.created, self.now)
@@ -416,98 +714,71 @@ class _Decider:
         replies = sorted({r for r in map(to_epoch, seen) if self.created <= r <= last})
         start, cycle, missed = self.created, 1, 0
         for reply in replies:
-            due, _ = self._due(duration, start, calendar)
+            due = clock.due(start)
             missed += reply > due
             start, cycle = reply, cycle + 1
-        due, at_risk = self._due(duration, start, calendar)
+        due, at_risk = clock.due_and_risk(start)
         state = _state(due, at_risk, solved, self.now)
         since = (
             "creation" if cycle == 1 else f"the agent reply of {format_instant(from_epoch(start))}"
         )
-        return TargetResult(
-            due=from_epoch(due),
-            best_effort=False,
-            state=state,
-            basis=f"{duration} after {since}{where}",
-            at_risk_at=from_epoch(at_risk),
-            achieved_at=_dt(solved),
-            cycle=cycle,
-            cycles_breached=missed,
+        return (
+            trusted(
+                TargetResult,
+                due=from_epoch(due),
+                best_effort=False,
+                state=state,
+                basis=f"{clock.text} after {since}{where}",
+                at_risk_at=from_epoch(at_risk),
+                achieved_at=_dt(solved),
+                parts=None,
+                cycle=cycle,
+                cycles_breached=missed,
+            ),
+            due,
+            _next_change(state, due, at_risk, self.now),
         )
 
-    def _due(self, duration: Duration, start: int, calendar: BusinessCalendar) -> tuple[int, int]:
-        """Due instant and at-risk instant of a duration started at `start`."""
-        assert not isinstance(duration, BestEffort)
-        due = due_epoch(duration, start, calendar, self._local_zone(calendar))
-        threshold = self.spec.risk_threshold
-        if isinstance(duration, BusinessHours | BusinessDays):
-            total = calendar.elapsed_epoch(start, due)
-            return due, calendar.add_epoch(start, math.ceil(threshold * total))
-        return due, start + math.ceil(threshold * (due - start))
+    def _event(self, target: TargetSpec) -> int | None:
+        """The first of the target's events that happened by `now`."""
+        events, first = self.facts.events, None
+        for name in target.achieved_by:
+            value = getattr(events, name)
+            if value is not None and (seen := _seen(value, self.created, self.now)) is not None:
+                first = seen if first is None else min(first, seen)
+        return first
 
-    def _events(self, target: TargetSpec) -> list[int]:
-        """The target's events that happened by `now`, earliest first."""
-        ev = self.facts.events
-        found = [_seen(getattr(ev, name), self.created, self.now) for name in target.achieved_by]
-        return sorted(e for e in found if e is not None)
+    # -- note --------------------------------------------------------------------------------
 
-    def _where(self, duration: Duration, calendar: BusinessCalendar) -> str:
-        if isinstance(duration, BusinessHours | BusinessDays):
-            defaulted = self._chosen.defaulted
-            suffix = f" ({defaulted})" if defaulted else ""
-            return f", {calendar.label}{suffix}"
-        if isinstance(duration, Hours):
-            return ""
-        return f" ({self._local_zone(calendar).key})"
-
-    def _note_zone(self) -> ZoneInfo:
-        """The customer's zone when the contract counts in it, else the contract's zone."""
-        if self.choice is not None and self.contract.needs_customer_zone(self.choice.names):
-            return zone(self.choice.customer_zone or "UTC")
-        return self.contract.zone
-
-    # -- priority, tags, note ----------------------------------------------------------------
-
-    def _priority(self) -> Priority:
-        for target in self.spec.targets.values():
-            if self.expedited and target.expedite and target.expedite.priority:
-                return target.expedite.priority
-        if self.severity is not None and self.severity in self.spec.severities:
-            return self.spec.severities[self.severity].priority
-        return self.spec.priority
-
-    def _base_tags(self) -> list[str]:
-        tags = self.spec.tags
-        out = [tags.contract.format(contract=self.contract.name)]
-        if self.plan is not None and self.spec.plans:
-            out.append(tags.plan.format(plan=self.plan))
-        if self.severity is not None and self.spec.severities:
-            out.append(tags.severity.format(severity=self.severity))
-        return out
-
-    def _note(self, targets: Mapping[str, TargetResult]) -> str:
-        head = f"SLA {self.spec.title}"
-        if self.plan is not None and self.spec.plans:
-            head += f", plan {self.plan}"
-        if self.severity is not None and self.spec.severities:
-            head += f", severity {self.severity}"
-            if self.facts.severity and self.facts.severity != self.severity:
-                head += f" (submitted as {self.facts.severity})"
+    def _note(
+        self, targets: Mapping[str, TargetResult], dues: list[int | None], local: ZoneInfo
+    ) -> str:
+        terms, submitted = self.terms, self.facts.severity
+        head = terms.head
+        if terms.names_severity and submitted and submitted != terms.severity:
+            head += f" (submitted as {submitted})"
         lines = [head + "."]
         if self.effect is not None:
             effect, why = self.effect
             lines.append(f"Entitlement: {effect.entitlement or 'included'} ({why}).")
             if effect.note:
                 lines.append(effect.note.strip())
-        local = self._note_zone()
-        for name, result in targets.items():
-            when = "no due time" if result.due is None else format_local(result.due, local)
+        for (name, result), due in zip(targets.items(), dues, strict=True):
+            when = "no due time" if due is None else _local_time(due, local)
             lines.append(f"{name}: {when} ({result.basis})")
         return "\n".join(lines)
 
 
+def _unknown_contract(
+    contracts: Mapping[str, Contract], facts: TicketFacts, now: datetime
+) -> Decision:
+    known = ", ".join(sorted(contracts)) or "none loaded"
+    return _unmapped(
+        facts, now, f"unknown contract {facts.contract!r} (known: {known})", ["sla_unmapped"]
+    )
+
+
 def _unmapped(facts: TicketFacts, now: datetime, reason: str, tags: list[str]) -> Decision:
-    now = from_epoch(to_epoch(now))
     return Decision(
         ticket=facts.id,
         contract=facts.contract,
@@ -533,13 +804,13 @@ def _state(due: int, at_risk: int, done: int | None, now: int) -> TargetState:
     return "at_risk" if now >= at_risk else "running"
 
 
-def _next_change(result: TargetResult, now: int) -> int | None:
-    """The first second after `now` at which this target's state would differ."""
-    if result.state not in ("running", "at_risk") or result.due is None:
-        return None
-    if result.state == "running" and result.at_risk_at is not None:
-        return max(to_epoch(result.at_risk_at), now + 1)
-    return to_epoch(result.due) + 1
+def _next_change(state: TargetState, due: int, at_risk: int, now: int) -> int | None:
+    """The first second after `now` at which a target's state would differ."""
+    if state == "running":
+        return max(at_risk, now + 1)
+    if state == "at_risk":
+        return due + 1
+    return None
 
 
 def _seen(value: datetime | None, created: int, now: int) -> int | None:
@@ -554,5 +825,19 @@ def _dt(epoch: int | None) -> datetime | None:
     return None if epoch is None else from_epoch(epoch)
 
 
-def _unique(items: list[str]) -> list[str]:
-    return list(dict.fromkeys(items))
+_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_CLOCK = tuple(f"{hour:02d}:{minute:02d}" for hour in range(24) for minute in range(60))
+_DAYS: dict[int, str] = {}
+
+
+def _local_time(epoch: int, local: ZoneInfo) -> str:
+    """`format_local` of an epoch instant, from remembered pieces instead of strftime."""
+    value = datetime.fromtimestamp(epoch, local)
+    ordinal = value.toordinal()
+    day = _DAYS.get(ordinal)
+    if day is None:
+        if value.year < 1000:  # strftime does not pad such years: keep its exact text
+            return format_local(value, local)
+        day = f"{_WEEKDAYS[value.weekday()]} {value.date().isoformat()}"
+        _remember(_DAYS, ordinal, day)
+    return f"{day} {_CLOCK[value.hour * 60 + value.minute]} {value.tzname() or ''}"

@@ -6,7 +6,7 @@ Field names are those of design.md section 2; they are the JSON lines of `sla si
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer
 
@@ -24,6 +24,7 @@ __all__ = [
     "TargetResult",
     "TargetState",
     "TicketFacts",
+    "trusted",
 ]
 
 Instant = Annotated[AwareDatetime, PlainSerializer(format_instant, return_type=str)]
@@ -131,3 +132,45 @@ class Decision(_Frozen):
     local_zone: str | None = None
     problem: str | None = None
     now: UtcInstant
+
+
+_M = TypeVar("_M", bound=BaseModel)
+_new = object.__new__
+_setattr = object.__setattr__
+_FIELD_ORDER: dict[type[BaseModel], tuple[str, ...]] = {}
+
+
+def trusted(model: type[_M], /, **values: Any) -> _M:
+    """An instance made from values the engine built and knows valid, without validation.
+
+    What `model_construct` does, without its general per-field loop, which costs more than
+    validating: building decisions this way saves a sixth of `sla simulate`'s time. Give the
+    fields in declaration order; any other call still works but takes the slower path.
+    """
+    names = _FIELD_ORDER.get(model)
+    if names is None:
+        names = _FIELD_ORDER[model] = tuple(model.__pydantic_fields__)
+    given = set(values)
+    if tuple(values) != names:
+        values = _complete(model, values)
+    instance = _new(model)
+    _setattr(instance, "__dict__", values)
+    _setattr(instance, "__pydantic_fields_set__", given)
+    _setattr(instance, "__pydantic_extra__", None)
+    _setattr(instance, "__pydantic_private__", None)
+    return instance
+
+
+def _complete(model: type[BaseModel], values: dict[str, Any]) -> dict[str, Any]:
+    """The values in declaration order (the order JSON keys come out in), defaults filled."""
+    fields = model.__pydantic_fields__
+    unknown = values.keys() - fields.keys()
+    if unknown:
+        raise TypeError(f"{model.__name__} has no field {', '.join(sorted(unknown))}")
+    missing = [n for n, f in fields.items() if f.is_required() and n not in values]
+    if missing:
+        raise TypeError(f"{model.__name__} needs {', '.join(missing)}")
+    return {
+        name: values[name] if name in values else field.get_default(call_default_factory=True)
+        for name, field in fields.items()
+    }

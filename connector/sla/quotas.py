@@ -17,7 +17,9 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import lru_cache
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from connector.sla.calendar import zone
 from connector.sla.model import TicketFacts
@@ -36,7 +38,6 @@ __all__ = [
 ]
 
 NEVER_COUNTS = frozenset({"deleted", "spam"})
-_Member = tuple[tuple[float, int, int, str], TicketFacts, int]
 STANDARD = -1
 # An order's units in counting order: (quantity, tier), the tier being an index into the
 # capacity's expedited tiers, STANDARD, or None for units past the daily guarantee.
@@ -72,16 +73,31 @@ def period_of(quota: QuotaSpec, contract: Contract, facts: TicketFacts) -> str |
     if quota.period == "lifetime":
         return "lifetime"
     if quota.period == "day":
-        name = facts.customer_facts.timezone or "UTC"
-        return facts.created_at.astimezone(zone(name)).date().isoformat()
+        local_zone = _customer_zone(facts)
+        if local_zone is None:
+            return None
+        return facts.created_at.astimezone(local_zone).date().isoformat()
     local = facts.created_at.astimezone(contract.zone).date()
     if quota.period == "month":
-        return f"{local.year:04d}-{local.month:02d}"
+        return local.isoformat()[:7]  # YYYY-MM
     start = facts.customer_facts.subscription_start
     if start is None:
         return None
-    first = contract_year_start(start, local)
-    last = contract_year_start(start, first + timedelta(days=366)) - timedelta(days=1)
+    return _contract_year(start, local)
+
+
+def _customer_zone(facts: TicketFacts) -> ZoneInfo | None:
+    """The customer's zone, UTC when not given; None when the name is unknown."""
+    try:
+        return zone(facts.customer_facts.timezone or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return None  # the engine leaves such a ticket unmapped; it takes no one's place
+
+
+@lru_cache(maxsize=4096)
+def _contract_year(subscription_start: date, day: date) -> str:
+    first = contract_year_start(subscription_start, day)
+    last = contract_year_start(subscription_start, first + timedelta(days=366)) - timedelta(days=1)
     return f"{first.isoformat()}/{last.isoformat()}"
 
 
@@ -119,13 +135,22 @@ class Ledger:
         self._in_scope = {
             facts.id: scope is None or scope.covers(facts) for facts in latest.values()
         }
+        # Sorted once: every quota and capacity below takes the tickets in this order.
+        counted = sorted(
+            (
+                facts
+                for facts in latest.values()
+                if facts.status not in NEVER_COUNTS and facts.contract == contract.name
+            ),
+            key=order_key,
+        )
         # In file order: a quota that puts tickets out of scope (an installation allowance)
         # comes before the quotas that count out-of-scope tickets (grace calls).
         for name, quota in contract.spec.quotas.items():
-            self._count(contract, name, quota)
+            self._count(contract, name, quota, counted)
         for name, target in contract.spec.targets.items():
             if target.capacity is not None:
-                self._allocate(contract, name, target)
+                self._allocate(name, target, counted)
 
     def in_scope(self, ticket_id: str) -> bool:
         """True when the contract covers the ticket, allowances taken into account."""
@@ -139,53 +164,56 @@ class Ledger:
         """How an order's units share the day's capacity of `target` (None: not counted)."""
         return self._allocations.get((ticket_id, target))
 
-    def _allocate(self, contract: Contract, name: str, target: TargetSpec) -> None:
+    def _allocate(self, name: str, target: TargetSpec, counted: list[TicketFacts]) -> None:
         capacity = target.capacity
         assert capacity is not None
-        groups: dict[tuple[str, str], list[_Member]] = defaultdict(list)
-        for facts in self.tickets.values():
-            if facts.status in NEVER_COUNTS or facts.contract != contract.name:
-                continue
+        tiers = capacity.expedited
+        # Units given a due so far per customer-local day: in all, and in each expedited tier.
+        used_by_day: dict[tuple[str, str], int] = {}
+        tiers_by_day: dict[tuple[str, str], list[int]] = {}
+        for facts in counted:
             if target.categories is not None and facts.category not in target.categories:
                 continue
-            day = facts.created_at.astimezone(zone(facts.customer_facts.timezone or "UTC"))
-            customer = facts.customer or f"ticket:{facts.id}"
-            groups[(customer, day.date().isoformat())].append((order_key(facts), facts, 0))
-        tiers = capacity.expedited
-        for members in groups.values():
-            members.sort(key=lambda member: member[0])
-            used, tier_used = 0, [0] * len(tiers)
-            for _, facts, _ in members:
-                expedited = target.expedite is not None and target.expedite.honoured(facts)
-                remaining = facts.quantities.get(capacity.quantity, 0)
-                pieces: Allocation = []
-                while remaining > 0:
-                    take = min(remaining, capacity.limit - used)
-                    if take <= 0:
-                        pieces.append((remaining, None))
-                        break
-                    tier = STANDARD
-                    for index, level in enumerate(tiers if expedited else []):
-                        if level.limit is None:
-                            tier = index
-                            break
-                        if tier_used[index] < level.limit:
-                            tier, take = index, min(take, level.limit - tier_used[index])
-                            break
-                    if tier != STANDARD:
-                        tier_used[tier] += take
-                    pieces.append((take, tier))
-                    used += take
-                    remaining -= take
-                self._allocations[(facts.id, name)] = pieces or [
-                    (0, 0 if expedited and tiers else STANDARD)
-                ]
-
-    def _count(self, contract: Contract, name: str, quota: QuotaSpec) -> None:
-        groups: dict[tuple[str, str], list[_Member]] = defaultdict(list)
-        for facts in self.tickets.values():
-            if facts.status in NEVER_COUNTS or facts.contract != contract.name:
+            local_zone = _customer_zone(facts)
+            if local_zone is None:
                 continue
+            day = facts.created_at.astimezone(local_zone)
+            customer = facts.customer or f"ticket:{facts.id}"
+            key = (customer, day.date().isoformat())
+            used = used_by_day.get(key, 0)
+            tier_used = tiers_by_day.setdefault(key, [0] * len(tiers))
+            expedited = target.expedite is not None and target.expedite.honoured(facts)
+            remaining = facts.quantities.get(capacity.quantity, 0)
+            pieces: Allocation = []
+            while remaining > 0:
+                take = min(remaining, capacity.limit - used)
+                if take <= 0:
+                    pieces.append((remaining, None))
+                    break
+                tier = STANDARD
+                for index, level in enumerate(tiers if expedited else []):
+                    if level.limit is None:
+                        tier = index
+                        break
+                    if tier_used[index] < level.limit:
+                        tier, take = index, min(take, level.limit - tier_used[index])
+                        break
+                if tier != STANDARD:
+                    tier_used[tier] += take
+                pieces.append((take, tier))
+                used += take
+                remaining -= take
+            used_by_day[key] = used
+            self._allocations[(facts.id, name)] = pieces or [
+                (0, 0 if expedited and tiers else STANDARD)
+            ]
+
+    def _count(
+        self, contract: Contract, name: str, quota: QuotaSpec, counted: list[TicketFacts]
+    ) -> None:
+        used: dict[tuple[str, str], int] = {}
+        by_tickets = quota.counts == "tickets"
+        for facts in counted:
             if not quota.concerns(facts, self._in_scope[facts.id]):
                 continue
             limit = quota.limit_for(facts, contract)
@@ -193,19 +221,15 @@ class Ledger:
             if limit is None or period is None:
                 continue
             # A ticket without a customer cannot share a quota with anyone.
-            customer = facts.customer or f"ticket:{facts.id}"
-            groups[(customer, period)].append((order_key(facts), facts, limit))
-        for (_, period), members in groups.items():
-            members.sort(key=lambda member: member[0])
-            used = 0
-            for _, facts, limit in members:
-                amount = 1 if quota.counts == "tickets" else facts.quantities.get(quota.counts, 1)
-                eligible = quota.eligible.allows(facts)
-                fits = eligible and used + amount <= limit
-                self._uses[facts.id].append(
-                    QuotaUse(name, period, used, amount, limit, fits, eligible)
-                )
-                if fits:
-                    used += amount
-                elif quota.over.out_of_scope:
-                    self._in_scope[facts.id] = False
+            key = (facts.customer or f"ticket:{facts.id}", period)
+            before = used.get(key, 0)
+            amount = 1 if by_tickets else facts.quantities.get(quota.counts, 1)
+            eligible = quota.eligible.allows(facts)
+            fits = eligible and before + amount <= limit
+            self._uses[facts.id].append(
+                QuotaUse(name, period, before, amount, limit, fits, eligible)
+            )
+            if fits:
+                used[key] = before + amount
+            elif quota.over.out_of_scope:
+                self._in_scope[facts.id] = False
