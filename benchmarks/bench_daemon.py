@@ -287,15 +287,16 @@ def steady(run: InProcess, minutes: int, per_minute: int, rng: random.Random) ->
     daemon = Daemon(run.settings, run.state, run.desk, log=_log(), clock=run.sandbox.now)
     run.clock.advance(120)  # the backfill's own last writes reach the export
     daemon.cycle()  # catches up from the backfill: not counted
-    woken = wake_requests = 0
+    woken = wake_requests = wake_reads = 0
     inner_wake = daemon.sync.wake
 
     def counted_wake(limit: int = 1000) -> Any:
-        nonlocal woken, wake_requests
-        before = run.requests()
+        nonlocal woken, wake_requests, wake_reads
+        before, reads_before = run.requests(), run.requests(method="GET")
         totals = inner_wake(limit)
         woken += totals.woken
         wake_requests += run.requests() - before
+        wake_reads += run.requests(method="GET") - reads_before
         return totals
 
     daemon.sync.wake = counted_wake  # type: ignore[method-assign]
@@ -327,10 +328,10 @@ def steady(run: InProcess, minutes: int, per_minute: int, rng: random.Random) ->
                 run.clock.advance(60 / per_minute)
         else:
             run.clock.advance(60)
-        before = run.requests(method="GET")
+        before, woken_reads = run.requests(method="GET"), wake_reads
         daemon.cycle()
-        if quiet:
-            idle.append(run.requests(method="GET") - before)
+        if quiet:  # the poll's own reads, without the wake-ups' fetches
+            idle.append(run.requests(method="GET") - before - (wake_reads - woken_reads))
     reads = run.requests(method="GET") - reads_before
     everything = run.requests() - all_before
     return Steady(
