@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import TypeVar
 from weakref import WeakKeyDictionary
@@ -164,6 +164,8 @@ def resolve(contract: Contract, facts: TicketFacts) -> tuple[str | None, str | N
 
 
 # -- what a contract says, looked up once ----------------------------------------------------
+
+_BEST_EFFORT = BestEffort()
 
 # Keys come from ticket data (plans, zones, offices): a flood of distinct values must not make
 # a long-running daemon grow, so a cache that gets this big starts again.
@@ -583,7 +585,7 @@ class _Decider:
                 self.extra_tags.append(expedite.unavailable_tag)
                 basis_extra = ", expedite unavailable at upload time"
         if self.effect is not None and self.effect[0].best_effort:
-            duration, basis_extra = BestEffort(), f": {self.effect[1]}"
+            duration, basis_extra = _BEST_EFFORT, f": {self.effect[1]}"
         done = self._event(spec)
         if isinstance(duration, BestEffort):
             basis = f"best effort{basis_extra}"
@@ -652,16 +654,14 @@ class _Decider:
                 parts[-1] = (parts[-1][0] + quantity, duration)
             else:
                 parts.append((quantity, duration))
-        dues = [
-            (q, None if d is None else self.rules.clock(d, calendar).due_and_risk(self.created))
-            for q, d in parts
-        ]
+        clocks = [(q, None if d is None else self.rules.clock(d, calendar)) for q, d in parts]
+        dues = [(q, None if c is None else c.due_and_risk(self.created)) for q, c in clocks]
         texts = [
             f"{q} {unit} "
-            + ("without a guaranteed due (daily capacity used)" if d is None else f"at {d}")
-            for q, d in parts
+            + ("without a guaranteed due (daily capacity used)" if c is None else f"at {c.text}")
+            for q, c in clocks
         ]
-        if any(d is None for _, d in parts):
+        if any(c is None for _, c in clocks):
             self.extra_tags.append(capacity.exceeded_tag)
         guaranteed = [pair for _, pair in dues if pair is not None]
         part_models = [
@@ -719,9 +719,7 @@ class _Decider:
             start, cycle = reply, cycle + 1
         due, at_risk = clock.due_and_risk(start)
         state = _state(due, at_risk, solved, self.now)
-        since = (
-            "creation" if cycle == 1 else f"the agent reply of {format_instant(from_epoch(start))}"
-        )
+        since = "creation" if cycle == 1 else f"the agent reply of {_utc_time(start)}"
         return (
             trusted(
                 TargetResult,
@@ -828,6 +826,14 @@ def _dt(epoch: int | None) -> datetime | None:
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _CLOCK = tuple(f"{hour:02d}:{minute:02d}" for hour in range(24) for minute in range(60))
 _DAYS: dict[int, str] = {}
+
+
+def _utc_time(epoch: int) -> str:
+    """`format_instant` of an epoch instant, without strftime."""
+    value = datetime.fromtimestamp(epoch, UTC)
+    if value.year < 1000:  # strftime does not pad such years: keep its exact text
+        return format_instant(value)
+    return f"{value.isoformat()[:19]}Z"
 
 
 def _local_time(epoch: int, local: ZoneInfo) -> str:

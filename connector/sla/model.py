@@ -143,9 +143,10 @@ _FIELD_ORDER: dict[type[BaseModel], tuple[str, ...]] = {}
 def trusted(model: type[_M], /, **values: Any) -> _M:
     """An instance made from values the engine built and knows valid, without validation.
 
-    What `model_construct` does, without its general per-field loop, which costs more than
-    validating: building decisions this way saves a sixth of `sla simulate`'s time. Give the
-    fields in declaration order; any other call still works but takes the slower path.
+    What `model_construct` does, without its general per-field loop (which makes it slower
+    than validating). For `sla simulate` this saves about 4 µs a decision over the validating
+    constructors. Give the fields in declaration order (the order JSON keys come out in); any
+    other call works too, through a slower path that fills in defaults.
     """
     names = _FIELD_ORDER.get(model)
     if names is None:

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from operator import itemgetter
+from typing import TYPE_CHECKING, NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from connector.sla.calendar import zone
@@ -53,6 +53,25 @@ def order_key(facts: TicketFacts) -> tuple[float, int, int, str]:
         int(facts.id) if digits else 0,
         facts.id,
     )
+
+
+def _in_counting_order(tickets: Iterable[TicketFacts]) -> list[TicketFacts]:
+    """The tickets sorted by `order_key`, at a third of the cost.
+
+    Sorting on the creation instant alone is a sort of floats, much cheaper than one of tuples;
+    the few runs of tickets created at the same instant are then put in order of id.
+    """
+    stamped = sorted(
+        ((facts.created_at.timestamp(), facts) for facts in tickets), key=itemgetter(0)
+    )
+    ordered = [facts for _, facts in stamped]
+    start = 0
+    for end in range(1, len(stamped) + 1):
+        if end == len(stamped) or stamped[end][0] != stamped[start][0]:
+            if end - start > 1:
+                ordered[start:end] = sorted(ordered[start:end], key=order_key)
+            start = end
+    return ordered
 
 
 def contract_year_start(subscription_start: date, day: date) -> date:
@@ -101,9 +120,12 @@ def _contract_year(subscription_start: date, day: date) -> str:
     return f"{first.isoformat()}/{last.isoformat()}"
 
 
-@dataclass(frozen=True)
-class QuotaUse:
-    """How one quota treats one ticket: its place in the period and whether it fits."""
+class QuotaUse(NamedTuple):
+    """How one quota treats one ticket: its place in the period and whether it fits.
+
+    A named tuple rather than a dataclass: a ledger makes one per ticket and quota, and a tuple
+    is built in a third of the time.
+    """
 
     quota: str
     period: str
@@ -132,17 +154,17 @@ class Ledger:
         self._uses: dict[str, list[QuotaUse]] = defaultdict(list)
         self._allocations: dict[tuple[str, str], Allocation] = {}
         scope = contract.spec.scope
-        self._in_scope = {
-            facts.id: scope is None or scope.covers(facts) for facts in latest.values()
-        }
+        # The tickets the contract does not cover; an allowance can add more below.
+        self._out_of_scope = (
+            set()
+            if scope is None
+            else {facts.id for facts in latest.values() if not scope.covers(facts)}
+        )
         # Sorted once: every quota and capacity below takes the tickets in this order.
-        counted = sorted(
-            (
-                facts
-                for facts in latest.values()
-                if facts.status not in NEVER_COUNTS and facts.contract == contract.name
-            ),
-            key=order_key,
+        counted = _in_counting_order(
+            facts
+            for facts in latest.values()
+            if facts.status not in NEVER_COUNTS and facts.contract == contract.name
         )
         # In file order: a quota that puts tickets out of scope (an installation allowance)
         # comes before the quotas that count out-of-scope tickets (grace calls).
@@ -154,7 +176,7 @@ class Ledger:
 
     def in_scope(self, ticket_id: str) -> bool:
         """True when the contract covers the ticket, allowances taken into account."""
-        return self._in_scope.get(ticket_id, True)
+        return ticket_id not in self._out_of_scope
 
     def uses(self, ticket_id: str) -> list[QuotaUse]:
         """Every quota's verdict on that ticket (empty when no quota applies to it)."""
@@ -214,7 +236,7 @@ class Ledger:
         used: dict[tuple[str, str], int] = {}
         by_tickets = quota.counts == "tickets"
         for facts in counted:
-            if not quota.concerns(facts, self._in_scope[facts.id]):
+            if not quota.concerns(facts, facts.id not in self._out_of_scope):
                 continue
             limit = quota.limit_for(facts, contract)
             period = period_of(quota, contract, facts)
@@ -232,4 +254,4 @@ class Ledger:
             if fits:
                 used[key] = before + amount
             elif quota.over.out_of_scope:
-                self._in_scope[facts.id] = False
+                self._out_of_scope.add(facts.id)
