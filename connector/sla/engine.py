@@ -617,23 +617,7 @@ class _Decider:
         if spec.capacity is not None:
             return self._shared(target, self.rules.calendar(choice, spec), done)
         due, at_risk = clock.due_and_risk(self.created)
-        state = _state(due, at_risk, done, self.now)
-        return (
-            trusted(
-                TargetResult,
-                due=from_epoch(due),
-                best_effort=False,
-                state=state,
-                basis=f"{clock.text}{where}{basis_extra}",
-                at_risk_at=from_epoch(at_risk),
-                achieved_at=_dt(done),
-                parts=None,
-                cycle=None,
-                cycles_breached=None,
-            ),
-            due,
-            _next_change(state, due, at_risk, self.now),
-        )
+        return self._timed(due, at_risk, done, f"{clock.text}{where}{basis_extra}")
 
     def _shared(self, target: _Target, calendar: BusinessCalendar, done: int | None) -> _Outcome:
         """A target whose units share a daily capacity: one part per distinct due instant."""
@@ -718,24 +702,35 @@ class _Decider:
             missed += reply > due
             start, cycle = reply, cycle + 1
         due, at_risk = clock.due_and_risk(start)
-        state = _state(due, at_risk, solved, self.now)
         since = "creation" if cycle == 1 else f"the agent reply of {_utc_time(start)}"
-        return (
-            trusted(
-                TargetResult,
-                due=from_epoch(due),
-                best_effort=False,
-                state=state,
-                basis=f"{clock.text} after {since}{where}",
-                at_risk_at=from_epoch(at_risk),
-                achieved_at=_dt(solved),
-                parts=None,
-                cycle=cycle,
-                cycles_breached=missed,
-            ),
-            due,
-            _next_change(state, due, at_risk, self.now),
+        basis = f"{clock.text} after {since}{where}"
+        return self._timed(due, at_risk, solved, basis, cycle=cycle, missed=missed)
+
+    def _timed(
+        self,
+        due: int,
+        at_risk: int,
+        done: int | None,
+        basis: str,
+        *,
+        cycle: int | None = None,
+        missed: int | None = None,
+    ) -> _Outcome:
+        """A target with one due instant: its result, due and next change."""
+        state = _state(due, at_risk, done, self.now)
+        result = trusted(
+            TargetResult,
+            due=from_epoch(due),
+            best_effort=False,
+            state=state,
+            basis=basis,
+            at_risk_at=from_epoch(at_risk),
+            achieved_at=_dt(done),
+            parts=None,
+            cycle=cycle,
+            cycles_breached=missed,
         )
+        return result, due, _next_change(state, due, at_risk, self.now)
 
     def _event(self, target: TargetSpec) -> int | None:
         """The first of the target's events that happened by `now`."""
