@@ -241,10 +241,10 @@ class _Progress:
         self.count = 0
         self.newest: datetime | None = None
 
-    def __call__(self, outcome: Outcome, updated_at: datetime | None) -> None:
+    def __call__(self, outcome: Outcome) -> None:
         self.count += 1
-        if updated_at is not None:
-            self.newest = updated_at
+        if outcome.updated_at is not None:
+            self.newest = outcome.updated_at
         now = time.monotonic()
         if self.enabled and now - self.shown >= 0.5:
             self.shown = now
@@ -287,10 +287,9 @@ def _backfill(settings: Settings, args: argparse.Namespace, out: TextIO, err: Te
             return 0
         work = state.snapshot(Path(scratch) / "dry-run.sqlite3") if args.dry_run else state
         progress = _Progress(err, since, until or _utcnow())
-        current: dict[str, datetime] = {}
 
         def observe(outcome: Outcome) -> None:
-            progress(outcome, current.get(outcome.ticket))
+            progress(outcome)
             if outcome.problem is not None:
                 progress.finish()
                 out.write(f"ticket {outcome.ticket}: {outcome.problem}\n")
@@ -301,7 +300,7 @@ def _backfill(settings: Settings, args: argparse.Namespace, out: TextIO, err: Te
                 out.writelines(f"  {change}\n" for change in outcome.plan.changes)
 
         sync = Sync(
-            _Tracking(helpdesk, current),
+            helpdesk,
             work,
             rules,
             clock=_utcnow,
@@ -321,24 +320,6 @@ def _backfill(settings: Settings, args: argparse.Namespace, out: TextIO, err: Te
         out.write("" if totals.complete else " (stopped early: run again to resume)")
         out.write("\n")
     return 1 if totals.failed else 0
-
-
-class _Tracking:
-    """A helpdesk that remembers each polled ticket's `updated_at` (for the progress ETA)."""
-
-    def __init__(self, inner: Helpdesk, seen: dict[str, datetime]) -> None:
-        self.inner = inner
-        self.name = inner.name
-        self.seen = seen
-
-    def poll(self, cursor: str | None, start: datetime) -> Iterator[Any]:
-        for page in self.inner.poll(cursor, start):
-            self.seen.clear()
-            self.seen.update((item.id, item.updated_at) for item in page.items)
-            yield page
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
 
 
 # --- explain and check -----------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from connector.helpdesks.adapter import Helpdesk, Item
+from connector.sla.explain import due_timeline
 from connector.state import State
 from connector.sync import Rules, Sync
 from connector.timeutil import format_instant
@@ -48,7 +49,7 @@ def explain(item: Item, helpdesk: Helpdesk, state: State, rules: Rules, now: dat
     if decision is not None:
         if decision.problem is not None:
             lines.append(f"Unmapped: {decision.problem}")
-        elif contract is not None:
+        elif contract is not None and facts is not None:
             lines.append("Decision:")
             lines.append(render_decision(decision, contract).rstrip("\n"))
             for quota in decision.quotas:
@@ -61,7 +62,7 @@ def explain(item: Item, helpdesk: Helpdesk, state: State, rules: Rules, now: dat
                 lines.append(f"  entitlement {decision.entitlement}")
             lines.append("")
             lines.append("How each due instant was reached:")
-            lines.extend(_timeline(decision, contract, facts))
+            lines.extend(due_timeline(decision, contract, facts))
         lines.append("")
     record = state.record(item.id)
     assert outcome.desired is not None
@@ -79,9 +80,3 @@ def explain(item: Item, helpdesk: Helpdesk, state: State, rules: Rules, now: dat
         f"{format_instant(wake) if wake else 'none scheduled'}"
     )
     return "\n".join(lines) + "\n"
-
-
-def _timeline(decision: object, contract: object, facts: object) -> list[str]:
-    from connector.sla.explain import due_timeline
-
-    return due_timeline(decision, contract, facts)  # type: ignore[arg-type]

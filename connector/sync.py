@@ -85,6 +85,7 @@ class Outcome:
     """What happened to one ticket."""
 
     ticket: str
+    updated_at: datetime | None = None  # as the helpdesk said when the ticket was read
     facts: TicketFacts | None = None
     decision: Decision | None = None
     desired: DesiredResults | None = None
@@ -267,15 +268,17 @@ class Sync:
                 self.log.info("ticket_conflict", ticket=item.id)
                 fresh = self.helpdesk.fetch([item.id])
                 if not fresh:
-                    return Outcome(item.id, problem="deleted while being written")
+                    return Outcome(item.id, item.updated_at, problem="deleted while being written")
                 item = fresh[0]
             except ApiError as exc:
                 if not _permanent(exc):
                     raise
                 self.log.error("ticket_write_failed", ticket=item.id, error=str(exc))
-                return Outcome(item.id, problem=str(exc))
+                return Outcome(item.id, item.updated_at, problem=str(exc))
         self.log.warning("ticket_conflict_gave_up", ticket=item.id, attempts=CONFLICT_RETRIES)
-        return Outcome(item.id, problem=f"changed by someone else {CONFLICT_RETRIES} times")
+        return Outcome(
+            item.id, item.updated_at, problem=f"changed by someone else {CONFLICT_RETRIES} times"
+        )
 
     def decide(self, item: Item, *, record: bool = True) -> Outcome:
         """Facts, decision and desired results of one ticket.
@@ -285,7 +288,7 @@ class Sync:
         the state is only read.
         """
         now = self.clock()
-        outcome = Outcome(item.id)
+        outcome = Outcome(item.id, item.updated_at)
         try:
             facts = read_facts(item.view, self.rules.mapping)
         except UnmappedTicket as exc:
