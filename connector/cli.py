@@ -10,20 +10,22 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, TextIO
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
 
 from connector import __version__
 
 if TYPE_CHECKING:
     from datetime import datetime
-    from pathlib import Path
 
     from pydantic import ValidationError
 
     from connector.sla.contract import Contract
     from connector.sla.model import Decision
 
-__all__ = ["main"]
+__all__ = ["SERVICE_COMMANDS", "main"]
+
+SERVICE_COMMANDS = ("run", "sync", "backfill", "explain", "check", "demo")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -127,10 +129,105 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="allow a non-loopback --host (the sandbox has no real security)",
     )
-    from connector.commands import add_commands
-
-    add_commands(commands)
+    _service_commands(commands)
     return parser
+
+
+def _service_commands(commands: Any) -> None:
+    """`run`, `sync`, `backfill`, `explain`, `check`, `demo` (run by `connector.commands`)."""
+
+    def with_config(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        parser.add_argument(
+            "--config",
+            type=Path,
+            metavar="FILE",
+            help="TOML configuration (default: $SLA_CONNECTOR_CONFIG or "
+            "/etc/sla-connector/config.toml); secrets come from the environment or "
+            "$CREDENTIALS_DIRECTORY, never from here",
+        )
+        return parser
+
+    with_config(
+        commands.add_parser(
+            "run",
+            help="run the sync daemon (systemd Type=notify)",
+            description="Poll the helpdesk and keep every ticket showing what its contract "
+            "says, until SIGTERM. SIGHUP reloads the mappings.",
+        )
+    )
+    sync = with_config(
+        commands.add_parser(
+            "sync",
+            help="poll the helpdesk once and write what changed",
+            description="One pass: every ticket changed since the last pass, then the tickets "
+            "whose SLA state changed by itself (at risk, breached).",
+        )
+    )
+    sync.add_argument("--once", action="store_true", required=True, help="one pass, then exit")
+
+    backfill = with_config(
+        commands.add_parser(
+            "backfill",
+            help="decide and write the tickets updated in a date range",
+            description="Re-decide the tickets updated from --since (to --until). Resumes where "
+            "an interrupted run of the same range stopped. Run with --dry-run first.",
+        )
+    )
+    backfill.add_argument("--since", required=True, metavar="DATE", help="date or instant (UTC)")
+    backfill.add_argument("--until", metavar="DATE", help="date or instant (default: now)")
+    backfill.add_argument(
+        "--dry-run", action="store_true", help="print what would change; write nothing"
+    )
+    backfill.add_argument(
+        "--limit",
+        type=int,
+        metavar="N",
+        help="stop after N tickets, rounded up to a whole page of the helpdesk; run again "
+        "to resume",
+    )
+    backfill.add_argument(
+        "--restart", action="store_true", help="start the range again instead of resuming"
+    )
+
+    explain = with_config(
+        commands.add_parser(
+            "explain",
+            help="show how one ticket's SLA is computed and what would be written",
+            description="Fetch one ticket, read its facts, decide it and show the timeline of "
+            "each due instant and the write it needs. Changes nothing.",
+        )
+    )
+    explain.add_argument("ticket", metavar="TICKET_ID")
+
+    check = with_config(
+        commands.add_parser(
+            "check",
+            help="check configuration, mappings, credentials and reachability",
+            description="Load the configuration and mappings, sign in to the helpdesk and "
+            "compare the mapping's field ids with the account's real fields.",
+        )
+    )
+    check.add_argument("--offline", action="store_true", help="skip the helpdesk calls")
+
+    demo = commands.add_parser(
+        "demo",
+        help="run the daemon against the built-in sandbox helpdesk and show what it wrote",
+        description="Start the sandbox on loopback with tickets for all five contracts, run "
+        "one sync against it for each helpdesk, show what was written, and sync again to "
+        "show that nothing more is.",
+    )
+    demo.add_argument(
+        "--helpdesk",
+        choices=("zendesk", "freshdesk", "both"),
+        default="both",
+        help="which helpdesk to demonstrate (default both)",
+    )
+    demo.add_argument(
+        "--keep-running",
+        action="store_true",
+        help="then keep the sandbox and the daemon running until Ctrl-C",
+    )
+    demo.add_argument("--port", type=int, default=0, help="sandbox port (default: any free)")
 
 
 def _common(parser: argparse.ArgumentParser) -> None:

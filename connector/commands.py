@@ -1,6 +1,7 @@
 """The service commands: `run`, `sync --once`, `backfill`, `explain`, `check`, `demo`.
 
-`cli.py` builds the argument parser from `add_commands` and calls `run_command`. Everything
+`cli.py` defines their arguments (so that `--help` imports none of this) and calls
+`run_command`. Everything
 here reads its settings the same way (`--config`, `$SLA_CONNECTOR_CONFIG`, the environment)
 and never takes a secret from the command line.
 """
@@ -26,110 +27,11 @@ from connector.state import State
 from connector.sync import Outcome, Sync, Totals
 from connector.timeutil import format_instant, parse_instant
 
-__all__ = ["COMMANDS", "add_commands", "run_command"]
-
-COMMANDS = ("run", "sync", "backfill", "explain", "check", "demo")
-
-
-def add_commands(commands: Any) -> None:
-    """Add the service commands to the `sla-connector` subparsers."""
-
-    def with_config(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        parser.add_argument(
-            "--config",
-            type=Path,
-            metavar="FILE",
-            help="TOML configuration (default: $SLA_CONNECTOR_CONFIG or "
-            "/etc/sla-connector/config.toml); secrets come from the environment or "
-            "$CREDENTIALS_DIRECTORY, never from here",
-        )
-        return parser
-
-    with_config(
-        commands.add_parser(
-            "run",
-            help="run the sync daemon (systemd Type=notify)",
-            description="Poll the helpdesk and keep every ticket showing what its contract "
-            "says, until SIGTERM. SIGHUP reloads the mappings.",
-        )
-    )
-    sync = with_config(
-        commands.add_parser(
-            "sync",
-            help="poll the helpdesk once and write what changed",
-            description="One pass: every ticket changed since the last pass, then the tickets "
-            "whose SLA state changed by itself (at risk, breached).",
-        )
-    )
-    sync.add_argument("--once", action="store_true", required=True, help="one pass, then exit")
-
-    backfill = with_config(
-        commands.add_parser(
-            "backfill",
-            help="decide and write the tickets updated in a date range",
-            description="Re-decide the tickets updated from --since (to --until). Resumes where "
-            "an interrupted run of the same range stopped. Run with --dry-run first.",
-        )
-    )
-    backfill.add_argument("--since", required=True, metavar="DATE", help="date or instant (UTC)")
-    backfill.add_argument("--until", metavar="DATE", help="date or instant (default: now)")
-    backfill.add_argument(
-        "--dry-run", action="store_true", help="print what would change; write nothing"
-    )
-    backfill.add_argument(
-        "--limit",
-        type=int,
-        metavar="N",
-        help="stop after N tickets, rounded up to a whole page of the helpdesk; run again "
-        "to resume",
-    )
-    backfill.add_argument(
-        "--restart", action="store_true", help="start the range again instead of resuming"
-    )
-
-    explain = with_config(
-        commands.add_parser(
-            "explain",
-            help="show how one ticket's SLA is computed and what would be written",
-            description="Fetch one ticket, read its facts, decide it and show the timeline of "
-            "each due instant and the write it needs. Changes nothing.",
-        )
-    )
-    explain.add_argument("ticket", metavar="TICKET_ID")
-
-    check = with_config(
-        commands.add_parser(
-            "check",
-            help="check configuration, mappings, credentials and reachability",
-            description="Load the configuration and mappings, sign in to the helpdesk and "
-            "compare the mapping's field ids with the account's real fields.",
-        )
-    )
-    check.add_argument("--offline", action="store_true", help="skip the helpdesk calls")
-
-    demo = commands.add_parser(
-        "demo",
-        help="run the daemon against the built-in sandbox helpdesk and show what it wrote",
-        description="Start the sandbox on loopback with tickets for all five contracts, run "
-        "one sync against it for each helpdesk, show what was written, and sync again to "
-        "show that nothing more is.",
-    )
-    demo.add_argument(
-        "--helpdesk",
-        choices=("zendesk", "freshdesk", "both"),
-        default="both",
-        help="which helpdesk to demonstrate (default both)",
-    )
-    demo.add_argument(
-        "--keep-running",
-        action="store_true",
-        help="then keep the sandbox and the daemon running until Ctrl-C",
-    )
-    demo.add_argument("--port", type=int, default=0, help="sandbox port (default: any free)")
+__all__ = ["run_command"]
 
 
 def run_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    """Run one of `COMMANDS`; returns the exit status."""
+    """Run one of `connector.cli.SERVICE_COMMANDS`; returns the exit status."""
     if args.command == "demo":
         from connector.demo import run_demo
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 import structlog
 
+from connector.cli import SERVICE_COMMANDS as COMMANDS
 from connector.cli import main
-from connector.commands import COMMANDS
 from connector.sandbox import Sandbox, SandboxCredentials, SandboxServer, generate
 from connector.state import State
 from tests.conftest import MAPPINGS
