@@ -206,15 +206,21 @@ def retry_after_seconds(value: str | None, now: datetime, cap: float) -> float |
 
 # --- pacing ----------------------------------------------------------------------------------
 
+_IDLE_BURST = 0.1  # the share of an unknown window spent at once, and the share kept in hand
+
 
 @dataclass
 class Pacer:
     """Spaces requests so that the announced budget lasts until its window refills.
 
-    While more than `reserve` of the budget is left, requests go at once. Below that, the
-    remaining requests are spread evenly over the time left in the window (`window` seconds when
-    the helpdesk does not say), so a steady client runs at the allowed rate and seldom meets a
-    429. After a 429, nothing is sent until its `Retry-After` has passed.
+    When the helpdesk says when its window refills (Zendesk): while more than `reserve` of the
+    budget is left, requests go at once; below that, the remaining requests are spread evenly over
+    the time left. When it does not say (Freshdesk: a limit and what remains, no reset), the window
+    may slide or be fixed, so requests are spaced at the steady allowed rate (`window / limit`),
+    going at once only from a nearly untouched budget and slowing further as the last tenth of the
+    budget drains; that holds the full rate on either kind of window without meeting a 429. With
+    nothing left, the next request waits one steady interval (`window` when the limit is not said
+    either). After a 429, nothing is sent until its `Retry-After` has passed.
     """
 
     window: float = 60.0
@@ -227,6 +233,9 @@ class Pacer:
         """Take the budget a response announced at monotonic time `at`."""
         if rate is None:
             return
+        if rate.reset_after is None and rate.limit:
+            self._observe_unknown_window(rate.limit, rate.remaining, at)
+            return
         reset = self.window if rate.reset_after is None else rate.reset_after
         if rate.limit is not None and rate.remaining > rate.limit * self.reserve:
             self.interval = 0.0
@@ -235,6 +244,17 @@ class Pacer:
             self.not_before = max(self.not_before, at + reset)
         else:
             self.interval = reset / rate.remaining
+
+    def _observe_unknown_window(self, limit: float, remaining: float, at: float) -> None:
+        steady = self.window / limit
+        share = remaining / limit
+        if remaining < 1:
+            self.interval = 0.0
+            self.not_before = max(self.not_before, at + steady)
+        elif share > 1 - _IDLE_BURST:
+            self.interval = 0.0
+        else:
+            self.interval = steady * max(1.0, _IDLE_BURST / share)
 
     def hold_off(self, seconds: float, at: float) -> None:
         """Send nothing for `seconds` (a 429's Retry-After)."""

@@ -153,6 +153,63 @@ def test_pacer_waits_for_the_reset_when_nothing_is_left() -> None:
     assert pacer.delay(5.0) == pytest.approx(20.0)
 
 
+class _Limiter:
+    """A helpdesk's request budget that says its limit and what remains, never when it refills."""
+
+    def __init__(self, limit: int, window: float, *, sliding: bool) -> None:
+        self.limit, self.window, self.sliding = limit, window, sliding
+        self.sent: list[float] = []
+
+    def _used(self, at: float) -> int:
+        start = at - self.window if self.sliding else at - at % self.window
+        return sum(1 for when in self.sent if when > start or (not self.sliding and when == start))
+
+    def take(self, at: float) -> RateLimit | None:
+        """None for a 429; else the budget the answer announces."""
+        if self._used(at) >= self.limit:
+            return None
+        self.sent.append(at)
+        return RateLimit(self.limit, self.limit - self._used(at), None)
+
+
+@pytest.mark.parametrize("sliding", [True, False], ids=["sliding window", "fixed window"])
+def test_pacer_keeps_the_allowed_rate_when_the_helpdesk_does_not_say_when_its_window_refills(
+    sliding: bool,
+) -> None:
+    # Freshdesk announces a limit and what remains, no reset; a backfill should use the whole
+    # budget (at least 90 %) on either kind of window and not run into 429s.
+    limiter, pacer = _Limiter(400, 60.0, sliding=sliding), Pacer()
+    now, refused = 0.0, 0
+    while now < 600.0:
+        now += pacer.delay(now)
+        pacer.sent(now)
+        rate = limiter.take(now)
+        answered = now + 0.05
+        if rate is None:
+            refused += 1
+            pacer.hold_off(60.0 - now % 60.0 if not sliding else 1.0, answered)
+        else:
+            pacer.observe(rate, answered)
+        now = answered
+    assert refused == 0
+    assert len(limiter.sent) >= 0.9 * 400 * 10
+
+
+def test_pacer_spends_an_untouched_budget_of_an_unknown_window_at_once_then_paces() -> None:
+    pacer = Pacer()
+    pacer.observe(RateLimit(400, 399, None), at=0.0)
+    pacer.sent(0.0)
+    assert pacer.delay(0.0) == 0.0
+    pacer.observe(RateLimit(400, 300, None), at=1.0)
+    pacer.sent(1.0)
+    assert pacer.delay(1.0) == pytest.approx(60.0 / 400)
+    pacer.observe(RateLimit(400, 20, None), at=2.0)
+    pacer.sent(2.0)
+    assert pacer.delay(2.0) == pytest.approx(60.0 / 400 * 2)
+    pacer.observe(RateLimit(400, 0, None), at=3.0)
+    assert pacer.delay(3.0) == pytest.approx(60.0 / 400)
+
+
 # --- the shell --------------------------------------------------------------------------------
 
 
@@ -275,8 +332,9 @@ def test_requests_are_paced_from_the_headers_so_429s_stay_rare() -> None:
     shell = shell_for(handler, time)
     for _ in range(4):
         shell.send(GET, decode_json)
-    # 5 left of 100 within a 60 s window: one request every 12 s, then 15 s, 20 s.
-    assert time.sleeps == pytest.approx([12.0, 15.0, 20.0])
+    # 5 left of 100 in a 60 s window that may slide: the steady 0.6 s between requests,
+    # stretched as the last tenth drains (5 %: twice as long, 4 %: 2.5 times, 3 %: 3.3 times).
+    assert time.sleeps == pytest.approx([1.2, 1.5, 2.0])
     assert shell.rate_limit_waits == 3
 
 
