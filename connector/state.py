@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +71,30 @@ MIGRATIONS: tuple[str, ...] = (
         changed_at INTEGER NOT NULL
     );
     """,
+    # The ledger keeps a customer's tickets of a lifetime quota's categories whatever their age;
+    # the category, indexed, finds them without reading the rest of the customer's history.
+    """
+    ALTER TABLE tickets ADD COLUMN category TEXT;
+    UPDATE tickets SET category = facts_category(facts) WHERE facts IS NOT NULL;
+    CREATE INDEX tickets_by_category ON tickets (contract, customer, category, created_at);
+    """,
 )
+
+
+@lru_cache(maxsize=10_000)
+def _parsed(text: str) -> TicketFacts:
+    """Stored facts as the engine's value, remembered: a ledger reads the same neighbours for
+    each ticket of a customer's period, and parsing them again each time made a decision's cost
+    grow with the size of the period (the facts are immutable, so sharing them is safe)."""
+    return TicketFacts.model_validate_json(text)
+
+
+def _facts_category(text: str | None) -> str | None:
+    """The category in stored facts (for the migration that added the column)."""
+    if text is None:
+        return None
+    category = json.loads(text).get("category")
+    return category if isinstance(category, str) else None
 
 
 class Busy(ConnectorError):
@@ -101,6 +125,7 @@ class State:
         self.db = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30.0)
         try:
             self.db.execute("PRAGMA busy_timeout = 30000")
+            self.db.create_function("facts_category", 1, _facts_category, deterministic=True)
             if not readonly:
                 self.db.execute("PRAGMA journal_mode = WAL")
                 self.db.execute("PRAGMA synchronous = FULL")
@@ -242,11 +267,19 @@ class State:
         text = facts_json if facts_json is not None else facts.model_dump_json()
         with self.transaction():
             self.db.execute(
-                "INSERT INTO tickets (ticket, contract, customer, created_at, facts) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (ticket) DO UPDATE SET "
+                "INSERT INTO tickets (ticket, contract, customer, created_at, category, facts) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (ticket) DO UPDATE SET "
                 "contract = excluded.contract, customer = excluded.customer, "
-                "created_at = excluded.created_at, facts = excluded.facts",
-                (facts.id, facts.contract, facts.customer, to_epoch(facts.created_at), text),
+                "created_at = excluded.created_at, category = excluded.category, "
+                "facts = excluded.facts",
+                (
+                    facts.id,
+                    facts.contract,
+                    facts.customer,
+                    to_epoch(facts.created_at),
+                    facts.category,
+                    text,
+                ),
             )
 
     def forget_facts(self, ticket: str) -> None:
@@ -264,9 +297,15 @@ class State:
         customer: str | None,
         since: datetime | None,
         until: datetime | None,
+        *,
+        kept: frozenset[str] = frozenset(),
     ) -> Iterator[TicketFacts]:
-        """The stored facts of one customer's tickets of one contract created in [since, until]."""
-        query = "SELECT facts FROM tickets WHERE contract = ? AND customer IS ?"
+        """The stored facts of one customer's tickets of one contract created in [since, until].
+
+        Tickets of a category in `kept` created before `since` come too (a lifetime quota's).
+        """
+        where = "contract = ? AND customer IS ?"
+        query = f"SELECT facts, created_at FROM tickets WHERE {where}"
         args: list[Any] = [contract, customer]
         if since is not None:
             query += " AND created_at >= ?"
@@ -274,8 +313,29 @@ class State:
         if until is not None:
             query += " AND created_at <= ?"
             args.append(to_epoch(until))
-        for (text,) in self.db.execute(query + " ORDER BY created_at", args).fetchall():
-            yield TicketFacts.model_validate_json(text)
+        if since is not None and kept:
+            marks = ", ".join("?" * len(kept))
+            query += (
+                f" UNION ALL SELECT facts, created_at FROM tickets WHERE {where} "
+                f"AND category IN ({marks}) AND created_at < ?"
+            )
+            args += [contract, customer, *sorted(kept), to_epoch(since)]
+        for text, _ in self.db.execute(query + " ORDER BY 2", args).fetchall():
+            yield _parsed(text)
+
+    def customer_results(
+        self, contract: str, customer: str | None, since: datetime, until: datetime | None
+    ) -> dict[str, str]:
+        """The results fingerprint each counted ticket of the customer created then shows."""
+        query = (
+            "SELECT ticket, results FROM tickets WHERE contract = ? AND customer IS ? "
+            "AND created_at >= ? AND results IS NOT NULL"
+        )
+        args: list[Any] = [contract, customer, to_epoch(since)]
+        if until is not None:
+            query += " AND created_at <= ?"
+            args.append(to_epoch(until))
+        return dict(self.db.execute(query, args).fetchall())
 
     def set_written(self, ticket: str, results: str, note: str | None) -> None:
         """Record that the helpdesk shows `results` (a fingerprint) and, if given, `note`."""

@@ -38,7 +38,7 @@ from connector.helpdesks.mapping import (
 from connector.sla.contract import Contract
 from connector.sla.engine import decide, decide_with
 from connector.sla.model import Decision, TicketFacts
-from connector.sla.quotas import Ledger
+from connector.sla.quotas import Ledger, order_key
 from connector.state import State
 
 __all__ = ["Outcome", "Rules", "Sync", "Totals", "results_fingerprint"]
@@ -69,15 +69,42 @@ class Rules:
             owned |= contract.owned_tags
         return frozenset(owned)
 
-    def span(self, contract: Contract) -> timedelta | None:
-        """How far back (and forward) a ticket's quota periods reach; None: for ever."""
-        spec = contract.spec
-        periods = [quota.period for quota in spec.quotas.values()]
-        if any(t.capacity for t in spec.targets.values()):
-            periods.append("day")
-        if "lifetime" in periods:
-            return None
-        return max((_PERIOD_SPAN[p] for p in periods), default=timedelta(0))
+    @cached_property
+    def _reaches(self) -> dict[str, Reach]:
+        return {name: _reach(contract) for name, contract in self.contracts.items()}
+
+    def reach(self, contract: Contract) -> Reach:
+        """Which of a customer's stored tickets a decision on one of them needs."""
+        return self._reaches.get(contract.name) or _reach(contract)
+
+
+@dataclass(frozen=True, slots=True)
+class Reach:
+    """How far a ticket's quota periods reach among the customer's other tickets.
+
+    `window`: tickets created this long before or after it share a period with it (None: every
+    ticket, for ever). `kept`: categories a lifetime quota counts; such tickets count whatever
+    their age, so they are read too, and nothing else of the customer's older history is.
+    """
+
+    window: timedelta | None
+    kept: frozenset[str] = frozenset()
+
+
+def _reach(contract: Contract) -> Reach:
+    spec = contract.spec
+    spans = [timedelta(0)]
+    kept: set[str] = set()
+    for quota in spec.quotas.values():
+        if quota.period != "lifetime":
+            spans.append(_PERIOD_SPAN[quota.period])
+        elif quota.categories is None:
+            return Reach(None)
+        else:
+            kept.update(quota.categories)
+    if any(target.capacity for target in spec.targets.values()):
+        spans.append(_PERIOD_SPAN["day"])
+    return Reach(max(spans), frozenset(kept))
 
 
 @dataclass
@@ -366,27 +393,44 @@ class Sync:
         """The ticket with the customer's earlier tickets of its periods."""
         if facts.customer is None:
             return Ledger(contract, [facts])
-        span = self.rules.span(contract)
-        since = None if span is None else facts.created_at - span
-        others = self.state.customer_tickets(contract.name, facts.customer, since, facts.created_at)
+        reach = self.rules.reach(contract)
+        since = None if reach.window is None else facts.created_at - reach.window
+        others = self.state.customer_tickets(
+            contract.name, facts.customer, since, facts.created_at, kept=reach.kept
+        )
         return Ledger(contract, [*(o for o in others if o.id != facts.id), facts])
 
     def _recheck_later(self, contract: Contract, facts: TicketFacts, now: datetime) -> None:
-        """Wake the customer's later tickets whose results this ticket's facts changed."""
+        """Wake the customer's later tickets whose results this ticket's facts changed.
+
+        One ledger holds every ticket the later ones' periods can reach back to (those of this
+        ticket's periods on, and the lifetime quotas' ones before), so each later ticket is
+        decided from it without building a ledger of its own.
+        """
         if facts.customer is None:
             return
-        span = self.rules.span(contract)
-        until = None if span is None else facts.created_at + span
-        later = self.state.customer_tickets(contract.name, facts.customer, facts.created_at, until)
-        for other in list(later):
-            if other.id == facts.id:
+        reach = self.rules.reach(contract)
+        if reach.window is None:
+            since = until = None
+        else:
+            since, until = facts.created_at - reach.window, facts.created_at + reach.window
+            if reach.kept:
+                until = None  # a lifetime quota's change moves every later ticket of its kind
+        shown = self.state.customer_results(contract.name, facts.customer, facts.created_at, until)
+        shown.pop(facts.id, None)
+        if not shown:
+            return  # nothing later shows results: each is decided when it is read
+        tickets = self.state.customer_tickets(
+            contract.name, facts.customer, since, until, kept=reach.kept
+        )
+        ledger = Ledger(contract, [*(t for t in tickets if t.id != facts.id), facts])
+        first = order_key(facts)
+        for other in ledger.tickets.values():
+            if other.id not in shown or order_key(other) < first:
                 continue
-            shown = self.state.record(other.id).results
-            if shown is None:
-                continue  # never written: it is decided when it is read
-            decision = decide(contract, other, now, self._ledger(contract, other))
+            decision = decide(contract, other, now, ledger)
             desired = desired_results(decision, self.rules.mapping, self.rules.owned_tags, contract)
-            if results_fingerprint(desired) != shown:
+            if results_fingerprint(desired) != shown[other.id]:
                 self.log.info("ticket_requeued", ticket=other.id, because=facts.id)
                 self.state.wake_at(other.id, now)
 

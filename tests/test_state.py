@@ -35,9 +35,15 @@ def facts(
     contract: str = "pixelz",
     customer: str | None = "org-1",
     severity: str | None = None,
+    category: str | None = None,
 ) -> TicketFacts:
     return TicketFacts(
-        id=ticket, created_at=created, contract=contract, customer=customer, severity=severity
+        id=ticket,
+        created_at=created,
+        contract=contract,
+        customer=customer,
+        severity=severity,
+        category=category,
     )
 
 
@@ -178,6 +184,47 @@ def test_customer_tickets_are_one_customer_of_one_contract_in_the_window(state: 
     assert ids(NOW + 3 * day, None) == ["3", "4"]
     assert ids(None, NOW) == ["0"]
     assert [f.id for f in state.customer_tickets("pixelz", None, None, None)] == ["no-customer"]
+
+
+def test_kept_categories_come_whatever_their_age(state: State) -> None:
+    year = timedelta(days=365)
+    state.put_facts(facts("old-install", NOW - 3 * year, category="installation"))
+    state.put_facts(facts("old-error", NOW - 3 * year, category="software_error"))
+    state.put_facts(facts("recent-error", NOW, category="software_error"))
+    state.put_facts(facts("later-install", NOW + year, category="installation"))
+
+    def ids(since: datetime | None, until: datetime | None) -> list[str]:
+        found = state.customer_tickets(
+            "pixelz", "org-1", since, until, kept=frozenset({"installation"})
+        )
+        return [f.id for f in found]
+
+    assert ids(NOW - year, NOW) == ["old-install", "recent-error"]
+    assert ids(NOW - year, None) == ["old-install", "recent-error", "later-install"]
+    assert ids(None, NOW) == ["old-install", "old-error", "recent-error"]
+
+
+def test_the_category_column_is_filled_in_for_tickets_stored_before_it(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite3"
+    db = sqlite3.connect(path)
+    db.executescript(MIGRATIONS[0] + "; PRAGMA user_version = 1;")
+    old = facts("1", NOW, category="installation")
+    db.execute(
+        "INSERT INTO tickets (ticket, contract, customer, created_at, facts) VALUES (?, ?, ?, ?, ?)",
+        ("1", "pixelz", "org-1", int(NOW.timestamp()) - 10 * 86400, old.model_dump_json()),
+    )
+    db.execute("INSERT INTO tickets (ticket, results) VALUES ('2', 'r')")  # written, not counted
+    db.commit()
+    db.close()
+    state = State(path)
+    try:
+        found = state.customer_tickets(
+            "pixelz", "org-1", NOW, None, kept=frozenset({"installation"})
+        )
+        assert [f.id for f in found] == ["1"]
+        assert state.record("2").results == "r"
+    finally:
+        state.close()
 
 
 def test_forgotten_facts_stop_counting_but_the_written_results_stay(state: State) -> None:

@@ -239,6 +239,25 @@ def test_a_late_ticket_moves_a_later_one_over_the_quota(desk: Desk) -> None:
     assert len(desk.notes(1001)) == 2  # its dues changed: a new note, the old one stays
 
 
+def test_installations_covered_years_ago_still_use_up_the_lifetime_allowance(desk: Desk) -> None:
+    # solidxperts covers installations on 2 devices per customer for life. Customer 502's
+    # installation 5004 is covered until two installations from more than two years back are
+    # entered late: they come before it, so 5004 falls out of scope (a grace call).
+    desk.run()
+    assert "grace_call_used" not in desk.tags(5004)
+    old = [
+        SeedTicket(1200 + n, f"install {n}", START - timedelta(days=900 - n), 502,
+                   category="installation", status="solved")
+        for n in range(2)
+    ]  # fmt: skip
+    desk.sandbox.seed(old, customers=(), helpdesks=(desk.name,))
+    for seed in old:
+        desk.sandbox.agent_edit(seed.id, helpdesk=desk.name)
+    desk.run()
+    assert "grace_call_used" in desk.tags(5004)
+    assert "grace_call_used" not in desk.tags(1200)
+
+
 def test_timers_tag_at_risk_and_breach_without_a_poll(desk: Desk) -> None:
     desk.run()
     wake = desk.state.next_wakeup()
