@@ -63,6 +63,7 @@ def open_helpdesk(
     *,
     transport: httpx.BaseTransport | None = None,
     observers: Iterable[Observer] = (),
+    on_pace: Callable[[float], None] | None = None,
     policy: RetryPolicy | None = None,
     sleep: Callable[[float], None] | None = None,
     secrets: Mapping[str, str] | None = None,
@@ -76,7 +77,14 @@ def open_helpdesk(
     url = settings.helpdesk_url
     credentials = _credentials(settings, state, http, secrets)
     extra: dict[str, Any] = {} if sleep is None else {"sleep": sleep}
-    shell = HttpShell(http, credentials=credentials, policy=policy, observers=observers, **extra)
+    shell = HttpShell(
+        http,
+        credentials=credentials,
+        policy=policy,
+        observers=observers,
+        on_pace=on_pace,
+        **extra,
+    )
     if settings.helpdesk == "zendesk":
         return ZendeskHelpdesk(ZendeskClient(shell, url))
     return FreshdeskHelpdesk(FreshdeskClient(shell, url))

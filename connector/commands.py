@@ -77,7 +77,8 @@ def _run(settings: Settings) -> int:
             except ValueError as exc:
                 raise ConfigError([Problem(settings.source, "metrics.listen", str(exc))]) from None
             log.info("metrics_listening", address=f"{bound[0]}:{bound[1]}")
-        with _opened(settings, observers=[metrics.http_observer]) as (state, helpdesk):
+        opened = _opened(settings, observers=[metrics.http_observer], on_pace=metrics.paced)
+        with opened as (state, helpdesk):
             daemon = Daemon(
                 settings, state, helpdesk, log=log, metrics=metrics, notifier=Notifier()
             )

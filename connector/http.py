@@ -312,6 +312,7 @@ class HttpShell:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         observers: Iterable[Observer] = (),
+        on_pace: Callable[[float], None] | None = None,
         rng: random.Random | None = None,
     ) -> None:
         self.client = client
@@ -322,6 +323,7 @@ class HttpShell:
         self.clock = clock
         self.wall_clock = wall_clock
         self.observers = list(observers)
+        self.on_pace = on_pace
         self._rng = rng or random.Random()
         self.rate_limit_waits = 0
 
@@ -353,6 +355,8 @@ class HttpShell:
         delay = self.pacer.delay(self.clock())
         if delay > 0:
             self.rate_limit_waits += 1
+            if self.on_pace is not None:
+                self.on_pace(delay)
             self.sleep(delay)
         headers = dict(request.headers)
         if self.credentials is not None:

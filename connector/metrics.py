@@ -64,7 +64,9 @@ class Metrics:
         )
         self.rate_limit_waits = Counter(
             PREFIX + "rate_limit_wait_seconds",
-            "Seconds the helpdesk asked us to wait (Retry-After on 429 and 503).",
+            "Seconds spent waiting for the rate limit: asked by the helpdesk (Retry-After on "
+            "429 and 503) or chosen by our pacer to stay within the announced budget.",
+            ["by"],
             registry=None,
         )
         self.sync_lag = Gauge(
@@ -88,6 +90,8 @@ class Metrics:
         )
         for kind in WRITE_KINDS:  # a series at 0 beats a missing one for rate()
             self.writes.labels(kind=kind)
+        for by in ("helpdesk", "pacer"):
+            self.rate_limit_waits.labels(by=by)
         self.registry.register(
             _WithLabels(
                 [
@@ -127,11 +131,15 @@ class Metrics:
 
         Counts every attempt (retries included) by method and status, and adds the
         `Retry-After` of a 429 or 503 to the rate-limit wait: the shell sends nothing until it
-        has passed. Waits the shell's pacer chooses on its own are not visible to observers.
+        has passed. The waits the shell's pacer chooses come through `paced`.
         """
         self.observe_api(request.method, None if response is None else response.status)
         if response is not None and response.status in (429, 503) and response.retry_after:
-            self.rate_limit_waits.inc(response.retry_after)
+            self.rate_limit_waits.labels(by="helpdesk").inc(response.retry_after)
+
+    def paced(self, seconds: float) -> None:
+        """An `HttpShell` `on_pace` hook: the pacer held a request back `seconds`."""
+        self.rate_limit_waits.labels(by="pacer").inc(seconds)
 
     # --- exporting -----------------------------------------------------------------------------
 

@@ -329,12 +329,14 @@ def test_requests_are_paced_from_the_headers_so_429s_stay_rare() -> None:
         headers = {"X-Rate-Limit": "100", "X-Rate-Limit-Remaining": str(next(remaining))}
         return httpx.Response(200, json=0, headers=headers)
 
-    shell = shell_for(handler, time)
+    paced: list[float] = []
+    shell = shell_for(handler, time, on_pace=paced.append)
     for _ in range(4):
         shell.send(GET, decode_json)
     # 5 left of 100 in a 60 s window that may slide: the steady 0.6 s between requests,
     # stretched as the last tenth drains (5 %: twice as long, 4 %: 2.5 times, 3 %: 3.3 times).
     assert time.sleeps == pytest.approx([1.2, 1.5, 2.0])
+    assert paced == time.sleeps  # what the metrics count as the pacer's waits
     assert shell.rate_limit_waits == 3
 
 

@@ -54,7 +54,8 @@ def test_the_endpoint_serves_every_metric_with_its_labels(metrics: Metrics) -> N
     metrics.observe_api("get", 200)
     metrics.observe_api("PUT", 409)
     metrics.observe_api("GET", None)
-    metrics.rate_limit_waits.inc(2.5)
+    metrics.rate_limit_waits.labels(by="helpdesk").inc(2.5)
+    metrics.paced(1.5)
     metrics.sync_lag.set(75)
     metrics.last_sync.set(1772442000)
     metrics.breaches.labels(contract="photoprism").set(2)
@@ -78,7 +79,9 @@ def test_the_endpoint_serves_every_metric_with_its_labels(metrics: Metrics) -> N
     assert found[(api, labels(**zd, method="GET", status="200"))] == 1
     assert found[(api, labels(**zd, method="PUT", status="409"))] == 1
     assert found[(api, labels(**zd, method="GET", status="error"))] == 1
-    assert found[("sla_connector_rate_limit_wait_seconds_total", labels(**zd))] == 2.5
+    waits = "sla_connector_rate_limit_wait_seconds_total"
+    assert found[(waits, labels(**zd, by="helpdesk"))] == 2.5
+    assert found[(waits, labels(**zd, by="pacer"))] == 1.5
     assert found[("sla_connector_sync_lag_seconds", labels(**zd))] == 75
     assert found[("sla_connector_last_successful_sync_timestamp_seconds", labels(**zd))] == (
         1772442000
@@ -217,7 +220,7 @@ def test_the_http_observer_counts_every_attempt_and_the_rate_limit_wait(
     assert found[(api, labels(**zd, method="PUT", status="500"))] == 1
     assert found[(api, labels(**zd, method="PUT", status="200"))] == 1
     assert found[(api, labels(**zd, method="GET", status="404"))] == 1
-    assert found[("sla_connector_rate_limit_wait_seconds_total", labels(**zd))] == 7
+    assert found[("sla_connector_rate_limit_wait_seconds_total", labels(**zd, by="helpdesk"))] == 7
 
 
 def test_the_http_observer_counts_a_transport_failure_as_error(metrics: Metrics) -> None:
