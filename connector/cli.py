@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from pydantic import ValidationError
 
     from connector.sla.contract import Contract
-    from connector.sla.model import Decision
+    from connector.sla.model import Decision, TicketFacts
 
 __all__ = ["SERVICE_COMMANDS", "main"]
 
@@ -95,6 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
         "Decision JSON line per ticket. Problems go to stderr, one line each.",
     )
     simulate.add_argument("file", metavar="FILE|-", help="JSON lines of TicketFacts, or -")
+    simulate.add_argument(
+        "--sorted",
+        action="store_true",
+        help="the input is in order of created_at, one line per ticket (as an export comes): "
+        "decide as periods close and hold only the tickets of open periods, so memory does not "
+        "grow with the input; decisions then come out period by period",
+    )
     _common(simulate)
 
     sandbox = commands.add_parser(
@@ -381,12 +388,13 @@ def _simulate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """Decide the whole input as one set of tickets, so quotas count across lines.
 
     The tickets are held until the input ends (any line may change an earlier line's place in
-    a quota); each decision is written as soon as it is made and not kept.
+    a quota), unless `--sorted` says they come in order of creation; each decision is written
+    as soon as it is made and not kept.
     """
     import gc
 
-    # The input is held whole and makes no reference cycles: the cyclic collector would only
-    # re-scan every ticket again and again, tripling the run time.
+    # The input is held and makes no reference cycles: the cyclic collector would only re-scan
+    # every ticket again and again, tripling the run time.
     gc.disable()
     try:
         return _simulate_all(args, out, err)
@@ -395,41 +403,76 @@ def _simulate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _simulate_all(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from pydantic import ValidationError
-
     from connector.errors import InputError
-    from connector.sla.engine import decide_each
-    from connector.sla.model import TicketFacts
+    from connector.sla.engine import decide_each, decide_in_order
 
     contracts = _contracts(args)
     now = _now(args)
     source = args.file
-    name = "stdin" if source == "-" else source
-    tickets: list[TicketFacts] = []
-    bad = 0
     try:
         stream = sys.stdin if source == "-" else open(source, encoding="utf-8")  # noqa: SIM115
     except OSError as exc:
         raise InputError(f"{source}: cannot read: {exc.strerror}") from None
+    reader = _TicketLines("stdin" if source == "-" else source, err, in_order=args.sorted)
+    decide = decide_in_order if args.sorted else decide_each
     with stream:
+        for decision in decide(contracts, reader.read(stream), now):
+            if decision.problem is not None:
+                print(
+                    f"sla-connector: warning: ticket {decision.ticket}: {decision.problem} "
+                    "(decision tagged sla_unmapped)",
+                    file=err,
+                )
+            out.write(decision.model_dump_json() + "\n")
+    return 2 if reader.bad else 0
+
+
+class _TicketLines:
+    """TicketFacts from JSON lines; a bad line is reported on `err` and skipped.
+
+    `in_order`: each line must be created no earlier than the one before and name a ticket not
+    seen before; the first line that is not stops the run with an error naming it.
+    """
+
+    def __init__(self, name: str, err: TextIO, *, in_order: bool) -> None:
+        self.name, self.err, self.in_order = name, err, in_order
+        self.bad = 0
+
+    def read(self, stream: Iterable[str]) -> Iterator[TicketFacts]:
+        from pydantic import ValidationError
+
+        from connector.errors import InputError
+        from connector.sla.model import TicketFacts
+
+        seen: set[str] = set()
+        last: datetime | None = None
         for number, line in enumerate(stream, start=1):
             if not line.strip():
                 continue
             try:
-                tickets.append(TicketFacts.model_validate_json(line))
+                facts = TicketFacts.model_validate_json(line)
             except ValidationError as exc:
-                bad += 1
+                self.bad += 1
                 hint = _ticket_hint(line)
-                print(f"sla-connector: error: {name}:{number}{hint}: {_first_error(exc)}", file=err)
-    for decision in decide_each(contracts, tickets, now):
-        if decision.problem is not None:
-            print(
-                f"sla-connector: warning: ticket {decision.ticket}: {decision.problem} "
-                "(decision tagged sla_unmapped)",
-                file=err,
-            )
-        out.write(decision.model_dump_json() + "\n")
-    return 2 if bad else 0
+                where = f"{self.name}:{number}{hint}"
+                print(f"sla-connector: error: {where}: {_first_error(exc)}", file=self.err)
+                continue
+            if self.in_order:
+                where = f"{self.name}:{number} (ticket {facts.id})"
+                if last is not None and facts.created_at < last:
+                    raise InputError(
+                        f"{where}: created_at {facts.created_at.isoformat()} comes before the "
+                        f"line above's {last.isoformat()}; --sorted needs the input in order of "
+                        "created_at (sort it, or leave out --sorted)"
+                    )
+                if facts.id in seen:
+                    raise InputError(
+                        f"{where}: the ticket was already given; --sorted needs one line per "
+                        "ticket (leave out --sorted to take the latest version of each)"
+                    )
+                seen.add(facts.id)
+                last = facts.created_at
+            yield facts
 
 
 def _ticket_hint(line: str) -> str:

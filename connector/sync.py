@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import cached_property
 from typing import Any
 
@@ -38,18 +38,13 @@ from connector.helpdesks.mapping import (
 from connector.sla.contract import Contract
 from connector.sla.engine import decide, decide_with
 from connector.sla.model import Decision, TicketFacts
-from connector.sla.quotas import Ledger, order_key
+from connector.sla.quotas import Ledger, Reach, order_key, reach
 from connector.state import State
 
 __all__ = ["Outcome", "Rules", "Sync", "Totals", "results_fingerprint"]
 
 # How far apart two tickets of one period can be created, per kind of period (a local day
 # spans at most 26 hours of UTC; a generous bound only costs a few more rows read).
-_PERIOD_SPAN = {
-    "day": timedelta(days=2),
-    "month": timedelta(days=32),
-    "contract_year": timedelta(days=367),
-}
 CONFLICT_RETRIES = 3
 UNMAPPED_TAG = "sla_unmapped"
 
@@ -71,40 +66,11 @@ class Rules:
 
     @cached_property
     def _reaches(self) -> dict[str, Reach]:
-        return {name: _reach(contract) for name, contract in self.contracts.items()}
+        return {name: reach(contract) for name, contract in self.contracts.items()}
 
     def reach(self, contract: Contract) -> Reach:
         """Which of a customer's stored tickets a decision on one of them needs."""
-        return self._reaches.get(contract.name) or _reach(contract)
-
-
-@dataclass(frozen=True, slots=True)
-class Reach:
-    """How far a ticket's quota periods reach among the customer's other tickets.
-
-    `window`: tickets created this long before or after it share a period with it (None: every
-    ticket, for ever). `kept`: categories a lifetime quota counts; such tickets count whatever
-    their age, so they are read too, and nothing else of the customer's older history is.
-    """
-
-    window: timedelta | None
-    kept: frozenset[str] = frozenset()
-
-
-def _reach(contract: Contract) -> Reach:
-    spec = contract.spec
-    spans = [timedelta(0)]
-    kept: set[str] = set()
-    for quota in spec.quotas.values():
-        if quota.period != "lifetime":
-            spans.append(_PERIOD_SPAN[quota.period])
-        elif quota.categories is None:
-            return Reach(None)
-        else:
-            kept.update(quota.categories)
-    if any(target.capacity for target in spec.targets.values()):
-        spans.append(_PERIOD_SPAN["day"])
-    return Reach(max(spans), frozenset(kept))
+        return self._reaches.get(contract.name) or reach(contract)
 
 
 @dataclass

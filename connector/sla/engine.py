@@ -45,10 +45,10 @@ from connector.sla.model import (
     TicketFacts,
     trusted,
 )
-from connector.sla.quotas import STANDARD, Ledger, QuotaUse
+from connector.sla.quotas import STANDARD, Ledger, QuotaUse, reach
 from connector.timeutil import format_instant, format_local, from_epoch, to_epoch
 
-__all__ = ["decide", "decide_all", "decide_each", "decide_with"]
+__all__ = ["decide", "decide_all", "decide_each", "decide_in_order", "decide_with"]
 
 
 def decide_with(
@@ -104,6 +104,95 @@ def decide_each(
             yield _unknown_contract(contracts, facts, instant)
         else:
             yield _decide(found, facts, epoch, instant, ledgers.get(facts.contract))
+
+
+def decide_in_order(
+    contracts: Mapping[str, Contract], tickets: Iterable[TicketFacts], now: datetime
+) -> Iterator[Decision]:
+    """`decide_each` for tickets that come in order of creation, one version of each.
+
+    A ticket's decision depends only on the tickets created before it in its periods, so the
+    tickets are decided in batches as time moves on, each contract's batch as long as its
+    longest period. A batch is decided with one ledger of its own tickets and the ones before it
+    still in an open period (and, for a lifetime quota, the earlier tickets of its categories);
+    tickets of closed periods are dropped. What is held is bounded by the tickets of the open
+    periods, not by the length of the input. Decisions come out batch by batch: a contract
+    without quotas decides each ticket at once, others when the batch's time has passed.
+
+    The caller checks the order (created_at never goes back) and that no ticket repeats.
+    """
+    epoch = to_epoch(now)
+    instant = from_epoch(epoch)
+    rules = {name: _rules(contract) for name, contract in contracts.items()}
+    batches: dict[str, _Batches] = {}
+    for facts in tickets:
+        found = rules.get(facts.contract)
+        if found is None:
+            yield _unknown_contract(contracts, facts, instant)
+            continue
+        if not found.contract.needs_ledger:
+            yield _decide(found, facts, epoch, instant, None)
+            continue
+        batch = batches.get(facts.contract)
+        if batch is None:
+            batch = batches[facts.contract] = _Batches(found.contract)
+        closed = batch.add(facts)
+        if closed is not None:
+            ledger, members = closed
+            for member in members:
+                yield _decide(found, member, epoch, instant, ledger)
+    for name, batch in batches.items():
+        ledger, members = batch.close()
+        for member in members:
+            yield _decide(rules[name], member, epoch, instant, ledger)
+
+
+_DAY = 86_400
+
+
+class _Batches:
+    """One contract's tickets in order of creation: the open batch and the history it needs."""
+
+    def __init__(self, contract: Contract) -> None:
+        self.contract = contract
+        found = reach(contract)
+        self.kept = found.kept
+        self.window = None if found.window is None else found.window.total_seconds()
+        self.length = None if self.window is None else max(self.window, _DAY)
+        self.history: list[TicketFacts] = []
+        self.batch: list[TicketFacts] = []
+        self.ends = math.inf
+
+    def add(self, facts: TicketFacts) -> tuple[Ledger, list[TicketFacts]] | None:
+        """Take the next ticket; returns the batch it closed, with its ledger, if it did."""
+        created = facts.created_at.timestamp()
+        closed = None
+        if created >= self.ends:
+            closed = self.close()
+            self._forget_before(created)
+        if not self.batch and self.length is not None:
+            self.ends = created + self.length
+        self.batch.append(facts)
+        return closed
+
+    def close(self) -> tuple[Ledger, list[TicketFacts]]:
+        """The open batch with its ledger; its tickets join the history."""
+        members = self.batch
+        ledger = Ledger(self.contract, [*self.history, *members])
+        self.history.extend(members)
+        self.batch, self.ends = [], math.inf
+        return ledger, members
+
+    def _forget_before(self, start: float) -> None:
+        """Drop the tickets no period open from `start` on can count."""
+        assert self.window is not None
+        oldest = start - self.window
+        kept = self.kept
+        self.history = [
+            facts
+            for facts in self.history
+            if facts.created_at.timestamp() >= oldest or facts.category in kept
+        ]
 
 
 def decide(

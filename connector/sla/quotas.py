@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import lru_cache
 from operator import itemgetter
@@ -32,9 +33,11 @@ __all__ = [
     "Allocation",
     "Ledger",
     "QuotaUse",
+    "Reach",
     "contract_year_start",
     "order_key",
     "period_of",
+    "reach",
 ]
 
 NEVER_COUNTS = frozenset({"deleted", "spam"})
@@ -103,6 +106,45 @@ def period_of(quota: QuotaSpec, contract: Contract, facts: TicketFacts) -> str |
     if start is None:
         return None
     return _contract_year(start, local)
+
+
+# How far back from a ticket the start of its period of each kind can lie, with a margin
+# (a customer-local day seen from UTC; the longest month; a contract year in a leap year).
+_PERIOD_SPAN = {
+    "day": timedelta(days=2),
+    "month": timedelta(days=32),
+    "contract_year": timedelta(days=367),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Reach:
+    """Which of a customer's other tickets a decision on one of them can depend on.
+
+    `window`: tickets created this long before it (or after it, for those it can move) share a
+    period with it; None: every ticket, for ever. `kept`: categories a lifetime quota counts;
+    such tickets count whatever their age, and nothing else older than the window does.
+    """
+
+    window: timedelta | None
+    kept: frozenset[str] = frozenset()
+
+
+def reach(contract: Contract) -> Reach:
+    """How far the quotas and capacities of `contract` reach among a customer's tickets."""
+    spec = contract.spec
+    spans = [timedelta(0)]
+    kept: set[str] = set()
+    for quota in spec.quotas.values():
+        if quota.period != "lifetime":
+            spans.append(_PERIOD_SPAN[quota.period])
+        elif quota.categories is None:
+            return Reach(None)
+        else:
+            kept.update(quota.categories)
+    if any(target.capacity for target in spec.targets.values()):
+        spans.append(_PERIOD_SPAN["day"])
+    return Reach(max(spans), frozenset(kept))
 
 
 def _customer_zone(facts: TicketFacts) -> ZoneInfo | None:
