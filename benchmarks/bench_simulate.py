@@ -1,6 +1,7 @@
 """`sla simulate` throughput and memory: N tickets over many customers and all five contracts.
 
 Usage: python benchmarks/bench_simulate.py [--tickets N] [--customers C] [--runs R]
+       [--skip-sorted | --only-sorted]
 
 Each row runs R times, each time in a fresh process, and keeps the fastest run. A run times, in
 CPU seconds, what `sla simulate` does: parse the JSON lines, decide them as one set, and write
@@ -21,13 +22,14 @@ import multiprocessing
 import os
 import random
 import resource
+import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from connector.mappingfiles import load_contracts
-from connector.sla.engine import decide_all, decide_each
+from connector.sla.engine import decide_all, decide_each, decide_in_order
 from connector.sla.model import TicketFacts
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,13 +40,17 @@ CHUNK = 1_000
 WARM = 1_000
 
 
-def ticket_lines(count: int, customers: int, seed: int = 7) -> list[str]:
-    """Deterministic TicketFacts JSON lines spread over one year."""
+def ticket_lines(
+    count: int, customers: int, seed: int = 7, *, years: int = 1, in_order: bool = False
+) -> list[str]:
+    """Deterministic TicketFacts JSON lines spread over `years` (in order of creation if asked)."""
     rng = random.Random(seed)
     lines = []
+    span = years * 365 * 86_400
     for i in range(count):
         customer = rng.randrange(customers)
-        created = START + timedelta(seconds=rng.randrange(365 * 86_400))
+        offset = i * span // count if in_order else rng.randrange(span)
+        created = START + timedelta(seconds=offset)
         kind = customer % 5
         facts: dict[str, object] = {
             "id": str(i),
@@ -118,6 +124,63 @@ def run(tickets: int, customers: int) -> tuple[float, float, float, int]:
     return parse, decide, write, _peak_rss() - peak_before
 
 
+def run_file(path: Path, in_order: bool) -> tuple[float, float, int]:
+    """What `sla simulate [--sorted] FILE` does: CPU seconds, held tickets' peak bytes added."""
+    import sys
+
+    from connector.cli import _TicketLines
+
+    contracts = load_contracts(ROOT / "mappings")
+    now = datetime(2029, 12, 31, tzinfo=UTC)
+    warm = [TicketFacts.model_validate_json(line) for line in ticket_lines(WARM, 10)]
+    decide_all(contracts, warm, now)
+    if os.environ.get("BENCH_GC") != "1":
+        gc.disable()
+    peak_before = _peak_rss()
+    decide = decide_in_order if in_order else decide_each
+    reader = _TicketLines(str(path), sys.stderr, in_order=in_order)
+    begin = time.process_time()
+    decided = 0
+    with path.open(encoding="utf-8") as stream, open(os.devnull, "w", encoding="utf-8") as out:
+        for decision in decide(contracts, reader.read(stream), now):
+            out.write(decision.model_dump_json() + "\n")
+            decided += 1
+    assert decided == sum(1 for _ in path.open()), "one decision per line"
+    return time.process_time() - begin, decided, _peak_rss() - peak_before
+
+
+def compare_sorted(args: argparse.Namespace) -> None:
+    """Peak memory of the plain and the `--sorted` run as the input's history grows."""
+    print(
+        "\n`--sorted`: the same rate of tickets (100,000 a year over 1,000 customers) for a "
+        "longer history; input in order of creation, read from a file as the command does"
+    )
+    print(f"{'tickets':>8} {'years':>5} {'mode':>8} {'CPU s':>6} {'µs/ticket':>10} {'peak MB':>8}")
+    fork = multiprocessing.get_context("fork")
+    with tempfile.TemporaryDirectory(prefix="bench-simulate-") as scratch:
+        for years in (1, 3):
+            tickets = args.tickets * years
+            path = Path(scratch) / f"{years}.jsonl"
+            lines = ticket_lines(tickets, args.customers, years=years, in_order=True)
+            path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+            del lines
+            for in_order in (False, True):
+                runs = []
+                for _ in range(args.runs):
+                    with ProcessPoolExecutor(max_workers=1, mp_context=fork) as pool:
+                        runs.append(pool.submit(run_file, path, in_order).result())
+                cpu, decided, peak = min(runs)
+                mode = "--sorted" if in_order else "plain"
+                print(
+                    f"{tickets:>8,} {years:>5} {mode:>8} {cpu:>6.2f} "
+                    f"{cpu / decided * 1e6:>10.1f} {peak / 2**20:>8.0f}"
+                )
+    print(
+        "goal: memory bounded by the tickets of open periods: with --sorted, flat as the "
+        "history grows (solidxperts' contract year is the longest period: a year of its tickets)"
+    )
+
+
 def _peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
 
@@ -127,7 +190,12 @@ def main() -> None:
     parser.add_argument("--tickets", type=int, default=100_000)
     parser.add_argument("--customers", type=int, default=1_000)
     parser.add_argument("--runs", type=int, default=3, help="fresh runs per row, fastest kept")
+    parser.add_argument("--skip-sorted", action="store_true", help="leave out the --sorted rows")
+    parser.add_argument("--only-sorted", action="store_true", help="only the --sorted rows")
     args = parser.parse_args()
+    if args.only_sorted:
+        compare_sorted(args)
+        return
     print(
         f"{'tickets':>8} {'customers':>9} {'per cust':>8} {'parse s':>8} {'decide s':>9} "
         f"{'write s':>8} {'total s':>8} {'µs/ticket':>10} {'before':>7} {'peak MB':>8} "
@@ -159,6 +227,8 @@ def main() -> None:
         "goal: 100,000 tickets over 1,000 customers under 5 s of CPU; µs/ticket flat in the "
         "history length (rows 2-4: same tickets, 10, 100 and 1000 per customer)"
     )
+    if not args.skip_sorted:
+        compare_sorted(args)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ building of its result, not a new reading of the contract.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
@@ -112,10 +113,10 @@ def decide_in_order(
     """`decide_each` for tickets that come in order of creation, one version of each.
 
     A ticket's decision depends only on the tickets created before it in its periods, so the
-    tickets are decided in batches as time moves on, each contract's batch as long as its
-    longest period. A batch is decided with one ledger of its own tickets and the ones before it
-    still in an open period (and, for a lifetime quota, the earlier tickets of its categories);
-    tickets of closed periods are dropped. What is held is bounded by the tickets of the open
+    tickets are decided in batches as time moves on, each contract's batch half its longest
+    period. A batch is decided with one ledger of its own tickets and the ones before it
+    still in an open period (and the older ones a lifetime quota took); tickets of closed
+    periods are dropped. What is held is bounded by the tickets of the open
     periods, not by the length of the input. Decisions come out batch by batch: a contract
     without quotas decides each ticket at once, others when the batch's time has passed.
 
@@ -157,11 +158,20 @@ class _Batches:
         self.contract = contract
         found = reach(contract)
         self.kept = found.kept
+        self.lifetime = frozenset(
+            name for name, quota in contract.spec.quotas.items() if quota.period == "lifetime"
+        )
         self.window = None if found.window is None else found.window.total_seconds()
-        self.length = None if self.window is None else max(self.window, _DAY)
-        self.history: list[TicketFacts] = []
+        # Half the longest period: what is held peaks at 1.5 periods of tickets, and each ticket
+        # is counted in at most three ledgers.
+        self.length = None if self.window is None else max(self.window / 2, _DAY)
+        self.for_life: list[TicketFacts] = []  # older than the window, taken by a lifetime quota
+        self.history: list[TicketFacts] = []  # decided, within the window; in order of creation
+        self.stamps: list[float] = []  # their creation instants
         self.batch: list[TicketFacts] = []
+        self.batch_stamps: list[float] = []
         self.ends = math.inf
+        self.ledger: Ledger | None = None
 
     def add(self, facts: TicketFacts) -> tuple[Ledger, list[TicketFacts]] | None:
         """Take the next ticket; returns the batch it closed, with its ledger, if it did."""
@@ -173,26 +183,40 @@ class _Batches:
         if not self.batch and self.length is not None:
             self.ends = created + self.length
         self.batch.append(facts)
+        self.batch_stamps.append(created)
         return closed
 
     def close(self) -> tuple[Ledger, list[TicketFacts]]:
         """The open batch with its ledger; its tickets join the history."""
         members = self.batch
-        ledger = Ledger(self.contract, [*self.history, *members])
+        self.ledger = Ledger(self.contract, [*self.for_life, *self.history, *members])
         self.history.extend(members)
-        self.batch, self.ends = [], math.inf
-        return ledger, members
+        self.stamps.extend(self.batch_stamps)
+        self.batch, self.batch_stamps, self.ends = [], [], math.inf
+        return self.ledger, members
 
     def _forget_before(self, start: float) -> None:
-        """Drop the tickets no period open from `start` on can count."""
+        """Drop the tickets no period open from `start` on can count.
+
+        Older than the longest period, a ticket still counts only if a lifetime quota took it
+        (one it refused added nothing to the count, and its own periods are closed), so what is
+        held for life is bounded by the allowances, not by the customer's history.
+        """
         assert self.window is not None
-        oldest = start - self.window
-        kept = self.kept
-        self.history = [
-            facts
-            for facts in self.history
-            if facts.created_at.timestamp() >= oldest or facts.category in kept
-        ]
+        assert self.ledger is not None
+        cut = bisect.bisect_left(self.stamps, start - self.window)
+        if not cut:
+            return
+        if self.kept:
+            kept, lifetime, ledger = self.kept, self.lifetime, self.ledger
+            self.for_life += [
+                facts
+                for facts in self.history[:cut]
+                if facts.category in kept
+                and any(use.fits and use.quota in lifetime for use in ledger.uses(facts.id))
+            ]
+        del self.history[:cut]
+        del self.stamps[:cut]
 
 
 def decide(
