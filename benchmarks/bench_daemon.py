@@ -482,6 +482,9 @@ class LoopbackDaemon:
             state.close()
 
 
+ZENDESK_EXPORT_LAG = 60  # seconds of recent changes the incremental export leaves out
+
+
 def latency(helpdesk: str, interval: int, count: int, rng: random.Random) -> list[float]:
     """Seconds from each new ticket's creation to the end of its write, on loopback.
 
@@ -502,7 +505,7 @@ def latency(helpdesk: str, interval: int, count: int, rng: random.Random) -> lis
                 ticket = new_ticket(700_001 + number, rng, sandbox.now())
                 sandbox.seed([ticket], customers=())
                 created[str(ticket.id)] = time.monotonic()
-            lag = 60 if helpdesk == "zendesk" else 0
+            lag = ZENDESK_EXPORT_LAG if helpdesk == "zendesk" else 0
             deadline = time.monotonic() + lag + interval + 30
             while time.monotonic() < deadline and not set(created) <= set(running.written):
                 time.sleep(0.05)
@@ -526,18 +529,19 @@ def part_latency(mode: Mode, helpdesks: tuple[str, ...]) -> None:
             continue
         interval, count = mode.latency[helpdesk]
         seconds = latency(helpdesk, interval, count, random.Random(11))
-        goal = interval + 2
+        # Zendesk's export leaves out the changes of the last minute, on purpose (they may not
+        # be final yet), so a change cannot be read sooner than that minute after it.
+        lag = ZENDESK_EXPORT_LAG if helpdesk == "zendesk" else 0
+        goal = interval + lag + 2
         worst = max(seconds) if seconds else math.nan
         status = "met" if seconds and worst <= goal and len(seconds) == count else "NOT MET"
+        stated = (
+            f"≤ poll + {lag} s export lag + 2 s = {goal} s" if lag else f"≤ poll + 2 s = {goal} s"
+        )
         print(
             f"| {helpdesk} | {interval} s | {count} | {statistics.median(seconds):.1f} "
-            f"| {worst:.1f} | ≤ {goal} s | {status} |"
+            f"| {worst:.1f} | {stated} | {status} |"
         )
-        if helpdesk == "zendesk":
-            notes.append(
-                f"- zendesk: the export leaves out the last minute (as Zendesk does): "
-                f"less those 60 s, the worst case is {worst - 60:.1f} s"
-            )
     print("\n".join(notes))
 
 
