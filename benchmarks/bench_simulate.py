@@ -134,8 +134,7 @@ def run_file(path: Path, in_order: bool) -> tuple[float, float, int]:
     now = datetime(2029, 12, 31, tzinfo=UTC)
     warm = [TicketFacts.model_validate_json(line) for line in ticket_lines(WARM, 10)]
     decide_all(contracts, warm, now)
-    if os.environ.get("BENCH_GC") != "1":
-        gc.disable()
+    gc.disable()
     peak_before = _peak_rss()
     decide = decide_in_order if in_order else decide_each
     reader = _TicketLines(str(path), sys.stderr, in_order=in_order)

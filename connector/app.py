@@ -110,9 +110,8 @@ def _credentials(
         return ApiTokenCredentials(zendesk.email, _secret(settings, "zendesk_api_token"))
     if not zendesk.client_id:
         raise ConfigError([Problem(settings.source, "zendesk.client_id", "is required")])
-    saved = state.token(OAUTH_TOKEN)
-    if saved is not None:
-        tokens = OAuthTokens.model_validate(saved)
+    tokens = _saved_tokens(state)
+    if tokens is not None:
         for secret in (tokens.access_token, tokens.refresh_token):
             if secret is not None:
                 logs.register_secret(secret.get_secret_value())
@@ -138,6 +137,21 @@ def _credentials(
         tokens=tokens,
         persist=persist,
     )
+
+
+def _saved_tokens(state: State) -> OAuthTokens | None:
+    """The rotated OAuth tokens kept in the state; None when there are none or they are
+    unreadable (then the configured refresh token is used, and its successors replace them)."""
+    try:
+        saved = state.token(OAUTH_TOKEN)
+        return None if saved is None else OAuthTokens.model_validate(saved)
+    except (ValueError, TypeError):  # not JSON, not an object, not tokens
+        logs.get_logger("sla-connector").warning(
+            "oauth_tokens_unreadable",
+            state=str(state.path),
+            action="using the configured refresh token",
+        )
+        return None
 
 
 def _token_json(tokens: OAuthTokens) -> dict[str, Any]:

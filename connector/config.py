@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     AwareDatetime,
@@ -24,9 +25,11 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from connector.errors import ConfigError, Problem
+from connector.http import LOOPBACK_HOSTS
 from connector.mappingfiles import default_mappings_dir
 
 __all__ = [
@@ -61,6 +64,35 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _helpdesk_url(url: str | None) -> str | None:
+    """A helpdesk's base URL: HTTPS, or plain HTTP on loopback only (the sandbox).
+
+    Credentials never go in the URL (they would show in every message that names it): the
+    error says where they belong and does not repeat them.
+    """
+    if url is None:
+        return None
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unbalanced IPv6 bracket
+        parts = urlsplit("")
+    if parts.username is not None or parts.password is not None:
+        raise PydanticCustomError(
+            "url_credentials",
+            "credentials do not belong in the URL: set the secrets in the environment or as "
+            "systemd credentials",
+        )
+    host = (parts.hostname or "").lower()
+    if (parts.scheme == "https" and host) or (parts.scheme == "http" and host in LOOPBACK_HOSTS):
+        return url
+    raise PydanticCustomError(
+        "url_scheme",
+        "expected an https:// URL (http:// only on loopback: localhost, 127.0.0.1, [::1]), "
+        "got {url}",
+        {"url": repr(url)},
+    )
+
+
 class ZendeskSettings(_Section):
     """`[zendesk]`: where the account is and how to sign in."""
 
@@ -69,11 +101,15 @@ class ZendeskSettings(_Section):
     auth: Literal["api_token", "oauth"] = "api_token"
     client_id: str | None = None
 
+    _https_only = field_validator("url")(_helpdesk_url)
+
 
 class FreshdeskSettings(_Section):
     """`[freshdesk]`: where the account is (the API key is a secret)."""
 
     url: str | None = None
+
+    _https_only = field_validator("url")(_helpdesk_url)
 
 
 class MetricsSettings(_Section):
@@ -249,7 +285,7 @@ def secret(name: str) -> SecretStr | None:
             text = path.read_text(encoding="utf-8").strip()
         except FileNotFoundError:
             return None
-        except OSError as exc:
+        except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError([Problem(str(path), "", f"cannot be read ({exc})")]) from None
         return SecretStr(text) if text else None
     return None

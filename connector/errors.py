@@ -43,7 +43,18 @@ class Problem:
 
     def __str__(self) -> str:
         where = self.file if self.line is None else f"{self.file}:{self.line}"
-        return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
+        text = f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
+        return _one_line(text)
+
+
+def _one_line(text: str) -> str:
+    """`text` with line breaks and other control characters escaped: one problem, one line.
+
+    Keys and values quoted in a message come from the file, which may hold anything.
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class ConfigError(ConnectorError):
@@ -105,14 +116,23 @@ class ApiError(ConnectorError):
         self.method = method
         self.url = url
         self.status = status
-        self.request_id = request_id
-        self.message = message
+        # The message and the request id quote what came back, and a helpdesk or a proxy in
+        # front of it may echo the request, credentials included: masked before anyone sees.
+        self.request_id = None if request_id is None else _masked(request_id)
+        self.message = _masked(message)
         super().__init__(self._describe())
 
     def _describe(self) -> str:
         status = "" if self.status is None else f" -> {self.status}"
         request_id = "" if self.request_id is None else f" (request id {self.request_id})"
         return f"{self.method} {self.url}{status}: {self.message}{request_id}"
+
+
+def _masked(text: str) -> str:
+    """`text` with every registered secret and credential-looking value masked."""
+    from connector.logs import redact  # on first use: `sla compute` never imports structlog
+
+    return redact(text)
 
 
 class RateLimited(ApiError):

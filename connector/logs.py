@@ -6,7 +6,8 @@ stream. Every line goes through `redact()` twice: each string value (nested in d
 the formatted traceback included) before rendering, then the rendered line itself, which
 catches what only appears in a `repr()`. Register each secret with `register_secret()` as soon
 as it is read; well-known credential shapes (`Authorization:` values, `Bearer …`,
-`token=…`, keys named like `password`) are masked even when not registered.
+`token=…`, keys named like `password`, the password of `scheme://user:password@host`) are
+masked even when not registered.
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ _SHAPES = (
         r"(?i)(\b(?:[a-z]+[-_])?(?:token|password|passwd|secret|api[-_]?key)[\"']?\s*[:=]\s*[\"']?)"
         r"(?!null\b)[^\s\"',;}&]+"
     ),
+    # The password of a URL with credentials (`https://user:password@host`, a proxy URL).
+    re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^\s/?#@:\"']*:)[^\s/?#@\"']+(?=@)"),
 )
 
 _BASE64_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")

@@ -117,7 +117,11 @@ class State:
     def __init__(self, path: Path, *, readonly: bool = False) -> None:
         self.path = path
         if not readonly:
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            # Every folder made here is 0700 whatever the umask (mkdir's `parents` would make
+            # the missing parents with the umask's mode, which another user could then swap).
+            missing = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
+            for folder in reversed(missing):
+                folder.mkdir(mode=0o700, exist_ok=True)
             # Create it 0600 before SQLite opens it (SQLite would use the umask).
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
             os.close(fd)
