@@ -218,7 +218,10 @@ class State:
         finally:
             copy.close()
         os.chmod(path, 0o600)
-        return State(path)
+        snapshot = State(path)
+        # Thrown away at the end of the dry run: no commit of it needs to survive a crash.
+        snapshot.db.execute("PRAGMA synchronous = OFF")
+        return snapshot
 
     # --- cursors --------------------------------------------------------------------------
 
