@@ -212,6 +212,27 @@ def test_simulate_reports_bad_lines_and_goes_on(
     assert len(errors) == 2
 
 
+def test_a_ticket_dated_outside_the_calendars_years_is_unmapped_not_a_crash(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    lines = [
+        '{"id": "1", "created_at": "1960-01-01T00:00:00Z", "contract": "photoprism", '
+        '"customer": "c", "plan": "gold", "severity": "sev1"}',
+        '{"id": "2", "created_at": "2026-01-01T09:00:00Z", "contract": "photoprism", '
+        '"customer": "c", "plan": "gold", "severity": "sev1"}',
+    ]
+    source = tmp_path / "in.jsonl"
+    source.write_text("\n".join(lines) + "\n")
+    status, out, err = run(capsys, "simulate", str(source), "--mappings", str(MAPPINGS))
+    assert status == 0
+    decisions = {d["ticket"]: d for d in map(json.loads, out.splitlines())}
+    assert "sla_unmapped" in decisions["1"]["tags"]
+    assert "outside the supported years" in decisions["1"]["problem"]
+    assert decisions["2"]["entitlement"] == "included"
+    assert err.count("\n") == 1
+    assert err.startswith("sla-connector: warning: ticket 1: ")
+
+
 def test_simulate_reads_stdin(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -21,7 +21,7 @@ from weakref import WeakKeyDictionary
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from connector.errors import UnmappedTicket
-from connector.sla.calendar import BusinessCalendar, zone
+from connector.sla.calendar import BusinessCalendar, CalendarError, zone
 from connector.sla.contract import (
     Contract,
     QuotaEffect,
@@ -236,11 +236,14 @@ def _decide(
 ) -> Decision:
     try:
         return _Decider(rules, facts, now, now_dt, ledger).decision()
-    except UnmappedTicket as exc:
+    except (UnmappedTicket, CalendarError) as exc:
+        # A calendar refuses an instant outside the years it covers (a ticket dated 1900):
+        # that ticket cannot be decided, the others go on.
+        reason = exc.reason if isinstance(exc, UnmappedTicket) else str(exc)
         contract = rules.contract
         tags = contract.spec.tags
         return _unmapped(
-            facts, now_dt, exc.reason, [tags.contract.format(contract=contract.name), tags.unmapped]
+            facts, now_dt, reason, [tags.contract.format(contract=contract.name), tags.unmapped]
         )
 
 
