@@ -210,7 +210,8 @@ def test_the_category_column_is_filled_in_for_tickets_stored_before_it(tmp_path:
     db.executescript(MIGRATIONS[0] + "; PRAGMA user_version = 1;")
     old = facts("1", NOW, category="installation")
     db.execute(
-        "INSERT INTO tickets (ticket, contract, customer, created_at, facts) VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO tickets (ticket, contract, customer, created_at, facts) "
+        "VALUES (?, ?, ?, ?, ?)",
         ("1", "pixelz", "org-1", int(NOW.timestamp()) - 10 * 86400, old.model_dump_json()),
     )
     db.execute("INSERT INTO tickets (ticket, results) VALUES ('2', 'r')")  # written, not counted
