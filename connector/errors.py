@@ -125,7 +125,8 @@ class ApiError(ConnectorError):
     def _describe(self) -> str:
         status = "" if self.status is None else f" -> {self.status}"
         request_id = "" if self.request_id is None else f" (request id {self.request_id})"
-        return f"{self.method} {self.url}{status}: {self.message}{request_id}"
+        # The message quotes what the helpdesk sent (a body, a key of its JSON): one line.
+        return _one_line(f"{self.method} {self.url}{status}: {self.message}{request_id}")
 
 
 def _masked(text: str) -> str:

@@ -7,7 +7,6 @@ found becomes one line naming the file, the key path and (where the YAML has it)
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,12 @@ __all__ = [
 KeyPath = tuple[str | int, ...]
 # libyaml's parser when present: five times faster, same marks for line numbers.
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# Real mapping files nest six levels at most; far deeper is a broken or hostile file.
+MAX_DEPTH = 32
+# The bundled files are a few kilobytes; a file this large is not a mapping file.
+MAX_BYTES = 8 * 1024 * 1024
+# Below this many nesting characters a file cannot nest past MAX_DEPTH far enough to matter.
+_SCAN_ABOVE = 2000
 
 
 def default_mappings_dir() -> Path:
@@ -43,53 +48,221 @@ def default_mappings_dir() -> Path:
 
 
 def read_yaml(path: Path) -> tuple[Any, dict[KeyPath, int]]:
-    """Parse a YAML file; return its data and the 1-based line of every key path in it."""
+    """Parse a YAML file; return its data and the 1-based line of every key path in it.
+
+    Whatever the bytes, the only error is a `ConfigError` naming the file and, where the YAML
+    has them, the key path and line: a key given twice, nesting deeper than any mapping file
+    needs, a value the YAML types refuse (a 30 February, a number of 5000 digits).
+    """
+    file = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError([Problem(str(path), "", f"cannot read: {exc}")]) from None
+        size = path.stat().st_size
+        if size > MAX_BYTES:
+            raise ConfigError(
+                [
+                    Problem(
+                        file, "", f"is {size:,} bytes: a mapping file may be {MAX_BYTES:,} at most"
+                    )
+                ]
+            )
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError([Problem(file, "", f"cannot read: {exc.strerror or exc}")]) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        problem = f"not UTF-8 text: byte {raw[exc.start]:#04x} at offset {exc.start}"
+        at = raw.count(b"\n", 0, exc.start) + 1
+        raise ConfigError([Problem(file, "", problem, at)]) from None
+    _refuse_deep_nesting(text, file)
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
+        lines = _index(node, file) if node is not None else {}
+        data = _construct(loader, node, file) if node is not None else None
+    except yaml.reader.ReaderError as exc:
+        # A control character: the reader gives its offset, not a line.
+        character = exc.character
+        what = f"U+{character:04X}" if isinstance(character, int) else repr(character)
+        reason = f"not valid YAML: character {what} not allowed ({exc.reason})"
+        at = text.count("\n", 0, exc.position) + 1
+        raise ConfigError([Problem(file, "", reason, at)]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
+        where = mark.line + 1 if mark is not None else None
         reason = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError([Problem(str(path), "", f"not valid YAML: {reason}", line)]) from None
+        raise ConfigError([Problem(file, "", f"not valid YAML: {reason}", where)]) from None
+    except RecursionError:
+        raise ConfigError(
+            [Problem(file, "", f"nested more than {MAX_DEPTH} levels deep")]
+        ) from None
     finally:
         loader.dispose()
-    lines: dict[KeyPath, int] = {}
-    if node is not None:
-        for key_path, line in _walk(node, ()):
-            lines.setdefault(key_path, line)
     return data, lines
 
 
-def _walk(node: yaml.Node, path: KeyPath) -> Iterator[tuple[KeyPath, int]]:
-    yield path, node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            name = key.value if isinstance(key, yaml.ScalarNode) else str(key.start_mark.line)
-            yield (*path, name), key.start_mark.line + 1
-            yield from _walk(value, (*path, name))
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            yield from _walk(item, (*path, index))
+def _index(node: yaml.Node, file: str) -> dict[KeyPath, int]:
+    """The line of every key path; refuses keys given twice and nesting past `MAX_DEPTH`.
+
+    Iterative and visiting each node once: an alias is not walked again, so a file whose
+    anchors refer to themselves, or nest aliases of aliases (a "billion laughs"), is indexed
+    in time proportional to its size.
+    """
+    lines: dict[KeyPath, int] = {}
+    problems: list[Problem] = []
+    seen: set[int] = set()
+    stack: list[tuple[yaml.Node, KeyPath]] = [(node, ())]
+    while stack:
+        current, path = stack.pop()
+        lines.setdefault(path, current.start_mark.line + 1)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if len(path) > MAX_DEPTH:
+            problems.append(
+                Problem(
+                    file,
+                    ".".join(map(str, path[:MAX_DEPTH])) + "...",
+                    f"nested more than {MAX_DEPTH} levels deep",
+                    current.start_mark.line + 1,
+                )
+            )
+            break
+        children: list[tuple[yaml.Node, KeyPath]] = []
+        if isinstance(current, yaml.MappingNode):
+            first: dict[str, int] = {}
+            for key, value in current.value:
+                name = key.value if isinstance(key, yaml.ScalarNode) else str(key.start_mark.line)
+                line = key.start_mark.line + 1
+                if name in first and key.tag != "tag:yaml.org,2002:merge":
+                    problems.append(
+                        Problem(
+                            file,
+                            ".".join(map(str, (*path, name))),
+                            f"given twice (first on line {first[name]})",
+                            line,
+                        )
+                    )
+                first.setdefault(name, line)
+                lines.setdefault((*path, name), line)
+                children.append((value, (*path, name)))
+        elif isinstance(current, yaml.SequenceNode):
+            children = [(item, (*path, index)) for index, item in enumerate(current.value)]
+        stack.extend(reversed(children))
+    if problems:
+        raise ConfigError(problems)
+    return lines
+
+
+def _construct(loader: Any, node: yaml.Node, file: str) -> Any:
+    """The Python data of a composed document; a scalar YAML cannot convert is a Problem."""
+    try:
+        return loader.construct_document(node)
+    except yaml.YAMLError:
+        raise
+    except Exception:  # PyYAML's converters fail in many ways on odd scalars: find which
+        pass
+    # A scalar whose tag says int, float, bool or timestamp (resolved, or written as `!!int`)
+    # but whose text Python cannot convert: a 30 February, a number of 5000 digits. Find it
+    # again, for its key path and line.
+    constructor = yaml.constructor.SafeConstructor()
+    seen: set[int] = set()
+    stack: list[tuple[yaml.Node, KeyPath]] = [(node, ())]
+    while stack:
+        current, path = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, yaml.ScalarNode):
+            try:
+                constructor.construct_object(current, deep=True)
+            except Exception as exc:
+                raise ConfigError([_unconvertible(file, path, current, exc)]) from None
+        elif isinstance(current, yaml.MappingNode):
+            for key, value in reversed(current.value):
+                name = key.value if isinstance(key, yaml.ScalarNode) else str(key.start_mark.line)
+                stack.append((value, (*path, name)))
+                stack.append((key, (*path, name)))
+        elif isinstance(current, yaml.SequenceNode):
+            stack.extend((item, (*path, i)) for i, item in reversed(list(enumerate(current.value))))
+    raise ConfigError([Problem(file, "", "not valid YAML: a value cannot be read")])
+
+
+def _unconvertible(file: str, path: KeyPath, node: yaml.ScalarNode, exc: Exception) -> Problem:
+    kind = node.tag.rsplit(":", 1)[-1]
+    if "digits" in str(exc):
+        reason = "too many digits"
+    elif kind == "timestamp" and isinstance(exc, ValueError) and str(exc):
+        reason = str(exc)  # "day is out of range for month"
+    else:
+        reason = f"cannot read {node.value[:40]!r} as one"
+    return Problem(
+        file, ".".join(map(str, path)), f"not a valid {kind}: {reason}", node.start_mark.line + 1
+    )
+
+
+def _refuse_deep_nesting(text: str, file: str) -> None:
+    """Refuse a file nested past `MAX_DEPTH` before the composer sees it.
+
+    The composer recurses once per level: in libyaml's binding a few ten thousand levels
+    overflow the C stack and kill the process. Each level needs one of `[{-:?`, so a file with
+    few of them cannot nest deep and is not scanned; otherwise the parser's events (a flat
+    stream) are counted.
+    """
+    if sum(text.count(c) for c in "[{-:?") <= _SCAN_ABOVE:
+        return
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=_Loader):
+            if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    mark = event.start_mark
+                    line = None if mark is None else mark.line + 1
+                    problem = f"nested more than {MAX_DEPTH} levels deep"
+                    raise ConfigError([Problem(file, "", problem, line)])
+            elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+                depth -= 1
+    except yaml.YAMLError:
+        pass  # the composer reports it, with its line
 
 
 def line_of(lines: dict[KeyPath, int], path: KeyPath) -> int | None:
     """The line of the longest prefix of `path` that the file has."""
     normalised = tuple(p if isinstance(p, int) else str(p) for p in path)
+    # A mapping key YAML read as a number (`1: x`) is indexed as the text it was written in.
+    as_text = tuple(str(p) for p in path)
     for end in range(len(normalised), -1, -1):
-        if (line := lines.get(normalised[:end])) is not None:
+        line = lines.get(normalised[:end])
+        if line is None:
+            line = lines.get(as_text[:end])
+        if line is not None:
             return line
     return None
+
+
+def _mapping_document(path: Path, data: Any, lines: dict[KeyPath, int], what: str) -> None:
+    """Refuse a file that is empty or whose top level is not keys and values."""
+    if data is None:
+        raise ConfigError([Problem(str(path), "", f"is empty: expected {what}")])
+    if not isinstance(data, dict):
+        kind = "a list" if isinstance(data, list) else f"the single value {str(data)[:40]!r}"
+        raise ConfigError(
+            [
+                Problem(
+                    str(path),
+                    "",
+                    f"expected {what} (keys and their values), got {kind}",
+                    line_of(lines, ()),
+                )
+            ]
+        )
 
 
 def load_contract(path: Path) -> Contract:
     """Load and validate one contract file; ConfigError lists every problem in it."""
     data, lines = read_yaml(path)
+    _mapping_document(path, data, lines, "a contract")
     try:
         contract = Contract.from_data(data)
     except ContractInvalid as exc:
@@ -146,6 +319,7 @@ def load_contracts(mappings: Path) -> dict[str, Contract]:
 def load_helpdesk_mapping(path: Path) -> HelpdeskMapping:
     """Load and validate a helpdesk mapping file; ConfigError lists every problem in it."""
     data, lines = read_yaml(path)
+    _mapping_document(path, data, lines, "a helpdesk mapping")
     try:
         mapping = HelpdeskMapping.model_validate(data)
     except ValidationError as exc:

@@ -18,7 +18,10 @@ def parse_instant(text: str) -> datetime:
         raise ValueError(f"not an ISO 8601 instant: {text!r}") from None
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError(f"timestamp without a timezone: {text!r} (add Z or an offset)")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 parses but has no UTC instant
+        raise ValueError(f"instant out of range: {text!r}") from None
 
 
 def to_epoch(value: datetime) -> int:

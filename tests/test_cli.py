@@ -305,3 +305,23 @@ def test_a_reader_that_stops_early_gets_no_traceback() -> None:
         stderr = process.stderr.read()
     process.wait(timeout=60)
     assert b"Traceback" not in stderr
+
+
+def test_an_instant_without_a_utc_equivalent_is_one_error_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_text(
+        '{"id": "1", "created_at": "0001-01-01T00:00:00+01:00", "contract": "photoprism", '
+        '"customer": "c", "plan": "gold", "severity": "sev1"}\n'
+    )
+    status, out, err = run(capsys, "simulate", str(source), "--mappings", str(MAPPINGS))
+    assert (status, out) == (2, "")
+    assert err.startswith(f"sla-connector: error: {source}:1 (ticket 1): created_at: ")
+    assert err.count("\n") == 1
+    status, _, err = run(
+        capsys, "compute", "--contract", "photoprism", "--plan", "gold", "--severity", "sev1",
+        "--created", "0001-01-01T00:00:00+01:00", "--mappings", str(MAPPINGS),
+    )  # fmt: skip
+    assert status == 2
+    assert "--created: instant out of range" in err

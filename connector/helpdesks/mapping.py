@@ -24,6 +24,7 @@ from typing import Any, Literal, Protocol
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from connector.errors import UnmappedTicket
+from connector.sla.calendar import FIRST_YEAR, LAST_YEAR
 from connector.sla.calendar import zone as load_zone
 from connector.sla.contract import Contract
 from connector.sla.model import CustomerFacts, Decision, Events, Status, TicketFacts
@@ -246,10 +247,27 @@ def cross_check(mapping: HelpdeskMapping) -> Iterable[tuple[tuple[str | int, ...
             yield (*where, "ticket_field"), "expected a numeric Zendesk ticket field id"
         if mapping.helpdesk == "freshdesk" and not str(source.ticket_field).startswith("cf_"):
             yield (*where, "ticket_field"), "expected a Freshdesk custom field name (cf_...)"
+    written: dict[int | str, int] = {}
     for index, due in enumerate(mapping.results.due):
         where = ("results", "due", index)
         if mapping.helpdesk == "zendesk" and due.native is not None:
             yield (*where, "native"), "zendesk has no native due fields: use ticket_field"
+        field = due.ticket_field
+        if mapping.helpdesk == "zendesk" and field is not None and not isinstance(field, int):
+            yield (*where, "ticket_field"), "expected a numeric Zendesk ticket field id"
+        if (
+            mapping.helpdesk == "freshdesk"
+            and field is not None
+            and not str(field).startswith("cf_")
+        ):
+            yield (*where, "ticket_field"), "expected a Freshdesk custom field name (cf_...)"
+        if due.key in written:
+            yield (
+                (*where, "native" if due.native is not None else "ticket_field"),
+                f"{due.key!r} is already written by results.due.{written[due.key]}: "
+                "one destination, one due instant",
+            )
+        written.setdefault(due.key, index)
         if (
             mapping.helpdesk == "freshdesk"
             and due.ticket_field is not None
@@ -257,9 +275,23 @@ def cross_check(mapping: HelpdeskMapping) -> Iterable[tuple[tuple[str | int, ...
         ):
             yield (*where, "format"), "write Freshdesk dues to the native fr_due_by / due_by"
     if mapping.results.priority_values is not None:
-        missing = {"low", "normal", "high", "urgent"} - set(mapping.results.priority_values)
+        known = ("low", "normal", "high", "urgent")
+        missing = set(known) - set(mapping.results.priority_values)
         if missing:
             yield ("results", "priority_values"), f"missing {', '.join(sorted(missing))}"
+        accepted = DEFAULT_PRIORITIES[mapping.helpdesk].values()
+        for name, value in mapping.results.priority_values.items():
+            if name not in known:
+                yield (
+                    ("results", "priority_values", name),
+                    f"not a priority the contracts give (expected {', '.join(known)})",
+                )
+            elif isinstance(value, bool) or value not in accepted:
+                yield (
+                    ("results", "priority_values", name),
+                    f"{value!r} is not a {mapping.helpdesk} priority "
+                    f"(expected one of {', '.join(map(repr, accepted))})",
+                )
 
 
 # --- reading facts ---------------------------------------------------------------------------
@@ -446,9 +478,12 @@ class _Field:
     convert: Convert
 
     def read(self, view: WireView) -> Any:
+        # Any value the helpdesk sends may be nonsense (an instant in year 1, a reply time of
+        # a billion minutes): whatever conversion refuses, the ticket is unmapped, not the
+        # sync stopped.
         try:
             return self.convert(self.get(view), self.source)
-        except _Unreadable as exc:
+        except (ValueError, OverflowError) as exc:
             raise UnmappedTicket(
                 view.ticket_id, f"facts.{self.path} ({self.source.describe()}): {exc}"
             ) from None
@@ -522,10 +557,26 @@ def _compile(mapping: HelpdeskMapping) -> _FactReader:
     )
 
 
+# The years the engine's calendars cover (with a year of margin for due instants): a ticket
+# dated outside them cannot be decided.
+_EARLIEST = datetime(FIRST_YEAR + 1, 1, 1, tzinfo=UTC)
+_LATEST = datetime(LAST_YEAR - 1, 1, 1, tzinfo=UTC)
+
+
+def _check_supported(ticket_id: str, what: str, instant: datetime | None) -> None:
+    if instant is not None and not _EARLIEST <= instant < _LATEST:
+        raise UnmappedTicket(
+            ticket_id,
+            f"{what}: {instant.isoformat()} is outside the years the SLA calendars cover "
+            f"({_EARLIEST.year}-{_LATEST.year - 1})",
+        )
+
+
 def read_facts(view: WireView, mapping: HelpdeskMapping) -> TicketFacts:
     """The engine's facts for one ticket; `UnmappedTicket` names the fact that cannot be read."""
     reader = mapping.fact_reader
     ticket_id = view.ticket_id
+    _check_supported(ticket_id, "created_at", view.created_at)
     contract = reader.contract.read(view)
     if contract is None:
         raise UnmappedTicket(
@@ -540,6 +591,9 @@ def read_facts(view: WireView, mapping: HelpdeskMapping) -> TicketFacts:
         if (number := field.read(view)) is not None
     }
     flags = {name: flag for name, field in reader.flags if (flag := field.read(view)) is not None}
+    events = {name: field.read(view) for name, field in reader.events}
+    for name, instant in events.items():
+        _check_supported(ticket_id, f"facts.events.{name}", instant)
     try:
         return TicketFacts(
             id=ticket_id,
@@ -549,7 +603,7 @@ def read_facts(view: WireView, mapping: HelpdeskMapping) -> TicketFacts:
             quantities=quantities,
             flags=flags,
             customer_facts=CustomerFacts(**customer),
-            events=Events(**{name: field.read(view) for name, field in reader.events}),
+            events=Events(**events),
             **{name: field.read(view) for name, field in reader.top},
         )
     except ValidationError as exc:

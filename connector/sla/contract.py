@@ -9,13 +9,20 @@ raises `ContractInvalid` with one `(key path, message)` per problem; the loader 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date
 from functools import cached_property, lru_cache
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+)
 
 from connector.sla.calendar import (
     WEEKDAYS,
@@ -26,14 +33,31 @@ from connector.sla.calendar import (
     holiday_names,
     zone,
 )
-from connector.sla.durations import BusinessDays, Duration, parse_duration
+from connector.sla.durations import BusinessDays, BusinessHours, Duration, Hours, parse_duration
 from connector.sla.model import Entitlement, Priority, TicketFacts
 
 __all__ = ["CUSTOMER_ZONE", "Contract", "ContractInvalid", "ContractSpec", "TargetSpec"]
 
 CUSTOMER_ZONE = "customer"
 EventName = Literal["first_agent_reply_at", "workaround_at", "solved_at", "delivered_at"]
-DurationField = Annotated[Duration, BeforeValidator(parse_duration)]
+# The longest promise a contract may make: a year. Anything longer is a typo (a missing unit,
+# a stray digit) that would only fail later, when a ticket's due instant leaves the calendar.
+MAX_DURATION_DAYS = 366
+
+
+def _within_a_year(duration: Duration) -> Duration:
+    if isinstance(duration, BusinessDays):
+        too_long = duration.days > MAX_DURATION_DAYS
+    elif isinstance(duration, BusinessHours | Hours):
+        too_long = duration.seconds > MAX_DURATION_DAYS * 86_400
+    else:
+        too_long = False
+    if too_long:
+        raise ValueError(f"{duration} is longer than the longest allowed, {MAX_DURATION_DAYS} days")
+    return duration
+
+
+DurationField = Annotated[Duration, BeforeValidator(parse_duration), AfterValidator(_within_a_year)]
 KeyPath = tuple[str | int, ...]
 
 
@@ -535,14 +559,7 @@ def _check_references(
                     _same_keys(table, severities, (*path, "by_plan", plan), "severities")
                 )
         problems.extend(_check_business_days(spec, target, offices, path))
-        if target.expedite and target.expedite.window:
-            window_path = (*path, "expedite", "window")
-            _zone(target.expedite.window.zone, (*window_path, "zone"), problems)
-            for key in ("opens", "closes"):
-                try:
-                    parse_week_instant(getattr(target.expedite.window, key))
-                except ValueError as exc:
-                    problems.append(((*window_path, key), str(exc)))
+        problems.extend(_check_expedite_and_capacity(target, path))
     problems.extend(_check_quotas(spec))
     for key in ("contract", "plan", "severity"):
         template = getattr(spec.tags, key)
@@ -559,10 +576,40 @@ def _check_references(
     return problems
 
 
+def _check_expedite_and_capacity(target: TargetSpec, path: KeyPath) -> list[tuple[KeyPath, str]]:
+    """An expedite window that opens before it closes; capacity tiers all reachable."""
+    problems: list[tuple[KeyPath, str]] = []
+    if target.expedite and target.expedite.window:
+        window_path = (*path, "expedite", "window")
+        _zone(target.expedite.window.zone, (*window_path, "zone"), problems)
+        instants = {}
+        for key in ("opens", "closes"):
+            try:
+                instants[key] = parse_week_instant(getattr(target.expedite.window, key))
+            except ValueError as exc:
+                problems.append(((*window_path, key), str(exc)))
+        if len(instants) == 2 and instants["opens"] >= instants["closes"]:
+            problems.append(
+                (
+                    (*window_path, "closes"),
+                    "must come after opens in the week (Monday first): the window would "
+                    "never be open",
+                )
+            )
+    if target.capacity is not None:
+        problems.extend(
+            _check_tiers(target.capacity.expedited, (*path, "capacity", "expedited"), "limit")
+        )
+    return problems
+
+
 def _check_quotas(spec: ContractSpec) -> list[tuple[KeyPath, str]]:
     """Each quota has one kind of limit, a complete plan table, an open-ended last tier."""
     problems: list[tuple[KeyPath, str]] = []
     plans = spec.plans
+    for index, plan in enumerate(plans):
+        if plan in plans[:index]:
+            problems.append((("plans", index), f"{plan!r} is listed twice"))
     for name, quota in spec.quotas.items():
         path: KeyPath = ("quotas", name)
         given = [k for k in ("limit", "by_plan", "by_seats") if getattr(quota, k) is not None]
@@ -570,6 +617,7 @@ def _check_quotas(spec: ContractSpec) -> list[tuple[KeyPath, str]]:
             problems.append((path, "give exactly one of limit, by_plan, by_seats"))
         if quota.by_plan is not None:
             problems.extend(_same_keys(quota.by_plan, plans, (*path, "by_plan"), "plans"))
+        problems.extend(_check_tiers(quota.by_seats or [], (*path, "by_seats"), "up_to"))
         if quota.by_seats and quota.by_seats[-1].up_to is not None:
             problems.append(
                 (
@@ -577,6 +625,36 @@ def _check_quotas(spec: ContractSpec) -> list[tuple[KeyPath, str]]:
                     "the last tier must have no up_to (it covers every larger customer)",
                 )
             )
+    return problems
+
+
+def _check_tiers(
+    tiers: Sequence[SeatTier] | Sequence[CapacityTier], path: KeyPath, bound: str
+) -> list[tuple[KeyPath, str]]:
+    """Tiers in increasing order, and only the last one open-ended (else some are unreachable)."""
+    problems: list[tuple[KeyPath, str]] = []
+    previous: int | None = None
+    for index, tier in enumerate(tiers):
+        value: int | None = getattr(tier, bound)
+        if value is None:
+            if index < len(tiers) - 1:
+                problems.append(
+                    (
+                        (*path, index),
+                        f"only the last tier may leave out {bound}: the tiers after this one "
+                        "would never be reached",
+                    )
+                )
+            continue
+        if previous is not None and value <= previous and bound == "up_to":
+            problems.append(
+                (
+                    (*path, index, bound),
+                    f"{value} is not above the previous tier's {previous} "
+                    "(tiers go from the smallest customers up)",
+                )
+            )
+        previous = value
     return problems
 
 

@@ -5,7 +5,7 @@ Field names are those of design.md section 2; they are the JSON lines of `sla si
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, PlainSerializer
@@ -27,7 +27,12 @@ __all__ = [
     "trusted",
 ]
 
-Instant = Annotated[AwareDatetime, PlainSerializer(format_instant, return_type=str)]
+# Bounded to the years Python can hold in UTC: `0001-01-01T00:00+01:00` parses, then overflows.
+Instant = Annotated[
+    AwareDatetime,
+    Field(gt=datetime(1, 1, 2, tzinfo=UTC), lt=datetime(9999, 12, 30, tzinfo=UTC)),
+    PlainSerializer(format_instant, return_type=str),
+]
 # Instants the engine makes are UTC to the whole second, which pydantic's own serializer prints
 # as "2026-03-03T08:15:00Z" without a round trip through Python: a third of the JSON cost.
 UtcInstant = AwareDatetime

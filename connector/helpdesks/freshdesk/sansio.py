@@ -104,7 +104,7 @@ PER_PAGE_MAX = 100
 TIMER_STOPPING_STATUSES = frozenset({3, 4, 5})
 
 _DOMAIN = re.compile(r"[a-z0-9](?:[a-z0-9-]*[a-z0-9])?")
-_LINK = re.compile(r"<([^>]*)>\s*((?:;\s*[^;,]+)*)")
+_LINK = re.compile(r"<([^<>]*)>\s*((?:;\s*[^;,]+)*)")
 _REL_NEXT = re.compile(r"""rel\s*=\s*"?([^";,]*)"?""")
 
 

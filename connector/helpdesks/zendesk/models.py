@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import Annotated, Any, Generic, NamedTuple, TypeVar
 
@@ -50,6 +50,15 @@ FieldValue = str | int | float | bool | list[str] | None
 FINISHED_JOB_STATES = frozenset({"completed", "failed", "killed"})
 
 
+# An instant as sent, within the years Python can hold in UTC: `0001-01-01T00:00+01:00` parses,
+# but converting or printing it overflows. Checked by pydantic's own comparison (no Python
+# validator on the hot path of a page): anything outside is a malformed response.
+WireInstant = Annotated[
+    AwareDatetime,
+    Field(gt=datetime(1, 1, 2, tzinfo=UTC), lt=datetime(9999, 12, 30, tzinfo=UTC)),
+]
+
+
 class _Wire(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
@@ -79,8 +88,8 @@ class Ticket(_Wire):
     """The attributes of a ticket the connector reads."""
 
     id: int
-    created_at: AwareDatetime
-    updated_at: AwareDatetime
+    created_at: WireInstant
+    updated_at: WireInstant
     generated_timestamp: int | None = None
     status: str
     priority: str | None = None
@@ -120,7 +129,7 @@ class MetricSet(_Wire):
     """The SLA-relevant metrics Zendesk keeps for one ticket."""
 
     ticket_id: int
-    solved_at: AwareDatetime | None = None
+    solved_at: WireInstant | None = None
     reply_time_in_minutes: Minutes | None = None
 
     def first_reply_at(self, created_at: datetime) -> datetime | None:
