@@ -6,6 +6,7 @@ found becomes one line naming the file, the key path and (where the YAML has it)
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -212,7 +213,8 @@ def _refuse_deep_nesting(text: str, file: str) -> None:
     if sum(text.count(c) for c in "[{-:?") <= _SCAN_ABOVE:
         return
     depth = 0
-    try:
+    # A file that does not parse is left to the composer, which reports it with its line.
+    with contextlib.suppress(yaml.YAMLError):
         for event in yaml.parse(text, Loader=_Loader):
             if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
                 depth += 1
@@ -223,8 +225,6 @@ def _refuse_deep_nesting(text: str, file: str) -> None:
                     raise ConfigError([Problem(file, "", problem, line)])
             elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
                 depth -= 1
-    except yaml.YAMLError:
-        pass  # the composer reports it, with its line
 
 
 def line_of(lines: dict[KeyPath, int], path: KeyPath) -> int | None:

@@ -81,6 +81,22 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 
+def _customer_window(
+    contract: str, customer: str | None, since: datetime | None, until: datetime | None
+) -> tuple[str, list[Any]]:
+    """The WHERE clause (and its arguments) for one customer's tickets of one contract created
+    in [since, until], either end open when None."""
+    where = "contract = ? AND customer IS ?"
+    args: list[Any] = [contract, customer]
+    if since is not None:
+        where += " AND created_at >= ?"
+        args.append(to_epoch(since))
+    if until is not None:
+        where += " AND created_at <= ?"
+        args.append(to_epoch(until))
+    return where, args
+
+
 @lru_cache(maxsize=10_000)
 def _parsed(text: str) -> TicketFacts:
     """Stored facts as the engine's value, remembered: a ledger reads the same neighbours for
@@ -311,22 +327,16 @@ class State:
 
         Tickets of a category in `kept` created before `since` come too (a lifetime quota's).
         """
-        where = "contract = ? AND customer IS ?"
+        where, args = _customer_window(contract, customer, since, until)
         query = f"SELECT facts, created_at FROM tickets WHERE {where}"
-        args: list[Any] = [contract, customer]
-        if since is not None:
-            query += " AND created_at >= ?"
-            args.append(to_epoch(since))
-        if until is not None:
-            query += " AND created_at <= ?"
-            args.append(to_epoch(until))
         if since is not None and kept:
             marks = ", ".join("?" * len(kept))
+            older, older_args = _customer_window(contract, customer, None, None)
             query += (
-                f" UNION ALL SELECT facts, created_at FROM tickets WHERE {where} "
+                f" UNION ALL SELECT facts, created_at FROM tickets WHERE {older} "
                 f"AND category IN ({marks}) AND created_at < ?"
             )
-            args += [contract, customer, *sorted(kept), to_epoch(since)]
+            args += [*older_args, *sorted(kept), to_epoch(since)]
         for text, _ in self.db.execute(query + " ORDER BY 2", args).fetchall():
             yield _parsed(text)
 
@@ -334,14 +344,8 @@ class State:
         self, contract: str, customer: str | None, since: datetime, until: datetime | None
     ) -> dict[str, str]:
         """The results fingerprint each counted ticket of the customer created then shows."""
-        query = (
-            "SELECT ticket, results FROM tickets WHERE contract = ? AND customer IS ? "
-            "AND created_at >= ? AND results IS NOT NULL"
-        )
-        args: list[Any] = [contract, customer, to_epoch(since)]
-        if until is not None:
-            query += " AND created_at <= ?"
-            args.append(to_epoch(until))
+        where, args = _customer_window(contract, customer, since, until)
+        query = f"SELECT ticket, results FROM tickets WHERE {where} AND results IS NOT NULL"
         return dict(self.db.execute(query, args).fetchall())
 
     def set_written(self, ticket: str, results: str, note: str | None) -> None:

@@ -1,11 +1,15 @@
-"""Shared test setup: hypothesis profiles and the bundled contracts."""
+"""Shared test setup: hypothesis profiles, the bundled contracts, a clean environment."""
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import structlog
 from hypothesis import HealthCheck, settings
 
 from connector.mappingfiles import load_contracts
@@ -32,3 +36,28 @@ def contracts() -> dict[str, Contract]:
 def owned(contracts: dict[str, Contract]) -> frozenset[str]:
     """Every tag the bundled contracts emit: what the writers may remove."""
     return frozenset().union(*(c.owned_tags for c in contracts.values()))
+
+
+def forget_admin_settings(monkeypatch: pytest.MonkeyPatch, *more: str) -> None:
+    """No `SLA_CONNECTOR_*` setting or secret of the machine's administrator leaks into a test,
+    nor its systemd folders (`more`: other variables to remove)."""
+    for name in list(os.environ):
+        if name.upper().startswith("SLA_CONNECTOR_"):
+            monkeypatch.delenv(name)
+    for name in ("CREDENTIALS_DIRECTORY", "STATE_DIRECTORY", *more):
+        monkeypatch.delenv(name, raising=False)
+
+
+@contextmanager
+def logging_restored() -> Iterator[None]:
+    """Put structlog and the root logger back as they were (commands configure logging)."""
+    handlers = list(logging.getLogger().handlers)
+    try:
+        yield
+    finally:
+        structlog.reset_defaults()
+        root = logging.getLogger()
+        for handler in list(root.handlers):
+            if handler not in handlers:
+                root.removeHandler(handler)
+                handler.close()

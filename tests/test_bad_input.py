@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import copy
 import json
-import logging
 import os
 import re
 import subprocess
@@ -72,7 +71,7 @@ from connector.sla.engine import decide_each, decide_with
 from connector.sla.model import TicketFacts
 from connector.state import State
 from connector.sync import Sync, Totals
-from tests.conftest import MAPPINGS, ROOT
+from tests.conftest import MAPPINGS, ROOT, forget_admin_settings, logging_restored
 
 CORPUS = ROOT / "tests" / "data" / "bad_mappings"
 EXAMPLES = MAPPINGS / "examples" / "tickets.jsonl"
@@ -163,19 +162,9 @@ def workspace(case: Case, tmp_path: Path) -> Workspace:
 @pytest.fixture(autouse=True)
 def environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """No administrator settings or secrets leak in; logging is put back after each command."""
-    for name in list(os.environ):
-        if name.upper().startswith("SLA_CONNECTOR_"):
-            monkeypatch.delenv(name)
-    for name in ("CREDENTIALS_DIRECTORY", "STATE_DIRECTORY"):
-        monkeypatch.delenv(name, raising=False)
-    handlers = list(logging.getLogger().handlers)
-    yield
-    structlog.reset_defaults()
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        if handler not in handlers:
-            root.removeHandler(handler)
-            handler.close()
+    forget_admin_settings(monkeypatch)
+    with logging_restored():
+        yield
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

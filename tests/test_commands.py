@@ -7,8 +7,6 @@ credentials in the environment, as systemd or an admin's shell would give them.
 from __future__ import annotations
 
 import json
-import logging
-import os
 import re
 import sqlite3
 from collections.abc import Iterator
@@ -16,13 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import structlog
 
 from connector.cli import SERVICE_COMMANDS as COMMANDS
 from connector.cli import main
 from connector.sandbox import Sandbox, SandboxCredentials, SandboxServer, generate
 from connector.state import State
-from tests.conftest import MAPPINGS
+from tests.conftest import MAPPINGS, forget_admin_settings, logging_restored
 
 CREDENTIALS = SandboxCredentials()
 SECRETS = {
@@ -85,21 +82,11 @@ class Desk:
 @pytest.fixture(autouse=True)
 def environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Only the sandbox's secrets; logging put back as it was after each command."""
-    for name in list(os.environ):
-        if name.upper().startswith("SLA_CONNECTOR_"):
-            monkeypatch.delenv(name)
-    for name in ("CREDENTIALS_DIRECTORY", "STATE_DIRECTORY"):
-        monkeypatch.delenv(name, raising=False)
+    forget_admin_settings(monkeypatch)
     monkeypatch.setenv("SLA_CONNECTOR_ZENDESK_API_TOKEN", CREDENTIALS.zendesk_api_token)
     monkeypatch.setenv("SLA_CONNECTOR_FRESHDESK_API_KEY", CREDENTIALS.freshdesk_api_key)
-    handlers = list(logging.getLogger().handlers)
-    yield
-    structlog.reset_defaults()
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        if handler not in handlers:
-            root.removeHandler(handler)
-            handler.close()
+    with logging_restored():
+        yield
 
 
 @pytest.fixture(params=["zendesk", "freshdesk"])

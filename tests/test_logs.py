@@ -12,9 +12,9 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-import structlog
 
 from connector.logs import MASK, configure, get_logger, redact, register_secret
+from tests.conftest import logging_restored
 
 CANARY = "canary-7f3a9c1e-d00d-4b2f-secret"
 
@@ -22,15 +22,9 @@ CANARY = "canary-7f3a9c1e-d00d-4b2f-secret"
 @pytest.fixture(autouse=True)
 def restore_logging() -> Iterator[None]:
     """Each test configures logging afresh; put structlog and the root logger back after."""
-    handlers = list(logging.getLogger().handlers)
-    register_secret(CANARY)
-    yield
-    structlog.reset_defaults()
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        if handler not in handlers:
-            root.removeHandler(handler)
-            handler.close()
+    with logging_restored():
+        register_secret(CANARY)
+        yield
 
 
 class Terminal(io.StringIO):

@@ -50,7 +50,6 @@ from urllib.parse import quote, quote_plus
 
 import httpx
 import pytest
-import structlog
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -66,7 +65,7 @@ from connector.notify import Notifier
 from connector.sandbox import Sandbox, SandboxCredentials, SandboxServer
 from connector.sandbox.wsgi import ApiRequest, ApiResponse, Match, json_response
 from connector.state import State
-from tests.conftest import MAPPINGS
+from tests.conftest import MAPPINGS, forget_admin_settings, logging_restored
 
 MASK = logs.MASK
 EMAIL = SandboxCredentials().zendesk_email
@@ -441,22 +440,12 @@ def provide_secrets(secrets: dict[str, str], source: str, folder: Path) -> dict[
 @pytest.fixture(autouse=True)
 def isolated(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """No secret or setting of the machine; a redaction registry of this test's own."""
-    for name in list(os.environ):
-        if name.upper().startswith("SLA_CONNECTOR_"):
-            monkeypatch.delenv(name)
-    for name in ("CREDENTIALS_DIRECTORY", "STATE_DIRECTORY", "NOTIFY_SOCKET"):
-        monkeypatch.delenv(name, raising=False)
+    forget_admin_settings(monkeypatch, "NOTIFY_SOCKET")
     monkeypatch.setattr(logs, "_secrets", set())
     monkeypatch.setattr(logs, "_plain_pattern", None)
     monkeypatch.setattr(logs, "_base64_pattern", None)
-    handlers = list(logging.getLogger().handlers)
-    yield
-    structlog.reset_defaults()
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        if handler not in handlers:
-            root.removeHandler(handler)
-            handler.close()
+    with logging_restored():
+        yield
 
 
 @pytest.fixture
