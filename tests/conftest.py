@@ -26,6 +26,20 @@ settings.register_profile("dev", deadline=None, suppress_health_check=[HealthChe
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--long",
+        action="store_true",
+        help="run the reliability suites (fault soak, crash loop) at full length",
+    )
+
+
+@pytest.fixture(scope="session")
+def long_run(request: pytest.FixtureRequest) -> bool:
+    """Whether `--long` was given: the reliability suites then run at full length."""
+    return bool(request.config.getoption("--long"))
+
+
 @pytest.fixture(scope="session")
 def contracts() -> dict[str, Contract]:
     """The five bundled contracts."""

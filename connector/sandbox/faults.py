@@ -29,6 +29,7 @@ class FaultKind(StrEnum):
     UNAVAILABLE = "unavailable"  # 503 without Retry-After
     UNAVAILABLE_RETRY_AFTER = "unavailable_retry_after"  # 503 with Retry-After (maintenance)
     SLOW = "slow"  # the normal answer, after `delay` seconds of the sandbox's sleep
+    SLOW_AFTER = "slow_after"  # applied at once, answered `delay` seconds later
     CUT_BEFORE = "cut_before"  # the connection drops before the server did anything
     CUT_AFTER = "cut_after"  # the server applied the call, then the connection dropped
     MALFORMED = "malformed"  # 200 with the body cut in half (truncated JSON)
@@ -46,7 +47,7 @@ class Fault:
     count: int | None = 1
     probability: float = 1.0
     retry_after: float = 2.0  # seconds, for the kinds that send Retry-After
-    delay: float = 5.0  # seconds, for SLOW
+    delay: float = 5.0  # seconds, for SLOW and SLOW_AFTER
     id: int = 0
 
     def matches(self, helpdesk: str, method: str, path: str) -> bool:

@@ -360,6 +360,8 @@ def handle(host: Host, desk: Desk, request: ApiRequest) -> ApiResponse:
         except BadRequestBody as exc:
             response = json_response(400, {"error": "InvalidJSON", "description": str(exc)})
     response.headers.extend(rate_headers)
+    if fault is not None and kind is FaultKind.SLOW_AFTER:
+        host.sleep(fault.delay)
     if kind is FaultKind.MALFORMED and 200 <= response.status < 300:
         response.body = response.body[: max(len(response.body) // 2, 1)]
     if kind is FaultKind.CUT_AFTER:

@@ -67,6 +67,23 @@ def test_slow_response_sleeps_on_the_sandbox_clock(
     assert clock() == START + timedelta(seconds=12.5)
 
 
+def test_slow_after_applies_the_call_before_it_waits(
+    sandbox: Sandbox, zendesk: httpx.Client, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[str] = []
+    clock_sleep = clock.sleep
+
+    def sleep(seconds: float) -> None:  # what a client killed during the wait would leave
+        seen.append(sandbox.zendesk.tickets[1001].priority)
+        clock_sleep(seconds)
+
+    monkeypatch.setattr(sandbox, "_sleep", sleep)
+    sandbox.faults.add("slow_after", method="PUT", delay=30)
+    assert zendesk.put(TICKET, json={"ticket": {"priority": "low"}}).status_code == 200
+    assert seen == ["low"]
+    assert clock() == START + timedelta(seconds=30)
+
+
 def test_cut_before_the_write_leaves_the_ticket_alone(
     sandbox: Sandbox, zendesk: httpx.Client
 ) -> None:
