@@ -6,6 +6,7 @@ see the same mappings, credentials and state the same way.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -14,7 +15,7 @@ import httpx
 from pydantic import SecretStr
 
 from connector import logs
-from connector.config import Settings, require_secret
+from connector.config import Settings, require_secret, secret
 from connector.errors import ConfigError, Problem
 from connector.helpdesks.adapter import Helpdesk
 from connector.helpdesks.freshdesk import ApiKeyCredentials, FreshdeskClient
@@ -31,6 +32,7 @@ from connector.sync import Rules
 __all__ = ["load_rules", "open_helpdesk"]
 
 OAUTH_TOKEN = "zendesk_oauth"
+OAUTH_REFRESHING = "zendesk_oauth_refreshing"  # the refresh in flight, if any
 
 
 def load_rules(settings: Settings) -> Rules:
@@ -110,24 +112,40 @@ def _credentials(
         return ApiTokenCredentials(zendesk.email, _secret(settings, "zendesk_api_token"))
     if not zendesk.client_id:
         raise ConfigError([Problem(settings.source, "zendesk.client_id", "is required")])
-    tokens = _saved_tokens(state)
+    configured = (
+        secrets.get("zendesk_oauth_refresh_token")
+        if secrets is not None
+        else reveal(secret("zendesk_oauth_refresh_token"))
+    )
+    tokens, origin = _saved_tokens(state)
+    if tokens is not None and origin is None and configured:
+        origin = _digest(configured)  # saved before origins were kept: assume it is unchanged
+    if tokens is not None and configured and _digest(configured) != origin:
+        # A refresh token the saved ones do not descend from: the administrator authorized
+        # the connector again (after a refused refresh token, say); it starts a new chain.
+        logs.get_logger("sla-connector").info("oauth_reauthorized", action="using it")
+        tokens = None
     if tokens is not None:
-        for secret in (tokens.access_token, tokens.refresh_token):
-            if secret is not None:
-                logs.register_secret(secret.get_secret_value())
+        for token in (tokens.access_token, tokens.refresh_token):
+            if token is not None:
+                logs.register_secret(token.get_secret_value())
     else:
         # The configured refresh token is good for one refresh: the rotated ones live in state.
+        configured = _secret(settings, "zendesk_oauth_refresh_token")
+        origin = _digest(configured)
         tokens = OAuthTokens(
             access_token=SecretStr(""),
-            refresh_token=SecretStr(_secret(settings, "zendesk_oauth_refresh_token")),
+            refresh_token=SecretStr(configured),
             expires_at=datetime(1970, 1, 1, tzinfo=UTC),
         )
 
     def persist(new: OAuthTokens) -> None:
-        for secret in (new.access_token, new.refresh_token):
-            if secret is not None:
-                logs.register_secret(secret.get_secret_value())
-        state.set_token(OAUTH_TOKEN, _token_json(new), datetime.now(UTC))
+        for token in (new.access_token, new.refresh_token):
+            if token is not None:
+                logs.register_secret(token.get_secret_value())
+        with state.transaction():  # saved, and no refresh in flight any more
+            state.set_token(OAUTH_TOKEN, _token_json(new, origin), datetime.now(UTC))
+            state.forget_token(OAUTH_REFRESHING)
 
     return OAuthCredentials(
         http=http,
@@ -136,29 +154,68 @@ def _credentials(
         client_secret=_secret(settings, "zendesk_oauth_client_secret"),
         tokens=tokens,
         persist=persist,
+        journal=_StateJournal(state),
     )
 
 
-def _saved_tokens(state: State) -> OAuthTokens | None:
-    """The rotated OAuth tokens kept in the state; None when there are none or they are
-    unreadable (then the configured refresh token is used, and its successors replace them)."""
+def _saved_tokens(state: State) -> tuple[OAuthTokens | None, str | None]:
+    """The rotated OAuth tokens kept in the state, and the digest of the configured refresh
+    token they descend from; (None, None) when there are none or they are unreadable (then the
+    configured refresh token is used, and its successors replace them)."""
     try:
         saved = state.token(OAUTH_TOKEN)
-        return None if saved is None else OAuthTokens.model_validate(saved)
+        if saved is None:
+            return None, None
+        origin = saved.get("origin")
+        return OAuthTokens.model_validate(saved), origin if isinstance(origin, str) else None
     except (ValueError, TypeError):  # not JSON, not an object, not tokens
         logs.get_logger("sla-connector").warning(
             "oauth_tokens_unreadable",
             state=str(state.path),
             action="using the configured refresh token",
         )
-        return None
+        return None, None
 
 
-def _token_json(tokens: OAuthTokens) -> dict[str, Any]:
-    def reveal(value: SecretStr | None) -> str | None:
-        return None if value is None else value.get_secret_value()
+class _StateJournal:
+    """The OAuth refresh in flight, written down in the state (see `RefreshJournal`).
 
+    Tokens are named by their SHA-256 digest, never stored in clear here.
+    """
+
+    def __init__(self, state: State) -> None:
+        self.state = state
+
+    def begin(self, tokens: OAuthTokens) -> None:
+        sent = datetime.now(UTC)
+        entry = {
+            "refresh_token": _digest(reveal(tokens.refresh_token)),
+            "sent_at": sent.isoformat(),
+        }
+        self.state.set_token(OAUTH_REFRESHING, entry, sent)
+
+    def interrupted(self, tokens: OAuthTokens) -> datetime | None:
+        try:
+            entry = self.state.token(OAUTH_REFRESHING)
+            if entry is None or entry.get("refresh_token") != _digest(reveal(tokens.refresh_token)):
+                return None
+            return datetime.fromisoformat(str(entry["sent_at"]))
+        except (ValueError, TypeError, KeyError):  # a damaged entry only loses the explanation
+            return None
+
+
+def _digest(token: str | None) -> str:
+    return hashlib.sha256((token or "").encode()).hexdigest()
+
+
+def reveal(value: SecretStr | None) -> str | None:
+    """The secret's text (None stays None)."""
+    return None if value is None else value.get_secret_value()
+
+
+def _token_json(tokens: OAuthTokens, origin: str | None) -> dict[str, Any]:
     return {
+        "origin": origin,
         "access_token": reveal(tokens.access_token),
         "refresh_token": reveal(tokens.refresh_token),
         "expires_at": None if tokens.expires_at is None else tokens.expires_at.isoformat(),

@@ -439,6 +439,11 @@ class State:
                 (name, json.dumps(value), to_epoch(now)),
             )
 
+    def forget_token(self, name: str) -> None:
+        """Remove a saved token entry (no error if there is none)."""
+        with self.transaction():
+            self.db.execute("DELETE FROM tokens WHERE name = ?", (name,))
+
     # --- figures --------------------------------------------------------------------------
 
     def counts(self) -> dict[str, int]:

@@ -171,10 +171,62 @@ def test_refused_refresh_is_an_auth_error_without_secrets(
 
     message = str(caught.value)
     assert "invalid_grant" in message
-    assert "re-authorize" in message
+    assert "revoked or has expired" in message
+    assert "authorize the connector again" in message
+    assert "zendesk_oauth_refresh_token" in message
     assert not any(secret in message for secret in SECRETS)
     assert saved == []
     assert credentials.tokens.access_token.get_secret_value() == "ACCESS-OLD-c4n4ry"
+
+
+class Journal:
+    """A `RefreshJournal` in memory: the refresh tokens sent and not yet answered."""
+
+    def __init__(self) -> None:
+        self.sent: dict[str, datetime] = {}
+
+    def begin(self, tokens: OAuthTokens) -> None:
+        assert tokens.refresh_token is not None
+        self.sent[tokens.refresh_token.get_secret_value()] = NOW
+
+    def interrupted(self, tokens: OAuthTokens) -> datetime | None:
+        assert tokens.refresh_token is not None
+        return self.sent.get(tokens.refresh_token.get_secret_value())
+
+
+def test_a_refresh_whose_answer_was_lost_is_named_when_zendesk_refuses_its_token(
+    router: respx.MockRouter, http: httpx.Client
+) -> None:
+    # Zendesk rotated the pair but the answer never arrived: the next refresh is refused.
+    router.post(TOKEN_URL).mock(
+        side_effect=[
+            httpx.ReadError("connection reset after the server answered"),
+            json_response(400, {"error": "invalid_grant", "error_description": "revoked"}),
+        ]
+    )
+    journal = Journal()
+    credentials = OAuthCredentials(
+        http=http,
+        base_url=BASE,
+        client_id="sla-connector",
+        client_secret="CLIENT-SECRET-c4n4ry",
+        tokens=tokens(),
+        persist=[].append,
+        journal=journal,
+        clock=Clock(),
+    )
+
+    with pytest.raises(AuthError, match="unreachable"):
+        credentials.refresh()
+    assert list(journal.sent) == ["REFRESH-OLD-c4n4ry"]
+    with pytest.raises(AuthError) as caught:
+        credentials.refresh()
+
+    message = str(caught.value)
+    assert "a refresh sent with it at 2026-03-02T08:00:00Z was never answered" in message
+    assert "authorize the connector again" in message
+    assert "\n" not in message
+    assert not any(secret in message for secret in SECRETS)
 
 
 def test_401_with_a_refused_refresh_surfaces_the_auth_error(

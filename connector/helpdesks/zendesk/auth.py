@@ -10,18 +10,31 @@ import base64
 import threading
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from pydantic import AwareDatetime, BaseModel, ConfigDict, SecretStr, ValidationError
 
 from connector.errors import AuthError
 
-__all__ = ["REFRESH_MARGIN", "TOKEN_PATH", "ApiTokenCredentials", "OAuthCredentials", "OAuthTokens"]
+__all__ = [
+    "REAUTHORIZE",
+    "REFRESH_MARGIN",
+    "TOKEN_PATH",
+    "ApiTokenCredentials",
+    "OAuthCredentials",
+    "OAuthTokens",
+    "RefreshJournal",
+]
 
 TOKEN_PATH = "/oauth/tokens"
 # Refresh this long before the access token expires, so no request carries a dying token.
 REFRESH_MARGIN = timedelta(minutes=1)
+# What an administrator does when Zendesk refuses the refresh token.
+REAUTHORIZE = (
+    "authorize the connector again and configure the new refresh token as the secret "
+    "zendesk_oauth_refresh_token (it replaces the saved tokens), then restart it"
+)
 
 
 class ApiTokenCredentials:
@@ -70,6 +83,21 @@ class _TokenAnswer(BaseModel):
     refresh_token_expires_in: float | None = None
 
 
+class RefreshJournal(Protocol):
+    """Where a refresh in flight is written down before it is sent.
+
+    Zendesk deletes the old token pair when it answers a refresh; if that answer is lost (the
+    process killed, the connection cut after the server acted), the saved refresh token is
+    dead and only a new authorization helps. The journal lets the error say so.
+    """
+
+    def begin(self, tokens: OAuthTokens) -> None:
+        """A refresh with `tokens` is about to be sent."""
+
+    def interrupted(self, tokens: OAuthTokens) -> datetime | None:
+        """When a refresh with `tokens` was sent and its answer never saved, if one was."""
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -83,6 +111,7 @@ class OAuthCredentials:
     is used: a daemon that used a new token and then died before saving it would restart
     with a refresh token that no longer works. If `persist` raises, the new set is still kept
     in memory (it is the only valid one) and the error propagates for the operator to see.
+    A `journal` records each refresh before it is sent (see `RefreshJournal`).
     """
 
     def __init__(
@@ -94,6 +123,7 @@ class OAuthCredentials:
         client_secret: str,
         tokens: OAuthTokens,
         persist: Callable[[OAuthTokens], None],
+        journal: RefreshJournal | None = None,
         clock: Callable[[], datetime] = _now,
         margin: timedelta = REFRESH_MARGIN,
         scope: str | None = None,
@@ -105,6 +135,7 @@ class OAuthCredentials:
         self._client_secret = SecretStr(client_secret)
         self._tokens = tokens
         self._persist = persist
+        self._journal = journal
         self._clock = clock
         self._margin = margin
         self._scope = scope
@@ -149,6 +180,8 @@ class OAuthCredentials:
         if self._scope:
             body["scope"] = self._scope
         asked_at = self._clock()
+        if self._journal is not None:
+            self._journal.begin(tokens)
         try:
             raw = self._http.post(self._token_url, json=body, timeout=self._timeout)
         except httpx.TransportError as exc:
@@ -156,7 +189,10 @@ class OAuthCredentials:
             # same refresh token, which is the same as a retry.
             raise self._failure(f"token endpoint unreachable ({type(exc).__name__})") from None
         if raw.status_code != 200:
-            raise self._failure(_oauth_error(raw), status=raw.status_code)
+            why = _oauth_error(raw)
+            if _oauth_code(raw) == "invalid_grant":
+                raise self._rejected(why, tokens, raw.status_code)
+            raise self._failure(why, status=raw.status_code)
         try:
             answer = _TokenAnswer.model_validate_json(raw.content)
         except ValidationError:
@@ -187,6 +223,23 @@ class OAuthCredentials:
             status=status,
         )
 
+    def _rejected(self, why: str, tokens: OAuthTokens, status: int) -> AuthError:
+        """Zendesk no longer knows the refresh token: only a new authorization helps."""
+        lost = None if self._journal is None else self._journal.interrupted(tokens)
+        cause = (
+            "it was revoked or has expired"
+            if lost is None
+            else f"a refresh sent with it at {lost.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ} was never "
+            "answered (the connector stopped or the connection dropped), and Zendesk deletes "
+            "the old tokens when it answers"
+        )
+        return AuthError(
+            f"OAuth refresh token refused ({why}): {cause}; {REAUTHORIZE}",
+            method="POST",
+            url=self._token_url,
+            status=status,
+        )
+
     def __repr__(self) -> str:
         return f"OAuthCredentials(token_url={self._token_url!r}, client_id={self._client_id!r})"
 
@@ -195,14 +248,24 @@ def _after(start: datetime, seconds: float | None) -> datetime | None:
     return None if seconds is None else start + timedelta(seconds=seconds)
 
 
-def _oauth_error(raw: httpx.Response) -> str:
-    """The OAuth error code and description only: never the body, which may echo input."""
+def _oauth_body(raw: httpx.Response) -> dict[str, Any]:
+    """The JSON object of a refused token request ({} if it is not one)."""
     try:
         body = raw.json()
     except ValueError:
-        return f"HTTP {raw.status_code}"
-    if not isinstance(body, dict):
-        return f"HTTP {raw.status_code}"
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _oauth_code(raw: httpx.Response) -> str | None:
+    """The OAuth error code of a refused token request, if it has one."""
+    code = _oauth_body(raw).get("error")
+    return code if isinstance(code, str) else None
+
+
+def _oauth_error(raw: httpx.Response) -> str:
+    """The OAuth error code and description only: never the body, which may echo input."""
+    body = _oauth_body(raw)
     code = body.get("error")
     text = body.get("error_description")
     if isinstance(code, str) and isinstance(text, str):
