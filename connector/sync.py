@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cached_property
 from typing import Any
 
@@ -46,6 +46,12 @@ __all__ = ["Outcome", "Rules", "Sync", "Totals", "results_fingerprint"]
 # How far apart two tickets of one period can be created, per kind of period (a local day
 # spans at most 26 hours of UTC; a generous bound only costs a few more rows read).
 CONFLICT_RETRIES = 3
+# A write that fails after the shell's retries (5xx, cut, timeout) is tried again this much
+# later from the wake-up queue, and the page goes on: one ticket never holds up the others.
+WRITE_RETRY = timedelta(minutes=1)
+# So many such failures in a row mean the helpdesk, not a ticket, is failing: the pass stops
+# (its position unsaved) and the daemon backs off.
+FAILURES_IN_A_ROW = 3
 UNMAPPED_TAG = "sla_unmapped"
 
 
@@ -166,6 +172,7 @@ class Sync:
         self.log = log
         self.dry_run = dry_run
         self.observe = observe
+        self._failing = 0  # tickets deferred in a row by a transient failure
 
     # --- passes ---------------------------------------------------------------------------
 
@@ -250,27 +257,48 @@ class Sync:
         """Decide one ticket and make the helpdesk show it.
 
         A problem of this ticket alone (unmappable, a write the helpdesk refuses) is logged
-        and reported in the outcome. A failure that may pass (the helpdesk unreachable or
-        failing after the retries) raises, so that the page is not marked done.
+        and reported in the outcome. A failure that may pass (a 5xx or a cut connection after
+        the retries) queues the ticket for another try `WRITE_RETRY` later; after
+        `FAILURES_IN_A_ROW` of them in a row it raises, so that the page is not marked done.
         """
         for _ in range(CONFLICT_RETRIES):
             try:
-                return self._handle(item)
+                outcome = self._handle(item)
             except Conflict:
                 self.log.info("ticket_conflict", ticket=item.id)
                 fresh = self.helpdesk.fetch([item.id])
                 if not fresh:
                     return Outcome(item.id, item.updated_at, problem="deleted while being written")
                 item = fresh[0]
+                continue
             except ApiError as exc:
-                if not _permanent(exc):
-                    raise
-                self.log.error("ticket_write_failed", ticket=item.id, error=str(exc))
-                return Outcome(item.id, item.updated_at, problem=str(exc))
+                if _permanent(exc):
+                    self.log.error("ticket_write_failed", ticket=item.id, error=str(exc))
+                    return Outcome(item.id, item.updated_at, problem=str(exc))
+                return self._defer(item, exc)
+            self._failing = 0
+            return outcome
         self.log.warning("ticket_conflict_gave_up", ticket=item.id, attempts=CONFLICT_RETRIES)
         return Outcome(
             item.id, item.updated_at, problem=f"changed by someone else {CONFLICT_RETRIES} times"
         )
+
+    def _defer(self, item: Item, exc: ApiError) -> Outcome:
+        """Queue a ticket whose write failed for another try; raise if all writes fail.
+
+        Queued in both cases: deciding the ticket may have removed the wake-up it was taken
+        from, and a wake-up pass has no page to take again.
+        """
+        retry_at = self.clock() + WRITE_RETRY
+        self.state.wake_at(item.id, retry_at)
+        self._failing += 1
+        if self._failing >= FAILURES_IN_A_ROW:
+            self._failing = 0
+            raise exc
+        self.log.warning(
+            "ticket_write_deferred", ticket=item.id, error=str(exc), retry_at=retry_at.isoformat()
+        )
+        return Outcome(item.id, item.updated_at, problem=f"write failed, tried again later: {exc}")
 
     def decide(self, item: Item, *, record: bool = True) -> Outcome:
         """Facts, decision and desired results of one ticket.
@@ -319,7 +347,10 @@ class Sync:
         return outcome
 
     def _handle(self, item: Item) -> Outcome:
-        outcome = self.decide(item)
+        # The ledger entry and the re-decisions it queues commit together: after a kill between
+        # them, the stored facts would match and the later tickets would never be re-decided.
+        with self.state.transaction():
+            outcome = self.decide(item)
         desired = outcome.desired
         assert desired is not None
         fingerprint = results_fingerprint(desired)

@@ -7,6 +7,7 @@ example mappings and a real state database, through the real clients.
 from __future__ import annotations
 
 import contextlib
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -188,6 +189,28 @@ def test_a_conflict_re_reads_and_converges(tmp_path: Path) -> None:
         assert (tags, *ours[ticket_id][1:]) == shown, ticket_id
 
 
+def test_freshdesk_reads_a_ticket_again_before_replacing_tags_it_read_long_ago(
+    tmp_path: Path,
+) -> None:
+    # Freshdesk has no safe update and its PUT replaces the tags: an agent's tag added after
+    # our read would be overwritten. A copy older than a moment is read again first.
+    desk = open_desk("freshdesk", tmp_path)
+    helpdesk = desk.sync.helpdesk
+    ticks = itertools.count(0, 10)  # every look at the clock 10 s after the last
+    helpdesk._monotonic = lambda: float(next(ticks))  # type: ignore[attr-defined]
+    desk.clock.advance(EXPORT_LAG)
+    page = next(iter(helpdesk.poll(None, START - timedelta(days=400))))
+    item = next(i for i in page.items if i.id == "1001")
+    desk.sandbox.agent_edit(1001, helpdesk="freshdesk")  # while we decide
+
+    outcome = desk.sync.handle(item)
+
+    assert outcome.wrote
+    assert "agent_edit" in desk.tags(1001)
+    assert "sla_photoprism" in desk.tags(1001)
+    assert desk.sandbox.counters.total(helpdesk="freshdesk", method="PUT") == 1
+
+
 @pytest.mark.parametrize("helpdesk", ["zendesk", "freshdesk"])
 def test_a_cut_connection_after_the_write_posts_no_second_note(
     helpdesk: str, tmp_path: Path
@@ -279,3 +302,55 @@ def test_an_unmappable_ticket_does_not_stop_the_rest(desk: Desk) -> None:
     assert totals.unmapped == 2
     assert "sla_unmapped" in desk.tags(9002)
     assert len(desk.notes(1001)) == 1
+
+
+def test_a_ticket_whose_writes_keep_failing_does_not_hold_up_the_others(desk: Desk) -> None:
+    path = "/api/v2/tickets/1001" + (".json" if desk.name == "zendesk" else "")
+    failing = desk.sandbox.faults.add(
+        "unavailable", helpdesk=desk.name, method="PUT", path=path, count=None
+    )
+    totals = desk.run()
+    assert totals.failed == 1
+    for ticket_id in desk.tickets():
+        if str(ticket_id) not in UNMAPPED | {"1001"}:
+            assert len(desk.notes(ticket_id)) == 1, ticket_id
+    assert desk.notes(1001) == []
+    # Queued for another try: once the helpdesk takes the write, the ticket is written.
+    retry_at = desk.state.wakeup_of("1001")
+    assert retry_at is not None
+    assert retry_at <= desk.clock() + timedelta(minutes=1)
+    desk.sandbox.faults.remove(failing.id)
+    desk.clock.advance(60)
+    desk.run()
+    assert len(desk.notes(1001)) == 1
+    assert "sla_photoprism" in desk.tags(1001)
+
+
+def test_when_every_write_fails_the_page_is_not_marked_done(desk: Desk) -> None:
+    failing = desk.sandbox.faults.add("server_error", helpdesk=desk.name, method="PUT", count=None)
+    with pytest.raises(ConnectorError):
+        desk.run()
+    assert desk.state.cursor("poll") is None  # the first page is taken again
+    desk.sandbox.faults.remove(failing.id)
+    desk.run()
+    for ticket_id in desk.tickets():
+        if str(ticket_id) not in UNMAPPED:
+            assert len(desk.notes(ticket_id)) == 1, ticket_id
+
+
+def test_wake_ups_whose_writes_fail_stay_queued(desk: Desk) -> None:
+    desk.run()
+    ids = (1001, 1002, 1004)
+    for ticket_id in ids:  # our tag gone without a change the poll would see
+        desk.tickets()[ticket_id].tags.remove("sla_photoprism")
+        desk.state.wake_at(str(ticket_id), desk.clock())
+    failing = desk.sandbox.faults.add("server_error", helpdesk=desk.name, method="PUT", count=None)
+    with pytest.raises(ConnectorError):  # every write fails: the pass stops...
+        desk.sync.wake()
+    for ticket_id in ids:  # ...and each ticket is still queued, none forgotten
+        assert desk.state.wakeup_of(str(ticket_id)) is not None, ticket_id
+    desk.sandbox.faults.remove(failing.id)
+    desk.clock.advance(60)
+    desk.sync.wake()
+    for ticket_id in ids:
+        assert "sla_photoprism" in desk.tags(ticket_id), ticket_id

@@ -25,6 +25,7 @@ class Item:
     updated_at: datetime
     view: WireView
     ticket: Any  # the helpdesk's own wire model
+    read_at: float = 0.0  # when it was read (the adapter's monotonic clock), where it matters
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 
-from connector.errors import NotFound
+from connector.errors import Conflict, NotFound
 from connector.helpdesks.adapter import Item, Page, Plan
 from connector.helpdesks.freshdesk.client import FreshdeskClient
 from connector.helpdesks.freshdesk.mapping import FreshdeskView, writes_for
@@ -19,6 +19,10 @@ __all__ = ["FreshdeskHelpdesk"]
 
 # How long the companies listing is trusted before a ticket of an unknown company reloads it.
 COMPANIES_TTL = 300.0
+# Freshdesk has no conditional update and its PUT replaces the tags: a ticket read longer ago
+# than this is read again before an update that sets tags or priority, so that an agent's edit
+# made in between is seen (as a conflict: re-read, re-plan) rather than overwritten.
+FRESH_FOR = 2.0
 
 
 class FreshdeskHelpdesk:
@@ -75,9 +79,25 @@ class FreshdeskHelpdesk:
         """The update first, then the note (a note is never sent before its fields)."""
         ticket_id = int(item.id)
         if plan.update is not None:
+            self._check_unchanged(item, plan.update)
             self.client.update(ticket_id, plan.update)
         if plan.note is not None:
             self.client.add_note(ticket_id, plan.note)
+
+    def _check_unchanged(self, item: Item, update: TicketUpdate) -> None:
+        """Raise Conflict if an update touching agents' fields would overwrite a newer edit."""
+        if update.tags is None and update.priority is None:
+            return  # only the due dates, which are ours
+        if self._monotonic() - item.read_at <= FRESH_FOR:
+            return
+        now = self.client.show(int(item.id))
+        if now.updated_at != item.updated_at:
+            raise Conflict(
+                f"ticket {item.id} changed since it was read",
+                method="PUT",
+                url=f"{self.client.base_url}/api/v2/tickets/{item.id}",
+                status=409,
+            )
 
     def last_note_mark(self, ticket_id: str) -> str | None:
         """The latest private note carrying a note fingerprint."""
@@ -97,7 +117,8 @@ class FreshdeskHelpdesk:
 
     def _item(self, ticket: Ticket) -> Item:
         company = None if ticket.company_id is None else self._company(ticket.company_id)
-        return Item(str(ticket.id), ticket.updated_at, FreshdeskView(ticket, company), ticket)
+        view = FreshdeskView(ticket, company)
+        return Item(str(ticket.id), ticket.updated_at, view, ticket, self._monotonic())
 
     def _company(self, company_id: int) -> Company | None:
         if company_id in self._companies:
