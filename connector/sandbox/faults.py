@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import threading
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from fnmatch import fnmatchcase
@@ -82,6 +83,7 @@ class FaultBook:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _next_id: int = 1
     _fired: int = 0
+    _fired_by_kind: Counter[FaultKind] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
         self._rng = random.Random(self.seed)
@@ -141,6 +143,11 @@ class FaultBook:
         """How many times a fault fired since the sandbox started (or was reset)."""
         return self._fired
 
+    def fired_by_kind(self) -> dict[FaultKind, int]:
+        """How many times each kind fired since the sandbox started (or was reset)."""
+        with self._lock:
+            return dict(self._fired_by_kind)
+
     def take(self, helpdesk: str, method: str, path: str) -> Fault | None:
         """The fault that fires for this call, if any; uses up one of its `count`."""
         with self._lock:
@@ -155,6 +162,7 @@ class FaultBook:
                     else:
                         self._faults[index] = replace(fault, count=fault.count - 1)
                 self._fired += 1
+                self._fired_by_kind[fault.kind] += 1
                 return fault
             return None
 
@@ -163,4 +171,5 @@ class FaultBook:
         with self._lock:
             self._faults.clear()
             self._fired = 0
+            self._fired_by_kind.clear()
             self._rng = random.Random(self.seed)

@@ -345,6 +345,11 @@ class ZendeskDesk:
         ticket.solved_at = (at or self.now()).astimezone(UTC).replace(microsecond=0)
         self._touch(ticket)
 
+    @property
+    def tokens_issued(self) -> int:
+        """How many OAuth token pairs were issued (grants and refreshes)."""
+        return self._tokens.issued
+
     def issue_tokens(self) -> OAuthTokens:
         """A fresh OAuth token pair, as after an authorization code grant."""
         tokens = self._tokens
@@ -688,6 +693,8 @@ class ZendeskDesk:
             }
             for c in ticket.thread()
         ]
+        if request.arg("sort_order") == "desc":  # oldest first by default (documented)
+            comments.reverse()
         body = {"comments": comments, "next_page": None, "previous_page": None}
         return json_response(200, {**body, "count": len(comments)})
 
