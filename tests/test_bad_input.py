@@ -73,6 +73,8 @@ from connector.state import State
 from connector.sync import Sync, Totals
 from tests.conftest import MAPPINGS, ROOT, forget_admin_settings, logging_restored
 
+pytestmark = pytest.mark.reliability
+
 CORPUS = ROOT / "tests" / "data" / "bad_mappings"
 EXAMPLES = MAPPINGS / "examples" / "tickets.jsonl"
 NOW = "2026-03-06T16:00:00Z"

@@ -22,7 +22,10 @@ from connector.state import State
 from tests.daemon_harness import Served, served, shown, wait_for
 from tests.test_daemon_process import reference, seeded
 
-pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="signals and AF_UNIX datagrams")
+pytestmark = [
+    pytest.mark.reliability,
+    pytest.mark.skipif(sys.platform != "linux", reason="signals and AF_UNIX datagrams"),
+]
 
 TOKEN_PATH = "/oauth/tokens"
 

@@ -67,6 +67,8 @@ from connector.sandbox.wsgi import ApiRequest, ApiResponse, Match, json_response
 from connector.state import State
 from tests.conftest import MAPPINGS, forget_admin_settings, logging_restored
 
+pytestmark = pytest.mark.reliability
+
 MASK = logs.MASK
 EMAIL = SandboxCredentials().zendesk_email
 CLIENT_ID = SandboxCredentials().oauth_client_id
