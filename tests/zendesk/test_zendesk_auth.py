@@ -43,11 +43,27 @@ def tokens(expires_in: timedelta | None = timedelta(hours=1)) -> OAuthTokens:
     )
 
 
+class Journal:
+    """A `RefreshJournal` in memory: the refresh tokens sent and not yet answered."""
+
+    def __init__(self) -> None:
+        self.sent: dict[str, datetime] = {}
+
+    def begin(self, tokens: OAuthTokens) -> None:
+        assert tokens.refresh_token is not None
+        self.sent[tokens.refresh_token.get_secret_value()] = NOW
+
+    def interrupted(self, tokens: OAuthTokens) -> datetime | None:
+        assert tokens.refresh_token is not None
+        return self.sent.get(tokens.refresh_token.get_secret_value())
+
+
 def oauth(
     http: httpx.Client,
     saved: list[OAuthTokens],
     clock: Clock | None = None,
     initial: OAuthTokens | None = None,
+    journal: Journal | None = None,
 ) -> OAuthCredentials:
     return OAuthCredentials(
         http=http,
@@ -56,6 +72,7 @@ def oauth(
         client_secret="CLIENT-SECRET-c4n4ry",
         tokens=initial or tokens(),
         persist=saved.append,
+        journal=journal,
         clock=clock or Clock(),
     )
 
@@ -179,21 +196,6 @@ def test_refused_refresh_is_an_auth_error_without_secrets(
     assert credentials.tokens.access_token.get_secret_value() == "ACCESS-OLD-c4n4ry"
 
 
-class Journal:
-    """A `RefreshJournal` in memory: the refresh tokens sent and not yet answered."""
-
-    def __init__(self) -> None:
-        self.sent: dict[str, datetime] = {}
-
-    def begin(self, tokens: OAuthTokens) -> None:
-        assert tokens.refresh_token is not None
-        self.sent[tokens.refresh_token.get_secret_value()] = NOW
-
-    def interrupted(self, tokens: OAuthTokens) -> datetime | None:
-        assert tokens.refresh_token is not None
-        return self.sent.get(tokens.refresh_token.get_secret_value())
-
-
 def test_a_refresh_whose_answer_was_lost_is_named_when_zendesk_refuses_its_token(
     router: respx.MockRouter, http: httpx.Client
 ) -> None:
@@ -205,16 +207,7 @@ def test_a_refresh_whose_answer_was_lost_is_named_when_zendesk_refuses_its_token
         ]
     )
     journal = Journal()
-    credentials = OAuthCredentials(
-        http=http,
-        base_url=BASE,
-        client_id="sla-connector",
-        client_secret="CLIENT-SECRET-c4n4ry",
-        tokens=tokens(),
-        persist=[].append,
-        journal=journal,
-        clock=Clock(),
-    )
+    credentials = oauth(http, [], journal=journal)
 
     with pytest.raises(AuthError, match="unreachable"):
         credentials.refresh()
