@@ -1,6 +1,6 @@
 """The sync daemon against the sandbox: requests, throughput, memory and write-back latency.
 
-Usage: python benchmarks/bench_daemon.py [--quick] [--parts economy,latency,memory]
+Usage: python benchmarks/bench_daemon.py [--quick] [--parts economy,latency,memory,load]
                                          [--sizes 50000,100000,200000] [--helpdesks zendesk,...]
 
 1. Economy (in process, sandbox clock). The sandbox enforces a per-minute rate limit on its
@@ -17,6 +17,14 @@ Usage: python benchmarks/bench_daemon.py [--quick] [--parts economy,latency,memo
    against the sandbox on loopback, with no rate limit. Printed: the peak RSS (`ru_maxrss`) of
    that process, goal ≤ 200 MB and flat in the ticket count, with its CPU time and tickets per
    second.
+4. Load (a subprocess, loopback, real time; not in the default parts: about 50 minutes a
+   helpdesk). The real daemon (`python -m connector run`) against 100,000 tickets of 50
+   customers, under a per-minute limit the sandbox enforces. Phase 1: it starts with every
+   ticket waiting. Printed: tickets and requests a minute, the share of the limit used, 429s,
+   and its resident memory (VmRSS from /proc, every second) at 10 %, 25 %, 50 %, 75 % and 100 %
+   of the tickets written (goal ≤ 200 MB and flat). Phase 2: agents change 300 tickets a minute.
+   Printed: the backlog of changes not yet written, the time from a change to its write (goal:
+   poll interval + 2 s, plus the Zendesk export's minute), requests, 429s and memory.
 
 Generated tickets (`connector.sandbox.generate`) are moved onto copies of the bundled
 customers, about 100 tickets a customer (`--per-customer`), as in a helpdesk with many
@@ -31,21 +39,25 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import io
+import json
 import math
 import os
 import platform
 import random
+import re
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 import httpx
 
@@ -82,6 +94,7 @@ NOW = datetime(2026, 3, 6, 12, tzinfo=UTC)
 GENERATE_LAG = timedelta(days=3)
 HELPDESKS = ("zendesk", "freshdesk")
 MAPPABLE = tuple(c for c in CUSTOMERS if c.id < 900)
+LOAD_CUSTOMERS = 50
 
 
 @dataclass(frozen=True)
@@ -96,6 +109,9 @@ class Mode:
     memory_sizes: tuple[int, ...]
     memory_helpdesks: tuple[str, ...]
     history_sizes: tuple[int, ...]  # memory runs on the 17 bundled customers only
+    load: dict[str, tuple[int, int, int]]  # helpdesk -> (tickets, limit per minute, poll s)
+    load_minutes: int  # of steady changes after the catch-up
+    load_changes_per_minute: int
 
 
 FULL = Mode(
@@ -107,6 +123,9 @@ FULL = Mode(
     memory_sizes=(50_000, 100_000, 200_000),
     memory_helpdesks=HELPDESKS,
     history_sizes=(5_000, 10_000),
+    load={"zendesk": (100_000, 2500, 10), "freshdesk": (100_000, 5000, 5)},
+    load_minutes=5,
+    load_changes_per_minute=300,
 )
 QUICK = Mode(
     "quick",
@@ -117,6 +136,9 @@ QUICK = Mode(
     memory_sizes=(2_000, 4_000, 8_000),
     memory_helpdesks=("zendesk",),
     history_sizes=(),
+    load={"zendesk": (5_000, 2500, 10)},
+    load_minutes=1,
+    load_changes_per_minute=300,
 )
 
 
@@ -679,6 +701,569 @@ def part_memory(
             )
 
 
+# --- load: the real daemon under an enforced rate limit --------------------------------------
+
+
+_WRITE_PATH = re.compile(r"^/api/v2/tickets/(\d+)(?:\.json|/notes)?$")
+
+
+class WriteLog:
+    """The ticket writes the sandbox accepted, as seen from the sandbox's side of the socket.
+
+    `first` holds each ticket's first accepted write, `times` every one (monotonic seconds).
+    """
+
+    def __init__(self) -> None:
+        self.times: dict[int, list[float]] = {}
+        self.first: dict[int, float] = {}
+        self._lock = threading.Lock()
+
+    def wrap(self, app: WSGIApplication) -> WSGIApplication:
+        """`app`, recording each 2xx PUT or POST to a ticket (or its notes)."""
+
+        def observed(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+            found = _WRITE_PATH.match(str(environ.get("PATH_INFO", "")))
+            if environ.get("REQUEST_METHOD") not in ("PUT", "POST") or found is None:
+                return app(environ, start_response)
+            ticket = int(found.group(1))
+
+            def record(status: str, headers: Any, exc_info: Any = None) -> Any:
+                if status.startswith("2"):
+                    at = time.monotonic()
+                    with self._lock:
+                        self.times.setdefault(ticket, []).append(at)
+                        self.first.setdefault(ticket, at)
+                return start_response(status, headers, exc_info)
+
+            return app(environ, record)
+
+        return observed
+
+    def after(self, ticket: int, instant: float) -> float | None:
+        """When `ticket` was first written after `instant` (None: not since)."""
+        with self._lock:
+            later = [t for t in self.times.get(ticket, ()) if t > instant]
+        return min(later) if later else None
+
+
+class ObservedSandbox(Sandbox):
+    """A sandbox whose served apps report ticket writes to `writes`, and count credits."""
+
+    def __init__(self, writes: WriteLog, **options: Any) -> None:
+        super().__init__(**options)
+        self.writes = writes
+        self.credits = 0
+        for desk in (self.zendesk, self.freshdesk):
+            if desk.rate is not None:
+                desk.rate.admit = self._counting(desk.rate.admit)  # type: ignore[method-assign]
+
+    def _counting(self, admit: Callable[[datetime, int], bool]) -> Callable[..., bool]:
+        def counted(now: datetime, cost: int = 1) -> bool:
+            ok = admit(now, cost)
+            if ok:
+                self.credits += cost  # under the sandbox lock, like admit itself
+            return ok
+
+        return counted
+
+    def zendesk_app(self) -> WSGIApplication:
+        return self.writes.wrap(super().zendesk_app())
+
+    def freshdesk_app(self) -> WSGIApplication:
+        return self.writes.wrap(super().freshdesk_app())
+
+
+def load_content(
+    count: int, customers: int, anchor: datetime
+) -> tuple[list[SeedCustomer], Iterator[SeedTicket]]:
+    """`count` generated tickets over exactly `customers` copies of the bundled customers.
+
+    Copies of all 17 are made as `spread` makes them; the ones past `customers` are left out
+    and their tickets go to the same customer's first copy (same contract, same terms).
+    """
+    per_customer = math.ceil(count / customers)
+    made, tickets = spread(count, anchor, per_customer)
+    kept = made[:customers]
+    ids = {c.id for c in kept}
+    return kept, (
+        t
+        if t.customer_id in ids
+        else dataclasses.replace(t, customer_id=(t.customer_id or 0) % 1000)
+        for t in tickets
+    )
+
+
+@dataclass
+class Sample:
+    """One second of the load run, seen from the benchmark process."""
+
+    at: float  # monotonic s
+    rss_mb: float  # the daemon's VmRSS
+    written: int  # tickets written at least once
+    requests: int
+    refused: int
+    credits: int
+
+
+def _proc_status(pid: int, key: str) -> float:
+    """A `kB` line of /proc/<pid>/status, in MB (nan once the process is gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return math.nan
+
+
+def _proc_cpu(pid: int) -> float:
+    """User + system CPU seconds of a live process."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return math.nan
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class DaemonProcess:
+    """`python -m connector run` against the served sandbox; its log, its samples."""
+
+    def __init__(
+        self, sandbox: ObservedSandbox, helpdesk: str, url: str, interval: int, scratch: Path
+    ) -> None:
+        self.sandbox = sandbox
+        self.helpdesk = helpdesk
+        self.log_path = scratch / "daemon.log"
+        config = scratch / "config.toml"
+        email = f'email = "{sandbox.credentials.zendesk_email}"\n' if helpdesk == "zendesk" else ""
+        config.write_text(
+            f'helpdesk = "{helpdesk}"\n'
+            f'mappings = "{ROOT / "mappings"}"\n'
+            f'helpdesk_mapping = "{ROOT / "mappings" / "helpdesks"}/{helpdesk}.example.yaml"\n'
+            f'state_dir = "{scratch / "state"}"\n'
+            f"poll_interval = {interval}\n"
+            f'start = "{(datetime.now(UTC) - timedelta(days=90)).isoformat()}"\n'
+            '[log]\nformat = "json"\nlevel = "info"\n'
+            f'[{helpdesk}]\nurl = "{url}"\n{email}'
+        )
+        env = {k: v for k, v in os.environ.items() if not k.startswith("SLA_CONNECTOR_")}
+        env.update({f"SLA_CONNECTOR_{k.upper()}": v for k, v in sandbox_secrets(sandbox).items()})
+        env.pop("NOTIFY_SOCKET", None)
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "connector", "run", "--config", str(config)],
+                env=env,
+                stdout=log,
+                stderr=log,
+                cwd=scratch,
+            )
+        self.started = time.monotonic()
+        self.samples: list[Sample] = []
+        self.events: list[dict[str, Any]] = []
+        self._read = 0
+        self._stop = threading.Event()
+        self._sampler = threading.Thread(target=self._sample, name="sampler", daemon=True)
+        self._sampler.start()
+
+    def _sample(self) -> None:
+        pid = self.process.pid
+        counters = self.sandbox.counters
+        while not self._stop.wait(1.0):
+            self.samples.append(
+                Sample(
+                    time.monotonic(),
+                    _proc_status(pid, "VmRSS"),
+                    len(self.sandbox.writes.first),
+                    counters.total(helpdesk=self.helpdesk),
+                    counters.total(helpdesk=self.helpdesk, status=429),
+                    self.sandbox.credits,
+                )
+            )
+
+    def sample(self) -> Sample:
+        """The latest sample (waits for the first)."""
+        while not self.samples:
+            time.sleep(0.1)
+        return self.samples[-1]
+
+    def synced(self) -> list[dict[str, Any]]:
+        """The daemon's `synced` log lines so far (one per completed cycle)."""
+        with self.log_path.open("rb") as log:
+            log.seek(self._read)
+            chunk = log.read()
+        complete = chunk[: chunk.rfind(b"\n") + 1]
+        self._read += len(complete)
+        for line in complete.splitlines():
+            if b'"synced"' in line or b"Traceback" in line:
+                try:
+                    self.events.append(json.loads(line))
+                except ValueError:
+                    self.events.append({"event": "unreadable", "line": line.decode()})
+        return [e for e in self.events if e.get("event") == "synced"]
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def cpu(self) -> float:
+        return _proc_cpu(self.process.pid)
+
+    def peak_mb(self) -> float:
+        return _proc_status(self.process.pid, "VmHWM")
+
+    def stop(self) -> int:
+        """SIGTERM (the page in hand is finished), then the exit status."""
+        self._stop.set()
+        self._sampler.join()
+        if self.alive():
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
+
+    def tail(self, lines: int = 20) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+@dataclass
+class Change:
+    ticket: int
+    kind: str  # new, reply, solve, edit
+    at: float  # monotonic s, once the sandbox holds it
+    written: float | None = None  # the first accepted write of the ticket after `at`
+
+
+@dataclass
+class LoadRun:
+    helpdesk: str
+    limit: int
+    interval: int
+    tickets: int
+    customers: int
+    seed_s: float
+    started: float  # monotonic s when the daemon was started
+    # phase 1
+    catch_up_s: float  # start to the first `synced` (the whole first cycle)
+    written_s: float  # start to the last ticket's first write
+    written: int
+    catch_up: list[Sample]
+    catch_up_cpu: float
+    catch_up_load: tuple[float, float, float]
+    # phase 2
+    minutes: int
+    per_minute: int
+    changes: list[Change]
+    steady: list[Sample]  # from the first change to the end of the drain
+    steady_end: float  # monotonic s of the last change
+    steady_cpu: float
+    steady_load: tuple[float, float, float]
+    cycles: int
+    woken: int
+    peak_mb: float
+    exit_status: int
+
+
+RECENT = 500  # open tickets agents pick from, newest first
+
+
+def _pace_changes(
+    sandbox: ObservedSandbox, helpdesk: str, minutes: int, per_minute: int, rng: random.Random
+) -> list[Change]:
+    """Agents and customers change tickets at `per_minute` for `minutes`, in real time."""
+    desk = sandbox.zendesk if helpdesk == "zendesk" else sandbox.freshdesk
+    with sandbox.lock:
+        open_ids = [
+            i for i, t in desk.tickets.items() if t.status not in ("solved", "closed", 5, 4)
+        ]
+    changes: list[Change] = []
+    next_id = 900_001
+    origin = time.monotonic()
+    for number in range(minutes * per_minute):
+        time.sleep(max(origin + number * 60 / per_minute - time.monotonic(), 0))
+        roll = rng.random()
+        # Agents work on the newest open tickets, as the ones created here become.
+        index = len(open_ids) - 1 - rng.randrange(min(len(open_ids), RECENT))
+        ticket = open_ids[index]
+        if roll < 0.25:
+            ticket, next_id, kind = next_id, next_id + 1, "new"
+            sandbox.seed(
+                [new_ticket(ticket, rng, sandbox.now())], customers=(), helpdesks=(helpdesk,)
+            )
+            open_ids.append(ticket)
+        elif roll < 0.6:
+            kind = "reply"
+            sandbox.agent_reply(ticket, helpdesk=helpdesk)
+        elif roll < 0.8:
+            kind = "solve"
+            sandbox.solve(ticket, helpdesk=helpdesk)
+            del open_ids[index]
+        else:
+            kind = "edit"
+            sandbox.agent_edit(ticket, helpdesk=helpdesk)
+        changes.append(Change(ticket, kind, time.monotonic()))
+    return changes
+
+
+def load_run(
+    helpdesk: str,
+    *,
+    count: int,
+    customers: int,
+    limit: int,
+    interval: int,
+    minutes: int,
+    per_minute: int,
+) -> LoadRun:
+    """Phase 1: the daemon catches up on `count` waiting tickets under `limit` requests a
+    minute. Phase 2: `per_minute` changes a minute for `minutes`, then a drain."""
+    writes = WriteLog()
+    sandbox = ObservedSandbox(writes, rate_limit=limit)
+    started = time.perf_counter()
+    made, tickets = load_content(count, customers, datetime.now(UTC))
+    seeded = sandbox.seed(tickets, customers=made, helpdesks=(helpdesk,))
+    seed_s = time.perf_counter() - started
+    server = sandbox.serve("127.0.0.1", 0, helpdesks=(helpdesk,)).start()
+    url = server.zendesk_url if helpdesk == "zendesk" else server.freshdesk_url
+    lag = ZENDESK_EXPORT_LAG if helpdesk == "zendesk" else 0
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench-load-") as scratch:
+            daemon = DaemonProcess(sandbox, helpdesk, url, interval, Path(scratch))
+            try:
+                # Phase 1: to the end of the first cycle (every page, then the wake-ups).
+                while not daemon.synced():
+                    if not daemon.alive():
+                        raise RuntimeError(f"the daemon stopped:\n{daemon.tail()}")
+                    time.sleep(1)
+                catch_up_s = time.monotonic() - daemon.started
+                catch_up = list(daemon.samples)
+                catch_up_cpu = daemon.cpu()
+                catch_up_load = os.getloadavg()
+                firsts = sorted(writes.first.values())
+                written_s = (firsts[-1] - daemon.started) if firsts else math.nan
+                # Phase 2: changes in real time, then a drain long enough for the last one.
+                first_steady = len(daemon.samples)
+                changes = _pace_changes(sandbox, helpdesk, minutes, per_minute, random.Random(7))
+                steady_end = time.monotonic()
+                time.sleep(lag + 2 * interval + 10)
+                steady = daemon.samples[first_steady:]
+                steady_cpu = daemon.cpu() - catch_up_cpu
+                steady_load = os.getloadavg()
+                synced = daemon.synced()
+                peak = daemon.peak_mb()
+                for change in changes:
+                    change.written = writes.after(change.ticket, change.at)
+            finally:
+                status = daemon.stop()
+    finally:
+        server.close()
+    return LoadRun(
+        helpdesk,
+        limit,
+        interval,
+        seeded,
+        len(made),
+        seed_s,
+        daemon.started,
+        catch_up_s,
+        written_s,
+        len(firsts),
+        catch_up,
+        catch_up_cpu,
+        catch_up_load,
+        minutes,
+        per_minute,
+        changes,
+        steady,
+        steady_end,
+        steady_cpu,
+        steady_load,
+        len(synced) - 1,
+        sum(int(e.get("woken", 0)) for e in synced[1:]),
+        peak,
+        status,
+    )
+
+
+def _at_share(samples: list[Sample], total: int, share: float) -> Sample | None:
+    """The first sample at which `share` of `total` tickets had been written."""
+    return next((s for s in samples if s.written >= share * total), None)
+
+
+def _quantile(values: list[float], q: float) -> float:
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    return ordered[min(int(q * len(ordered)), len(ordered) - 1)]
+
+
+def _backlog(changes: list[Change], at: float) -> int:
+    """Changes made by `at` that call for a write not yet accepted at `at`.
+
+    A change calls for a write when one followed it (by the end of the drain); every new
+    ticket does, written or not.
+    """
+    return sum(
+        1
+        for c in changes
+        if c.at <= at
+        and ((c.written is not None and c.written > at) or (c.written is None and c.kind == "new"))
+    )
+
+
+def _mb(value: float | None) -> str:
+    return "n/a" if value is None or math.isnan(value) else f"{value:.0f}"
+
+
+def _load_avg(load: tuple[float, float, float]) -> str:
+    return "/".join(f"{x:.1f}" for x in load)
+
+
+def print_load(runs: list[LoadRun]) -> None:
+    """Both phases' figures, one row per helpdesk."""
+    print(
+        "Phase 1, catch-up: the daemon starts with every ticket waiting and works through them "
+        "(the first cycle: every page to the end of the stream, its own writes coming back "
+        "included, then the wake-ups):"
+    )
+    print()
+    print(
+        "| helpdesk | tickets | customers | limit/min | all written, min | first cycle, min "
+        "| tickets/min | requests/ticket | requests/min | share of limit | 429s "
+        "| daemon CPU ms/ticket | load avg 1/5/15 |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    for r in runs:
+        s = r.catch_up
+        done = _at_share(s, r.tickets, 1.0) or s[-1]
+        span = max((done.at - r.started) / 60, 1e-9)
+        # The share is of the credits the sandbox admitted (a Freshdesk list costs 3).
+        print(
+            f"| {r.helpdesk} | {r.tickets:,} | {r.customers} | {r.limit:,} "
+            f"| {r.written_s / 60:.1f} | {r.catch_up_s / 60:.1f} | {r.written / span:,.0f} "
+            f"| {done.requests / max(r.written, 1):.2f} | {done.requests / span:,.0f} "
+            f"| {done.credits / (r.limit * span):.2f} | {s[-1].refused} "
+            f"| {r.catch_up_cpu * 1000 / max(r.written, 1):.1f} | {_load_avg(r.catch_up_load)} |"
+        )
+    print()
+    print(
+        "Resident memory of the daemon process (VmRSS, MB, sampled every second) as the "
+        "tickets get written, and its high-water mark (VmHWM) at the end of the run:"
+    )
+    print()
+    print(
+        "| helpdesk | first write | 10 % | 25 % | 50 % | 75 % | 100 % | end of first cycle "
+        "| peak sampled | VmHWM | goal |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
+    for r in runs:
+        s = r.catch_up
+        marks = [_at_share(s, r.tickets, q) for q in (1 / r.tickets, 0.1, 0.25, 0.5, 0.75, 1.0)]
+        cells = " | ".join(_mb(m.rss_mb if m else None) for m in marks)
+        # From a quarter on: the first 10,000 tickets fill the daemon's caches of parsed facts.
+        at_25, at_100 = marks[2], marks[5]
+        growth = at_100.rss_mb - at_25.rss_mb if at_25 and at_100 else math.nan
+        flat = growth <= max(0.1 * at_25.rss_mb, 10) if at_25 else False
+        peak = max((x.rss_mb for x in s), default=math.nan)
+        status = "met" if flat and r.peak_mb <= 200 else "NOT MET"
+        print(
+            f"| {r.helpdesk} | {cells} | {_mb(s[-1].rss_mb)} | {_mb(peak)} | {_mb(r.peak_mb)} "
+            f"| ≤ 200 MB, flat from 25 % to 100 % ({growth:+.0f} MB): {status} |"
+        )
+    print()
+    print(
+        "Phase 2, steady state: agents and customers change tickets in real time (25 % new "
+        "tickets, 35 % replies, 20 % solves, 20 % edits of agents' own tags, all but the new "
+        "ones on the 500 newest open tickets), then a drain of "
+        "export lag + 2 polls + 10 s. A change is handled when a write to its ticket follows it; "
+        "the backlog is the changes made and not yet handled:"
+    )
+    print()
+    print(
+        "| helpdesk | poll s | minutes | changes/min | changes | handled by a write | new tickets "
+        "written | backlog max | backlog at the end | change → write median s | p95 s | max s "
+        "| goal (max) | requests/min | 429s | RSS start / end / peak MB | cycles |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---|---:|")
+    for r in runs:
+        handled = [c for c in r.changes if c.written is not None]
+        news = [c for c in r.changes if c.kind == "new"]
+        new_written = sum(c.written is not None for c in news)
+        seconds = [(c.written or 0) - c.at for c in handled]
+        backlog = [_backlog(r.changes, x.at) for x in r.steady]
+        at_end = _backlog(r.changes, r.steady_end)
+        lag = ZENDESK_EXPORT_LAG if r.helpdesk == "zendesk" else 0
+        goal = r.interval + lag + 2
+        worst = max(seconds, default=math.nan)
+        kept_up = worst <= goal and new_written == len(news)
+        st = r.steady
+        in_changes = [x for x in st if x.at <= r.steady_end]
+        span = (
+            max((in_changes[-1].at - in_changes[0].at) / 60, 1e-9)
+            if len(in_changes) > 1
+            else math.nan
+        )
+        requests = (
+            (in_changes[-1].requests - in_changes[0].requests) / span
+            if len(in_changes) > 1
+            else math.nan
+        )
+        refused = st[-1].refused - r.catch_up[-1].refused if st else 0
+        rss = [x.rss_mb for x in st]
+        print(
+            f"| {r.helpdesk} | {r.interval} | {r.minutes} | {r.per_minute} | {len(r.changes):,} "
+            f"| {len(handled):,} | {new_written:,}/{len(news):,} | {max(backlog, default=0):,} "
+            f"| {at_end:,} | {statistics.median(seconds) if seconds else math.nan:.1f} "
+            f"| {_quantile(seconds, 0.95):.1f} | {worst:.1f} "
+            f"| ≤ poll{f' + {lag} s export lag' if lag else ''} + 2 s = {goal} s: "
+            f"{'met' if kept_up else 'NOT MET'} | {requests:,.0f} | {refused} "
+            f"| {_mb(rss[0] if rss else None)} / {_mb(rss[-1] if rss else None)} / "
+            f"{_mb(max(rss, default=math.nan))} | {r.cycles} |"
+        )
+    for r in runs:
+        kinds = {
+            k: sum(1 for c in r.changes if c.kind == k) for k in ("new", "reply", "solve", "edit")
+        }
+        unhandled = {
+            k: sum(1 for c in r.changes if c.kind == k and c.written is None) for k in kinds
+        }
+        print(
+            f"- {r.helpdesk}: changes by kind {kinds}; not followed by a write (none needed) "
+            f"{unhandled}; {r.woken} tickets re-decided by wake-ups; daemon CPU in phase 2 "
+            f"{r.steady_cpu:.0f} s; load avg at its end {_load_avg(r.steady_load)}; "
+            f"seeding the sandbox took {r.seed_s:.0f} s; daemon exit status {r.exit_status}"
+        )
+
+
+def part_load(mode: Mode, helpdesks: tuple[str, ...]) -> None:
+    print(
+        "\n## 4. Load: the real daemon, many customers, a rate limit enforced by the sandbox "
+        "(subprocess, loopback, real time)\n"
+    )
+    print(f"cpus={os.cpu_count()} load avg 1/5/15 at start={_load_avg(os.getloadavg())}")
+    runs = []
+    for helpdesk in helpdesks:
+        if helpdesk not in mode.load:
+            print(f"- {helpdesk}: not run in --{mode.name} mode")
+            continue
+        count, limit, interval = mode.load[helpdesk]
+        runs.append(
+            load_run(
+                helpdesk,
+                count=count,
+                customers=LOAD_CUSTOMERS,
+                limit=limit,
+                interval=interval,
+                minutes=mode.load_minutes,
+                per_minute=mode.load_changes_per_minute,
+            )
+        )
+        print(f"  ({helpdesk} done)", flush=True)
+    if runs:
+        print_load(runs)
+
+
 # --- the run ---------------------------------------------------------------------------------
 
 
@@ -689,7 +1274,11 @@ def _log() -> Any:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a smoke run under a minute")
-    parser.add_argument("--parts", default="economy,latency,memory")
+    parser.add_argument(
+        "--parts",
+        default="economy,latency,memory",
+        help="comma-separated; `load` (about 50 min a helpdesk, 3 with --quick) only when named",
+    )
     parser.add_argument("--helpdesks", default="zendesk,freshdesk")
     parser.add_argument("--sizes", help="memory run sizes, comma-separated (default by mode)")
     parser.add_argument("--per-customer", type=int, default=100)
@@ -710,6 +1299,8 @@ def main() -> None:
         part_latency(mode, helpdesks)
     if "memory" in parts:
         part_memory(mode, args.per_customer, helpdesks, sizes)
+    if "load" in parts:
+        part_load(mode, helpdesks)
     print(f"\nbenchmark wall time: {time.perf_counter() - started:.1f} s")
 
 
