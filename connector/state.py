@@ -97,11 +97,11 @@ def _customer_window(
     return where, args
 
 
-@lru_cache(maxsize=10_000)
+@lru_cache(maxsize=2_000)
 def _parsed(text: str) -> TicketFacts:
-    """Stored facts as the engine's value, remembered: a ledger reads the same neighbours for
-    each ticket of a customer's period, and parsing them again each time made a decision's cost
-    grow with the size of the period (the facts are immutable, so sharing them is safe)."""
+    """Stored facts as the engine's value, remembered: `explain` and `simulate` read the same
+    neighbours for each ticket of a customer's period (the daemon reads them once into its
+    ledger books). The facts are immutable, so sharing them is safe."""
     return TicketFacts.model_validate_json(text)
 
 
@@ -284,6 +284,21 @@ class State:
         """The stored facts of `ticket`, as JSON."""
         row = self.db.execute("SELECT facts FROM tickets WHERE ticket = ?", (ticket,)).fetchone()
         return None if row is None else row[0]
+
+    def facts(self, ticket: str) -> TicketFacts | None:
+        """The stored facts of `ticket` (None: none stored)."""
+        text = self.facts_json(ticket)
+        return None if text is None else _parsed(text)
+
+    def data_version(self) -> int:
+        """A number that changes when another connection commits a change to the file.
+
+        SQLite's `PRAGMA data_version`: what this connection commits leaves it alone, so a
+        cache of the state kept in step with this connection's own changes can tell when
+        another process (a `backfill` beside the daemon) changed the file under it.
+        """
+        row = self.db.execute("PRAGMA data_version").fetchone()
+        return int(row[0])
 
     def put_facts(self, facts: TicketFacts, facts_json: str | None = None) -> None:
         """Remember the facts of a ticket (the ledger counts them), replacing older ones."""

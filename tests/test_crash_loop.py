@@ -507,7 +507,7 @@ def test_a_kill_between_counting_a_late_ticket_and_queuing_the_later_ones(
 
     # The process dies after a late ticket's facts went to the ledger, before the customer's
     # later tickets were queued for a re-decision.
-    def die(*_: object) -> None:
+    def die(*_: object, **__: object) -> None:
         raise Killed
 
     monkeypatch.setattr(Sync, "_recheck_later", die)

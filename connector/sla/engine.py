@@ -592,7 +592,7 @@ class _Decider:
         # The effect of scope and quotas on this ticket, and a few words on why.
         self.effect: tuple[QuotaEffect, str] | None = None
         # A ledger that does not hold this ticket cannot place it: count it alone.
-        self._ledger = ledger if ledger is not None and facts.id in ledger.tickets else None
+        self._ledger = ledger if ledger is not None and facts.id in ledger else None
         if self.contract.needs_ledger:
             self.quota_uses = self.ledger.uses(facts.id)
             self.effect = self._effect(self.ledger.in_scope(facts.id))
