@@ -18,6 +18,7 @@ from connector.sla.quotas import Ledger, LedgerBook
 from connector.state import State
 from connector.sync import Books, Rules
 from tests.conftest import ROOT
+from tests.test_quotas import ticket
 
 CONTRACTS = load_contracts(ROOT / "mappings")
 LEDGER_CONTRACTS = sorted(name for name, c in CONTRACTS.items() if c.needs_ledger)
@@ -89,11 +90,11 @@ def tickets_of(draw: st.DrawFn, contract: Contract, count: int) -> list[TicketFa
 
 
 def _same_counts(book: Ledger, fresh: Ledger, ids: set[str]) -> None:
-    for ticket in ids:
-        assert (ticket in book) == (ticket in fresh), ticket
-        assert book.uses(ticket) == fresh.uses(ticket), ticket
-        assert book.in_scope(ticket) == fresh.in_scope(ticket), ticket
-        assert book.same_for(fresh, ticket), ticket
+    for one in ids:
+        assert (one in book) == (one in fresh), one
+        assert book.uses(one) == fresh.uses(one), one
+        assert book.in_scope(one) == fresh.in_scope(one), one
+        assert book.same_for(fresh, one), one
 
 
 @pytest.mark.parametrize("name", LEDGER_CONTRACTS)
@@ -143,19 +144,6 @@ def test_a_book_from_a_window_places_each_ticket_as_its_own_window_does(
 # --- the daemon's books follow the state ---------------------------------------------------
 
 
-def _facts(ticket: str, created: str, **extra: Any) -> TicketFacts:
-    data = {
-        "id": ticket,
-        "created_at": created,
-        "customer": "org-1",
-        "contract": "photoprism",
-        "plan": "gold",
-        "severity": "sev2",
-        **extra,
-    }
-    return TicketFacts.model_validate(data)
-
-
 def _month(books: Books, rules: Rules, facts: TicketFacts) -> list[str]:
     contract = CONTRACTS["photoprism"]
     ledger = books.book(rules, contract, facts).ledger()
@@ -166,7 +154,7 @@ def test_books_follow_changes_made_through_them_and_by_another_process(tmp_path:
     rules = Rules(CONTRACTS, None)  # type: ignore[arg-type]
     state = State(tmp_path / "state.db")
     books = Books(state)
-    march = [_facts(str(i), f"2026-03-0{i}T10:00:00Z") for i in range(1, 6)]
+    march = [ticket(str(i), f"2026-03-0{i}T10:00:00Z") for i in range(1, 6)]
     for facts in march[:4]:
         state.put_facts(facts)
     fifth = march[4]
@@ -180,7 +168,7 @@ def test_books_follow_changes_made_through_them_and_by_another_process(tmp_path:
 
     # Another process (a backfill beside the daemon) adds an earlier ticket of the month.
     other = State(tmp_path / "state.db")
-    other.put_facts(_facts("0", "2026-03-01T08:00:00Z"))
+    other.put_facts(ticket("0", "2026-03-01T08:00:00Z"))
     other.close()
     assert _month(books, rules, fifth) == ["incidents: 5 of 4 in 2026-03"]
 
@@ -198,10 +186,10 @@ def test_books_beyond_their_limit_are_dropped_oldest_first(tmp_path: Path) -> No
     contract = CONTRACTS["photoprism"]
     for org in ("org-1", "org-2", "org-3"):
         for day in range(1, 4):
-            state.put_facts(_facts(f"{org}-{day}", f"2026-03-0{day}T10:00:00Z", customer=org))
-    first = books.book(rules, contract, _facts("org-1-3", "2026-03-03T10:00:00Z"))
-    books.book(rules, contract, _facts("org-2-3", "2026-03-03T10:00:00Z", customer="org-2"))
-    again = books.book(rules, contract, _facts("org-1-3", "2026-03-03T10:00:00Z"))
+            state.put_facts(ticket(f"{org}-{day}", f"2026-03-0{day}T10:00:00Z", customer=org))
+    first = books.book(rules, contract, ticket("org-1-3", "2026-03-03T10:00:00Z"))
+    books.book(rules, contract, ticket("org-2-3", "2026-03-03T10:00:00Z", customer="org-2"))
+    again = books.book(rules, contract, ticket("org-1-3", "2026-03-03T10:00:00Z"))
     assert again is not first  # 6 entries > 5: org-1's book went, and was read again
     assert len(again) == 3
     state.close()
