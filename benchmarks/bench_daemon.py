@@ -17,7 +17,7 @@ Usage: python benchmarks/bench_daemon.py [--quick] [--parts economy,latency,memo
    against the sandbox on loopback, with no rate limit. Printed: the peak RSS (`ru_maxrss`) of
    that process, goal ≤ 200 MB and flat in the ticket count, with its CPU time and tickets per
    second.
-4. Load (a subprocess, loopback, real time; not in the default parts: about 50 minutes a
+4. Load (a subprocess, loopback, real time; not in the default parts: about an hour a
    helpdesk). The real daemon (`python -m connector run`) against 100,000 tickets of 50
    customers, under a per-minute limit the sandbox enforces. Phase 1: it starts with every
    ticket waiting. Printed: tickets and requests a minute, the share of the limit used, 429s,
