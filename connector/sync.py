@@ -451,7 +451,7 @@ class Sync:
                 if counted:
                     if book is not None:
                         shown = self._shown_later(contract, facts)
-                        before = book.ledger() if shown else None
+                        before = book.pin() if shown else None
                     self.state.put_facts(facts, text)
                     self.books.put(facts)
             ledger = book.ledger() if book is not None else self._ledger(contract, facts)

@@ -337,32 +337,40 @@ class Ledger:
         installation allowance) acts on a ticket before the quotas that count out-of-scope
         tickets (grace calls) look at it, as if each quota had counted every ticket in turn.
         """
-        self._ids = {e.id for e in entries}
+        self._ids: set[str] = set()
         self._uses: dict[str, list[QuotaUse]] = defaultdict(list)
         self._allocations: dict[tuple[str, str], Allocation] = {}
-        # The tickets the contract does not cover; an allowance can add more below.
-        self._out_of_scope = {e.id for e in entries if not e.covered}
-        quotas = list(contract.spec.quotas.items())
-        targets = _capacity_targets(contract)
-        self._targets = [name for name, _ in targets]
-        used: list[dict[tuple[str, str], int]] = [{} for _ in quotas]
-        days: list[tuple[dict[tuple[str, str], int], dict[tuple[str, str], list[int]]]] = [
-            ({}, {}) for _ in targets
+        # The tickets the contract does not cover; an allowance can add more.
+        self._out_of_scope: set[str] = set()
+        # The running totals, kept so that `extend` can count one more ticket.
+        self._quotas = list(contract.spec.quotas.items())
+        self._capacities = _capacity_targets(contract)
+        self._targets = [name for name, _ in self._capacities]
+        self._used: list[dict[tuple[str, str], int]] = [{} for _ in self._quotas]
+        self._days: list[tuple[dict[tuple[str, str], int], dict[tuple[str, str], list[int]]]] = [
+            ({}, {}) for _ in self._capacities
         ]
         for e in entries:
-            if not e.counted:
+            self.extend(e)
+
+    def extend(self, e: Entry) -> None:
+        """Count one more ticket, which must come after every ticket counted so far."""
+        self._ids.add(e.id)
+        if not e.covered:
+            self._out_of_scope.add(e.id)
+        if not e.counted:
+            return
+        for index, (name, quota) in enumerate(self._quotas):
+            q = e.quotas[index]
+            if q is None or not q.wanted:
                 continue
-            for index, (name, quota) in enumerate(quotas):
-                q = e.quotas[index]
-                if q is None or not q.wanted:
-                    continue
-                if (e.id not in self._out_of_scope) != (quota.applies_to == "in_scope"):
-                    continue
-                self._count(name, quota, q, e, used[index])
-            for index, (name, target) in enumerate(targets):
-                t = e.targets[index]
-                if t is not None:
-                    self._allocate(name, target, t, e.id, days[index])
+            if (e.id not in self._out_of_scope) != (quota.applies_to == "in_scope"):
+                continue
+            self._count(name, quota, q, e, self._used[index])
+        for index, (name, target) in enumerate(self._capacities):
+            t = e.targets[index]
+            if t is not None:
+                self._allocate(name, target, t, e.id, self._days[index])
 
     def _count(
         self,
@@ -449,6 +457,7 @@ class LedgerBook:
         self._entries: list[Entry] = []  # in counting order
         self._by_id: dict[str, Entry] = {}
         self._ledger: Ledger | None = None
+        self._pinned: Ledger | None = None  # see `pin`
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -467,17 +476,27 @@ class LedgerBook:
             if self.holds(facts):
                 self._by_id[facts.id] = entry(self.contract, facts)
         self._entries = _in_counting_order(self._by_id.values())
-        self._ledger = None
+        self._ledger = self._pinned = None
 
     def put(self, facts: TicketFacts) -> None:
-        """Add a ticket or its new facts (a ticket the book does not hold is dropped)."""
+        """Add a ticket or its new facts (a ticket the book does not hold is dropped).
+
+        A new ticket that comes last in counting order, as a new ticket usually does, is
+        counted onto the ledger in hand; any other change has the ledger counted again.
+        """
         self.remove(facts.id)
         if not self.holds(facts):
             return
         new = entry(self.contract, facts)
-        insort(self._entries, new)
         self._by_id[new.id] = new
-        self._ledger = None
+        if not self._entries or self._entries[-1] < new:
+            self._entries.append(new)
+            if self._ledger is not None and self._ledger is not self._pinned:
+                self._ledger.extend(new)
+                return
+        else:
+            insort(self._entries, new)
+        self._ledger = self._pinned = None
 
     def remove(self, ticket_id: str) -> None:
         """Forget a ticket (nothing when the book does not hold it)."""
@@ -485,7 +504,7 @@ class LedgerBook:
         if old is None:
             return
         del self._entries[bisect_left(self._entries, old)]
-        self._ledger = None
+        self._ledger = self._pinned = None
 
     def ledger(self) -> Ledger:
         """The ledger of the book's tickets as they are now (counted again after a change)."""
@@ -493,9 +512,14 @@ class LedgerBook:
             self._ledger = Ledger.of_entries(self.contract, self._entries)
         return self._ledger
 
+    def pin(self) -> Ledger:
+        """The ledger as it is now, left as it is by later changes (they count a new one)."""
+        self._pinned = self.ledger()
+        return self._pinned
+
     def cool(self) -> None:
         """Let the counted ledger go (it is counted again when next asked for)."""
-        self._ledger = None
+        self._ledger = self._pinned = None
 
     def later(self, facts: TicketFacts) -> list[str]:
         """The ids of the tickets after `facts` in counting order."""
