@@ -21,6 +21,7 @@ from collections.abc import Iterable
 from http import HTTPStatus
 from socketserver import ThreadingMixIn
 from typing import TYPE_CHECKING, Any
+from wsgiref.handlers import SimpleHandler
 from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer, make_server
 from wsgiref.types import StartResponse, WSGIEnvironment
 
@@ -52,6 +53,13 @@ class _CuttingHandler(ServerHandler):
             self.close()
             return
         super().handle_error()
+
+    def close(self) -> None:
+        # `ServerHandler.close` logs the status line, and a cut answer has none.
+        if getattr(self, "status", None) is None:
+            SimpleHandler.close(self)
+            return
+        super().close()
 
 
 class _RequestHandler(WSGIRequestHandler):

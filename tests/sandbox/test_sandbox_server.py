@@ -53,12 +53,21 @@ def test_control_api_injects_faults_and_agent_edits(server: SandboxServer) -> No
         assert control.post("/faults", json={"kind": "nonsense"}).status_code == 400
 
 
-def test_a_cut_fault_drops_the_socket(server: SandboxServer, sandbox: Sandbox) -> None:
-    sandbox.faults.add("cut_after", helpdesk="freshdesk", method="PUT")
+@pytest.mark.parametrize(("kind", "priority"), [("cut_after", 1), ("cut_before", 4)])
+def test_a_cut_fault_drops_the_socket_quietly(
+    server: SandboxServer,
+    sandbox: Sandbox,
+    capfd: pytest.CaptureFixture[str],
+    kind: str,
+    priority: int,
+) -> None:
+    sandbox.faults.add(kind, helpdesk="freshdesk", method="PUT")
     with httpx.Client(base_url=server.freshdesk_url, auth=FRESHDESK_AUTH) as freshdesk:
         with pytest.raises(httpx.RemoteProtocolError):
             freshdesk.put("/api/v2/tickets/1001", json={"priority": 1})
-        assert freshdesk.get("/api/v2/tickets/1001").json()["priority"] == 1
+        assert freshdesk.get("/api/v2/tickets/1001").json()["priority"] == priority
+    # A cut is a fault the sandbox meant: no traceback from its server thread.
+    assert "Traceback" not in capfd.readouterr().err
 
 
 def test_serving_one_helpdesk_only(sandbox: Sandbox) -> None:
