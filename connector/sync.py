@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import cached_property
+from itertools import islice
 from typing import Any
 
 from connector.errors import (
@@ -151,7 +152,7 @@ _UNMAPPED = DesiredResults(
 # Ledger entries kept across customers' books (about 500 bytes each): 2,000 tickets in the
 # open periods of each of 75 customers.
 BOOK_ENTRIES = 150_000
-WARM = 8  # books whose counted ledger is kept (see `Books._warm`)
+WARM = 8  # books whose counted ledger is kept (see `Books._cool`)
 
 
 class Books:
@@ -171,7 +172,6 @@ class Books:
         self.limit = limit
         self._books: OrderedDict[tuple[str, str], LedgerBook] = OrderedDict()
         self._where: dict[str, tuple[str, str]] = {}  # ticket → the book holding it
-        self._recent: OrderedDict[tuple[str, str], None] = OrderedDict()  # see `_warm`
         self._rules: Rules | None = None
         self._version: int | None = None
 
@@ -188,7 +188,7 @@ class Books:
         book = self._books.get(key)
         if book is not None and _covers(book.since, since, reach):
             self._books.move_to_end(key)
-            self._warm(key)
+            self._cool()
             return book
         self._drop(key)
         book = LedgerBook(contract, since, reach.kept)
@@ -199,7 +199,7 @@ class Books:
         for ticket in book.ids():
             self._where[ticket] = key
         self._evict()
-        self._warm(key)
+        self._cool()
         return book
 
     def put(self, facts: TicketFacts) -> None:
@@ -222,18 +222,14 @@ class Books:
     def clear(self) -> None:
         self._books.clear()
         self._where.clear()
-        self._recent.clear()
         self._rules = self._version = None
 
-    def _warm(self, key: tuple[str, str]) -> None:
+    def _cool(self) -> None:
         """Keep the counted ledgers of the `WARM` books used last, and only theirs: a
-        ledger takes about as much memory as its book again."""
-        self._recent[key] = None
-        self._recent.move_to_end(key)
-        while len(self._recent) > WARM:
-            cold, _ = self._recent.popitem(last=False)
-            if cold in self._books:
-                self._books[cold].cool()
+        ledger takes about as much memory as its book again. Called each time a book moves
+        to the end, which pushes one book out of the last `WARM`."""
+        for cold in islice(reversed(self._books), WARM, WARM + 1):
+            self._books[cold].cool()
 
     def _drop(self, key: tuple[str, str]) -> None:
         book = self._books.pop(key, None)
@@ -431,8 +427,7 @@ class Sync:
         except UnmappedTicket as exc:
             self.log.warning("ticket_unmapped", ticket=item.id, reason=exc.reason)
             if record:
-                self.state.forget_facts(item.id)
-                self.books.forget(item.id)
+                self._forget_facts(item.id)
                 self.state.wake_at(item.id, None)
             outcome.problem, outcome.unmapped = exc.reason, True
             outcome.desired = _UNMAPPED
@@ -443,9 +438,9 @@ class Sync:
         shown: dict[str, str] = {}  # the later tickets showing results, and what they show
         counted = False  # whether the ledger now holds different facts for this ticket
         if contract is not None and contract.needs_ledger:
-            if record and facts.customer is not None:
-                book = self.books.book(self.rules, contract, facts)
             if record:
+                if facts.customer is not None:
+                    book = self.books.book(self.rules, contract, facts)
                 text = facts.model_dump_json()
                 counted = self.state.facts_json(item.id) != text
                 if counted:
@@ -461,8 +456,7 @@ class Sync:
             self.log.warning("ticket_unmapped", ticket=item.id, reason=decision.problem)
             outcome.problem, outcome.unmapped = decision.problem, True
             if record:
-                self.state.forget_facts(item.id)
-                self.books.forget(item.id)
+                self._forget_facts(item.id)
         outcome.desired = desired_results(
             decision, self.rules.mapping, self.rules.owned_tags, contract
         )
@@ -515,6 +509,11 @@ class Sync:
         return outcome
 
     # --- the ledger -----------------------------------------------------------------------
+
+    def _forget_facts(self, ticket: str) -> None:
+        """Stop counting a ticket: in the state and in the books that mirror it."""
+        self.state.forget_facts(ticket)
+        self.books.forget(ticket)
 
     def _ledger(self, contract: Contract, facts: TicketFacts) -> Ledger:
         """The ticket with the customer's earlier tickets of its periods, read for it alone

@@ -326,7 +326,7 @@ class Ledger:
             and self.in_scope(ticket_id) == other.in_scope(ticket_id)
             and all(
                 self.allocation(ticket_id, name) == other.allocation(ticket_id, name)
-                for name in self._targets
+                for name, _ in self._capacities
             )
         )
 
@@ -345,7 +345,6 @@ class Ledger:
         # The running totals, kept so that `extend` can count one more ticket.
         self._quotas = list(contract.spec.quotas.items())
         self._capacities = _capacity_targets(contract)
-        self._targets = [name for name, _ in self._capacities]
         self._used: list[dict[tuple[str, str], int]] = [{} for _ in self._quotas]
         self._days: list[tuple[dict[tuple[str, str], int], dict[tuple[str, str], list[int]]]] = [
             ({}, {}) for _ in self._capacities
