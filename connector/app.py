@@ -108,10 +108,14 @@ def _credentials(
     zendesk = settings.zendesk
     if zendesk.auth == "api_token":
         if not zendesk.email:
-            raise ConfigError([Problem(settings.source, "zendesk.email", "is required")])
+            raise ConfigError(
+                [Problem(settings.source, "zendesk.email", "required key is missing")]
+            )
         return ApiTokenCredentials(zendesk.email, _secret(settings, "zendesk_api_token"))
     if not zendesk.client_id:
-        raise ConfigError([Problem(settings.source, "zendesk.client_id", "is required")])
+        raise ConfigError(
+            [Problem(settings.source, "zendesk.client_id", "required key is missing")]
+        )
     configured = (
         secrets.get("zendesk_oauth_refresh_token")
         if secrets is not None

@@ -489,13 +489,12 @@ def _ticket_hint(line: str) -> str:
 
 def _first_error(exc: ValidationError) -> str:
     """The first three problems of a validation error, on one line."""
+    from connector.errors import validation_message
+
     parts = []
     for error in exc.errors()[:3]:
         loc = ".".join(str(p) for p in error["loc"]) or "line"
-        message = error["msg"]
-        if error["type"] == "timezone_aware":
-            message = "timestamp without a timezone (add Z or an offset)"
-        parts.append(f"{loc}: {message}")
+        parts.append(f"{loc}: {validation_message(error)}")
     more = len(exc.errors()) - 3
     return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
 

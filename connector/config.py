@@ -28,7 +28,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from connector.errors import ConfigError, Problem
+from connector.errors import ConfigError, Problem, validation_message
 from connector.http import LOOPBACK_HOSTS
 from connector.mappingfiles import default_mappings_dir
 
@@ -183,7 +183,9 @@ class Settings(BaseSettings):
         """The configured base URL of the helpdesk in use."""
         section = self.zendesk if self.helpdesk == "zendesk" else self.freshdesk
         if not section.url:
-            raise ConfigError([Problem(self.source, f"{self.helpdesk}.url", "is required")])
+            raise ConfigError(
+                [Problem(self.source, f"{self.helpdesk}.url", "required key is missing")]
+            )
         return section.url
 
     def first_poll_start(self, now: datetime) -> datetime:
@@ -237,7 +239,7 @@ def load_settings(path: Path | None, **overrides: Any) -> Settings:
             Problem(
                 _origin(source, error["loc"]),
                 ".".join(str(part) for part in error["loc"]),
-                _message(error),
+                validation_message(error),
             )
             for error in exc.errors()
         ]
@@ -264,14 +266,6 @@ def _origin(source: str, loc: tuple[int | str, ...]) -> str:
         if name in names:
             return f"environment {name}"
     return source
-
-
-def _message(error: Any) -> str:
-    if error["type"] == "extra_forbidden":
-        return "unknown key"
-    if error["type"] == "missing":
-        return "is required"
-    return str(error["msg"])
 
 
 def secret(name: str) -> SecretStr | None:

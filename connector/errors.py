@@ -6,7 +6,9 @@ status the command line uses for it (0 ok, 1 runtime failure, 2 bad usage or con
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = [
     "ApiError",
@@ -23,6 +25,7 @@ __all__ = [
     "RateLimited",
     "UnmappedTicket",
     "ValidationFailed",
+    "validation_message",
 ]
 
 
@@ -55,6 +58,83 @@ def _one_line(text: str) -> str:
     if text.isprintable():
         return text
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+# What a value of the wrong kind was expected to be, by pydantic's error type. The types are
+# part of pydantic's API; its wording (`msg`) changes between releases and is not ours to show.
+_EXPECTED = {
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "string_type": "text",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "list_type": "a list",
+    "tuple_type": "a list",
+    "set_type": "a list",
+    "dict_type": "keys and values",
+    "model_type": "keys and values",
+    "model_attributes_type": "keys and values",
+    "datetime_type": "an instant",
+    "datetime_parsing": "an instant",
+    "datetime_from_date_parsing": "an instant",
+    "date_type": "a date",
+    "date_parsing": "a date",
+    "date_from_datetime_parsing": "a date",
+}
+# Types whose context says what was expected: (type, context key, wording).
+_BOUNDS = {
+    "greater_than": ("gt", "more than {}"),
+    "greater_than_equal": ("ge", "at least {}"),
+    "less_than": ("lt", "less than {}"),
+    "less_than_equal": ("le", "at most {}"),
+    "too_short": ("min_length", "at least {} item(s)"),
+    "too_long": ("max_length", "at most {} item(s)"),
+    "string_too_short": ("min_length", "at least {} character(s)"),
+    "string_too_long": ("max_length", "at most {} character(s)"),
+    "string_pattern_mismatch": ("pattern", "text matching {}"),
+    "literal_error": ("expected", "{}"),
+    "enum": ("expected", "{}"),
+}
+
+
+def validation_message(error: Mapping[str, Any]) -> str:
+    """One pydantic error (an item of `ValidationError.errors()`) in our own words.
+
+    Our validators' own messages are kept as they are; pydantic's built-in checks are worded
+    here from the error's type and context, so a pydantic release does not change what users
+    (and tests) read.
+    """
+    kind = str(error.get("type", ""))
+    context = error.get("ctx") or {}
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "required key is missing"
+    if kind in ("value_error", "assertion_error") and "error" in context:
+        return str(context["error"])
+    if kind == "timezone_aware":
+        return "timestamp without a timezone (add Z or an offset)"
+    if kind in _EXPECTED:
+        return f"expected {_EXPECTED[kind]}, got {_described(error.get('input'))}"
+    if kind in _BOUNDS and _BOUNDS[kind][0] in context:
+        key, wording = _BOUNDS[kind]
+        expected = wording.format(context[key])
+        return f"expected {expected}, got {_described(error.get('input'))}"
+    return str(error.get("msg", kind))
+
+
+def _described(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return "keys and values"
+    if isinstance(value, list | tuple):
+        return f"a list of {len(value)}"
+    if value is None:
+        return "nothing"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 class ConfigError(ConnectorError):

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from connector.errors import ConfigError, Problem
+from connector.errors import ConfigError, Problem, validation_message
 from connector.helpdesks.mapping import HelpdeskMapping, cross_check
 from connector.sla.contract import Contract, ContractInvalid
 
@@ -212,19 +212,29 @@ def _refuse_deep_nesting(text: str, file: str) -> None:
     """
     if sum(text.count(c) for c in "[{-:?") <= _SCAN_ABOVE:
         return
+    try:
+        _count_depth(text, file, _Loader)
+    except yaml.YAMLError:
+        # libyaml's scanner reads a flow collection ahead of its events and has a nesting
+        # limit of its own (PyYAML 6.0.4 and later): count again with the pure-Python parser,
+        # which emits events level by level, so the file gets our line, not libyaml's wording.
+        # A file that does not parse there either is left to the composer, which reports it.
+        with contextlib.suppress(yaml.YAMLError):
+            _count_depth(text, file, yaml.SafeLoader)
+
+
+def _count_depth(text: str, file: str, loader: Any) -> None:
     depth = 0
-    # A file that does not parse is left to the composer, which reports it with its line.
-    with contextlib.suppress(yaml.YAMLError):
-        for event in yaml.parse(text, Loader=_Loader):
-            if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
-                depth += 1
-                if depth > MAX_DEPTH:
-                    mark = event.start_mark
-                    line = None if mark is None else mark.line + 1
-                    problem = f"nested more than {MAX_DEPTH} levels deep"
-                    raise ConfigError([Problem(file, "", problem, line)])
-            elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
-                depth -= 1
+    for event in yaml.parse(text, Loader=loader):
+        if isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+            depth += 1
+            if depth > MAX_DEPTH:
+                mark = event.start_mark
+                line = None if mark is None else mark.line + 1
+                problem = f"nested more than {MAX_DEPTH} levels deep"
+                raise ConfigError([Problem(file, "", problem, line)])
+        elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+            depth -= 1
 
 
 def line_of(lines: dict[KeyPath, int], path: KeyPath) -> int | None:
@@ -326,8 +336,7 @@ def load_helpdesk_mapping(path: Path) -> HelpdeskMapping:
         problems = []
         for error in exc.errors():
             loc = tuple(p for p in error["loc"] if not str(p).startswith("function-"))
-            message = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
-            message = message.removeprefix("Value error, ")
+            message = validation_message(error)
             problems.append(
                 Problem(str(path), ".".join(map(str, loc)), message, line_of(lines, loc))
             )

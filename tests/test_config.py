@@ -145,7 +145,7 @@ def test_a_missing_file_is_named(tmp_path: Path) -> None:
 def test_a_missing_helpdesk_and_a_bad_value_are_both_reported(tmp_path: Path) -> None:
     path = write(tmp_path, 'poll_interval = 0\n[log]\nformat = "xml"\n')
     found = problems(path)
-    assert f"{path}: helpdesk: is required" in found
+    assert f"{path}: helpdesk: required key is missing" in found
     assert any(p.startswith(f"{path}: poll_interval: ") for p in found)
     assert any(p.startswith(f"{path}: log.format: ") for p in found)
 
@@ -161,7 +161,7 @@ def test_a_bad_value_from_the_environment_names_the_variable(
 def test_a_missing_helpdesk_url_is_named_when_asked_for(tmp_path: Path) -> None:
     path = write(tmp_path, 'helpdesk = "freshdesk"\n')
     settings = load_settings(path)
-    with pytest.raises(ConfigError, match=r"freshdesk\.url: is required"):
+    with pytest.raises(ConfigError, match=r"freshdesk\.url: required key is missing"):
         _ = settings.helpdesk_url
 
 

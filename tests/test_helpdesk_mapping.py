@@ -114,7 +114,7 @@ def test_the_example_mappings_load(zendesk: HelpdeskMapping, freshdesk: Helpdesk
             "helpdesk: freshdesk\nfacts:\n  contract: {static: x}\n  sevrity: {static: y}\n",
             "x.yaml:4: facts.sevrity: unknown key",
         ),
-        ("helpdesk: jira\nfacts:\n  contract: {static: x}\n", "x.yaml:1: helpdesk: Input should"),
+        ("helpdesk: jira\nfacts:\n  contract: {static: x}\n", "x.yaml:1: helpdesk: expected "),
         (
             "helpdesk: zendesk\nfacts: {contract: {static: x}}\n"
             "results:\n  due:\n    - {native: due_by, targets: [resolution]}\n",

@@ -24,6 +24,7 @@ from pydantic import (
     ValidationError,
 )
 
+from connector.errors import validation_message
 from connector.sla.calendar import (
     WEEKDAYS,
     BusinessCalendar,
@@ -330,7 +331,7 @@ class Contract:
             spec = ContractSpec.model_validate(data)
         except ValidationError as exc:
             raise ContractInvalid(
-                [(tuple(e["loc"]), _pydantic_message(e)) for e in exc.errors()]
+                [(tuple(e["loc"]), validation_message(e)) for e in exc.errors()]
             ) from None
         problems: list[tuple[KeyPath, str]] = []
         offices = {
@@ -714,14 +715,3 @@ def parse_week_instant(text: str) -> int:
     if seconds > 86_400:
         raise ValueError(f"bad weekly instant {text!r} (time past 24:00)")
     return WEEKDAYS.index(day[:3].lower()) * 86_400 + seconds
-
-
-def _pydantic_message(error: Any) -> str:
-    message = str(error["msg"])
-    if error["type"] == "extra_forbidden":
-        return "unknown key"
-    if error["type"] == "missing":
-        return "required key is missing"
-    if message.startswith("Value error, "):
-        message = message.removeprefix("Value error, ")
-    return message
