@@ -242,7 +242,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--mappings",
         metavar="DIR",
-        help="mapping folder with contracts/ (default: ./mappings or bundled)",
+        help="mapping folder with contracts/ "
+        "(default: $SLA_CONNECTOR_MAPPINGS, else the bundled contracts)",
     )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -39,13 +40,16 @@ _SCAN_ABOVE = 2000
 
 
 def default_mappings_dir() -> Path:
-    """`$SLA_CONNECTOR_MAPPINGS`, else `./mappings`, else the folder bundled beside the package."""
+    """`$SLA_CONNECTOR_MAPPINGS`, else the mappings bundled in the package.
+
+    The bundled folder is package data (`connector/bundled`, the repository's `mappings/`), so
+    a plain `pip install` finds it from any working directory. A `--mappings` option or the
+    configuration's `mappings` key is given precedence by the callers.
+    """
     if env := os.environ.get("SLA_CONNECTOR_MAPPINGS"):
         return Path(env)
-    here = Path("mappings")
-    if (here / "contracts").is_dir():
-        return here
-    return Path(__file__).resolve().parent.parent / "mappings"
+    # pip installs a wheel as files, so the resource is a folder on disk.
+    return Path(str(resources.files("connector") / "bundled"))
 
 
 def read_yaml(path: Path) -> tuple[Any, dict[KeyPath, int]]:

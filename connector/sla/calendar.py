@@ -23,6 +23,7 @@ from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+from connector.sla.holidaydata import canonical, holiday_table, split_label
 from connector.timeutil import from_epoch, to_epoch
 
 __all__ = [
@@ -133,7 +134,8 @@ class HolidayRule:
     """Which local dates an office is closed for the whole day.
 
     `country`/`subdivision` name a calendar of the `holidays` package; `names`, when given,
-    keeps only those holidays (each also on its observed date when `observed`); `closed` adds
+    keeps only those holidays, each also on its observed date when `observed` (names compared
+    by `holidaydata.canonical`: the same days across the package's releases); `closed` adds
     dates of the contract's own.
     """
 
@@ -155,31 +157,26 @@ class HolidayRule:
 
 
 def _holiday_table(rule: HolidayRule, years: Iterable[int]) -> dict[date, str]:
-    import holidays  # imported late: it costs ~50 ms and only calendars that are used need it
-
     assert rule.country is not None
-
-    table = holidays.country_holidays(
-        rule.country, subdiv=rule.subdivision, years=list(years), observed=rule.observed
-    )
+    table = holiday_table(rule.country, rule.subdivision, years, observed=rule.observed)
     if rule.names is None:
-        return dict(table.items())
+        return table
+    wanted = {canonical(name) for name in rule.names}
     kept: dict[date, str] = {}
     for day, label in table.items():
-        # The package joins several holidays of one date with "; " and marks observed dates.
-        for name in str(label).split("; "):
-            if name.removesuffix(" (observed)") in rule.names:
+        for name in split_label(label):
+            if canonical(name) in wanted:
                 kept[day] = name
     return kept
 
 
 def holiday_names(country: str, subdivision: str | None, years: Iterable[int]) -> set[str]:
-    """The holiday names a country (and subdivision) uses in those years, observed marks removed."""
-    rule = HolidayRule(country=country, subdivision=subdivision)
-    names: set[str] = set()
-    for label in _holiday_table(rule, years).values():
-        names.update(n.removesuffix(" (observed)") for n in label.split("; "))
-    return names
+    """The holidays a country (and subdivision) has in those years, by canonical name."""
+    return {
+        canonical(name)
+        for label in holiday_table(country, subdivision, years).values()
+        for name in split_label(label)
+    }
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,7 @@ from connector.sla.calendar import (
     zone,
 )
 from connector.sla.durations import BusinessDays, BusinessHours, Duration, Hours, parse_duration
+from connector.sla.holidaydata import canonical, subdivisions
 from connector.sla.model import Entitlement, Priority, TicketFacts
 
 __all__ = ["CUSTOMER_ZONE", "Contract", "ContractInvalid", "ContractSpec", "TargetSpec"]
@@ -464,10 +465,8 @@ def _holiday_rule(
         if spec.subdivision or spec.only:
             problems.append((path, "subdivision and only need a country"))
         return rule
-    import holidays
-
     try:
-        table = holidays.country_holidays(spec.country, years=[])
+        known_subdivisions = subdivisions(spec.country)
     except NotImplementedError:
         problems.append(
             (
@@ -477,8 +476,8 @@ def _holiday_rule(
             )
         )
         return rule
-    if spec.subdivision is not None and spec.subdivision not in table.subdivisions:
-        choices = ", ".join(table.subdivisions) or "none"
+    if spec.subdivision is not None and spec.subdivision not in known_subdivisions:
+        choices = ", ".join(known_subdivisions) or "none"
         problems.append(
             (
                 (*path, "subdivision"),
@@ -490,7 +489,7 @@ def _holiday_rule(
     if spec.only:
         known = holiday_names(spec.country, spec.subdivision, range(2020, 2031))
         for i, name in enumerate(spec.only):
-            if name not in known:
+            if canonical(name) not in known:
                 problems.append(
                     (
                         (*path, "only", i),
