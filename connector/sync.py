@@ -42,6 +42,7 @@ from connector.sla.engine import decide, decide_with
 from connector.sla.model import Decision, TicketFacts
 from connector.sla.quotas import Ledger, LedgerBook, Reach, reach
 from connector.state import State
+from connector.timeutil import format_instant
 
 __all__ = ["Outcome", "Rules", "Sync", "Totals", "results_fingerprint"]
 
@@ -313,7 +314,15 @@ class Sync:
                     if until is not None and item.updated_at > until:
                         break
                     self._count(totals, self.handle(item))
-                    if totals.newest is None or item.updated_at > totals.newest:
+                    if item.id in page.ahead:
+                        self.log.warning(
+                            "ticket_dated_in_future",
+                            ticket=item.id,
+                            updated_at=format_instant(item.updated_at),
+                            detail="handled; the poll position does not move past the "
+                            "helpdesk's clock",
+                        )
+                    elif totals.newest is None or item.updated_at > totals.newest:
                         totals.newest = item.updated_at
                 else:
                     self.state.set_cursor(cursor_name, page.cursor, self.clock())

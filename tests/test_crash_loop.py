@@ -150,10 +150,10 @@ def position(value: str) -> tuple[int, int] | None:
         return int(float(stamp)), int(rest.rstrip("|"))
     if value.startswith("start:"):
         return int(datetime.fromisoformat(value.removeprefix("start:")).timestamp()), -1
-    if value.startswith("{"):  # Freshdesk: updated_since and the ids of that second seen
+    if value.startswith("{"):  # Freshdesk: updated_since and the versions seen since then
         poll = PollPosition.model_validate_json(value)
         last = poll.last_updated_at or poll.since
-        return int(last.timestamp()), max(poll.seen_ids, default=-1)
+        return int(last.timestamp()), max((i for i, s in poll.seen if s == last), default=-1)
     return None
 
 

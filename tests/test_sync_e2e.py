@@ -354,3 +354,49 @@ def test_wake_ups_whose_writes_fail_stay_queued(desk: Desk) -> None:
     desk.sync.wake()
     for ticket_id in ids:
         assert "sla_photoprism" in desk.tags(ticket_id), ticket_id
+
+
+# --- the Freshdesk poll position (issue 16, item 1) -----------------------------------------
+
+
+def new_ticket(desk: Desk, ticket_id: int) -> None:
+    """A photoprism sev1 ticket of customer 101, created now on the sandbox clock."""
+    seed = SeedTicket(ticket_id, "new sev1", desk.clock(), 101, severity="sev1")
+    desk.sandbox.seed([seed], customers=(), helpdesks=(desk.name,))
+
+
+@pytest.mark.reliability
+def test_a_ticket_dated_hours_ahead_does_not_make_the_poll_skip_later_tickets(
+    tmp_path: Path,
+) -> None:
+    desk = open_desk("freshdesk", tmp_path)
+    desk.run()
+    # A server whose clock runs 6 h ahead stamps an agent's edit of 1002.
+    desk.sandbox.freshdesk.stamp(1002, desk.clock() + timedelta(hours=6))
+    with structlog.testing.capture_logs() as logs:
+        desk.run()
+    assert [e["ticket"] for e in logs if e["event"] == "ticket_dated_in_future"] == ["1002"]
+    new_ticket(desk, 1300)
+    desk.run()
+    assert "sla_sev1" in desk.tags(1300)
+    assert len(desk.notes(1300)) == 1
+    # The future version is not handled again on each pass.
+    before = desk.writes()
+    desk.run()
+    assert desk.writes() == before
+
+
+@pytest.mark.reliability
+def test_a_change_stamped_before_the_last_one_seen_is_still_read(tmp_path: Path) -> None:
+    desk = open_desk("freshdesk", tmp_path)
+    desk.run()
+    new_ticket(desk, 1300)
+    desk.run()
+    desk.run()  # reads back its own writes: the position is at the newest change
+    newest = max(t.updated_at for t in desk.tickets().values())
+    # Another server, 20 s behind the one that stamped the newest change, records a new ticket.
+    new_ticket(desk, 1301)
+    desk.sandbox.freshdesk.stamp(1301, newest - timedelta(seconds=20))
+    desk.run()
+    assert "sla_sev1" in desk.tags(1301)
+    assert len(desk.notes(1301)) == 1

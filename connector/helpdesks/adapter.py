@@ -30,10 +30,15 @@ class Item:
 
 @dataclass(frozen=True, slots=True)
 class Page:
-    """Tickets of one poll page and the position that follows them."""
+    """Tickets of one poll page and the position that follows them.
+
+    `ahead` names the items stamped later than the helpdesk's own clock: they are handled, but
+    did not move the position (and are worth a log line: a server's clock is off).
+    """
 
     items: list[Item]
     cursor: str
+    ahead: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)

@@ -265,6 +265,19 @@ class FreshdeskDesk:
             ticket.tags.append("agent_edit")
         self._touch(ticket, strictly_later=True)
 
+    def stamp(self, ticket_id: int, at: datetime) -> None:
+        """An agent edit that Freshdesk records at `at`, whatever its clock says.
+
+        What a server whose clock is off does (hours ahead, or seconds behind the one that
+        stamped the last change), and a slow write that shows after later ones.
+        """
+        ticket = self.tickets[ticket_id]
+        if "agent_edit" not in ticket.tags:
+            ticket.tags.append("agent_edit")
+        self._changes.discard(ticket)
+        ticket.updated_at = at.astimezone(UTC).replace(microsecond=0)
+        self._changes.add(ticket)
+
     def solve(self, ticket_id: int, at: datetime | None = None) -> None:
         """An agent resolves the ticket (status 4)."""
         ticket = self.tickets[ticket_id]

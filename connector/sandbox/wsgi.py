@@ -21,7 +21,7 @@ import threading
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from http import HTTPStatus
 from typing import Any, NamedTuple, Protocol
@@ -377,7 +377,9 @@ def wsgi_app(host: Host, desk: Desk) -> WSGIApplication:
     def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         response = handle(host, desk, ApiRequest.from_environ(environ))
         phrase = HTTPStatus(response.status).phrase
-        start_response(f"{response.status} {phrase}", response.all_headers())
+        # As the real services do, the answer says the time on the helpdesk's (sandbox) clock.
+        date = ("Date", format_datetime(host.now().astimezone(UTC), usegmt=True))
+        start_response(f"{response.status} {phrase}", [*response.all_headers(), date])
         return [response.body]
 
     return app

@@ -253,7 +253,7 @@ def test_first_request_asks_for_changes_since_oldest_first_with_stats() -> None:
     )
 
 
-def test_a_round_ends_without_next_link_and_the_next_starts_at_the_last_change() -> None:
+def test_a_round_ends_without_next_link_and_the_next_reaches_back_by_the_overlap() -> None:
     poller = TicketPoller(T0, per_page=2, restart_every=300)
     first = poller.feed(list_page([ticket_json(1, T0 + S), ticket_json(2, T0 + 2 * S)], True))
     assert [t.id for t in first] == [1, 2]
@@ -263,7 +263,8 @@ def test_a_round_ends_without_next_link_and_the_next_starts_at_the_last_change()
     assert poller.done
     assert poller.next_request(BASE) is None
     poller.start_round()
-    assert (poller.since, poller.page) == (T0 + 2 * S, 1)
+    # OVERLAP before the last change, but never before where the round began.
+    assert (poller.since, poller.page) == (T0, 1)
     # The next round sees the tickets of the last second again: only a new version is reported.
     again = poller.feed(
         list_page(
@@ -278,7 +279,9 @@ def test_position_resumes_without_repeating_or_losing() -> None:
     poller = TicketPoller(T0, per_page=2, restart_every=300)
     poller.feed(list_page([ticket_json(1, T0 + S), ticket_json(2, T0 + S)], True))
     saved = PollPosition.model_validate_json(poller.position.model_dump_json())
-    assert saved == PollPosition(since=T0, page=2, last_updated_at=T0 + S, seen_ids=(1, 2))
+    assert saved == PollPosition(
+        since=T0, page=2, last_updated_at=T0 + S, start=T0, seen=((1, T0 + S), (2, T0 + S))
+    )
     resumed = TicketPoller.resume(saved, per_page=2, restart_every=300)
     request = resumed.next_request(BASE)
     assert request is not None

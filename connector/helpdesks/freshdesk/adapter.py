@@ -52,7 +52,8 @@ class FreshdeskHelpdesk:
         else:
             poller = TicketPoller(start, per_page=self.per_page)
         for tickets in self.client.poll(poller):
-            yield Page([self._item(t) for t in tickets], poller.position.model_dump_json())
+            ahead = frozenset(str(t.id) for t in poller.ahead)
+            yield Page([self._item(t) for t in tickets], poller.position.model_dump_json(), ahead)
 
     def fetch(self, ids: Sequence[str]) -> list[Item]:
         """The tickets as they are now, one request each (Freshdesk has no batch read)."""

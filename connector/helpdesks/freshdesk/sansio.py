@@ -33,11 +33,12 @@ connectors that met the behaviour; "assumed": not found written down):
 from __future__ import annotations
 
 import base64
+import email.utils
 import html
 import json
 import re
-from collections.abc import Iterable, Mapping
-from datetime import datetime
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
@@ -238,8 +239,10 @@ def has_next_page(headers: Mapping[str, str]) -> bool:
 class PollPosition(BaseModel):
     """Where a ticket poll stands, to persist and resume from after a restart.
 
-    `seen_ids` are the tickets already reported whose `updated_at` is `last_updated_at`: they
-    come again after a restart at that instant and must not be reported twice.
+    `start` is where the poll began (no round reaches back before it). `seen` holds the
+    `(id, updated_at)` versions already reported that a later request can return again: they
+    are not reported twice. `seen_ids` is the form of positions saved before rounds overlapped
+    (the ids reported at `last_updated_at`); it is read, never written.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -247,16 +250,18 @@ class PollPosition(BaseModel):
     since: AwareDatetime
     page: int = Field(default=1, ge=1)
     last_updated_at: AwareDatetime | None = None
+    start: AwareDatetime | None = None
+    seen: tuple[tuple[int, AwareDatetime], ...] = ()
     seen_ids: tuple[int, ...] = ()
 
 
 class TicketPoller:
-    """Pages through tickets updated since an instant, oldest change first, none twice.
+    """Pages through tickets updated since an instant, oldest change first, no version twice.
 
     `next_request(base_url)` says what to ask; `feed(response)` takes the answer and returns the
     tickets not reported before. Freshdesk refuses page 301, so before reaching it the poller
     starts again at page 1 with `updated_since` set to the last `updated_at` it saw, and drops
-    the tickets of that instant it already reported. A 400 for the page is handled the same way.
+    the versions it already reported. A 400 for the page is handled the same way.
 
     `restart_every` starts again from the last `updated_at` after that many pages. The default,
     1, asks every page as page 1 from the last instant seen (page 2, 3... only while a whole
@@ -266,9 +271,19 @@ class TicketPoller:
     last instant coming twice (dropped here). 300 follows `Link` up to Freshdesk's cap, for a
     reader that writes nothing while it pages.
 
-    After the last page `next_request` returns None until `start_round()`; the next round asks
-    from the last `updated_at` seen, so a daemon keeps one poller (or its `position`) for ever.
+    After the last page `next_request` returns None until `start_round()`. The next round asks
+    again from `OVERLAP` before the last `updated_at` seen (never before the poll's start): a
+    change stamped a little before one already seen (Freshdesk's servers disagree by seconds;
+    a slow write shows after later ones) is read then, and what was reported already is
+    dropped by `(id, updated_at)`. A ticket stamped later than the helpdesk's own clock (its
+    `Date` header, else `clock`) is reported and listed in `ahead`, but never moves the
+    position: one bad stamp cannot make the poll jump over the changes still to come.
     """
+
+    # How far each round reaches back before the last change seen.
+    OVERLAP = timedelta(minutes=2)
+    # How far past the helpdesk's clock a stamp may be before it counts as dated in the future.
+    AHEAD_TOLERANCE = timedelta(seconds=5)
 
     def __init__(
         self,
@@ -277,6 +292,7 @@ class TicketPoller:
         include: str | None = "stats",
         *,
         restart_every: int = 1,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         if since.tzinfo is None:
             raise ValueError("since must be timezone-aware")
@@ -287,11 +303,17 @@ class TicketPoller:
         self.per_page = per_page
         self.include = include
         self.restart_every = restart_every
+        self._clock = clock
+        self._start = since
         self._since = since
         self._page = 1
         self._last: datetime | None = None
-        self._seen: set[int] = set()
+        # The latest stamp (not dated ahead) of the pages asked since `since` was set: the
+        # list is in `updated_at` order, so every change before it has been read.
+        self._read_to: datetime | None = None
+        self._seen: set[tuple[int, datetime]] = set()
         self._done = False
+        self.ahead: list[Ticket] = []
 
     @classmethod
     def resume(
@@ -301,12 +323,16 @@ class TicketPoller:
         include: str | None = "stats",
         *,
         restart_every: int = 1,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> TicketPoller:
         """A poller that carries on from a persisted `position`."""
-        poller = cls(position.since, per_page, include, restart_every=restart_every)
+        poller = cls(position.since, per_page, include, restart_every=restart_every, clock=clock)
         poller._page = position.page
+        poller._start = position.start or position.since
         poller._last = position.last_updated_at
-        poller._seen = set(position.seen_ids) if position.last_updated_at is not None else set()
+        poller._seen = set(position.seen)
+        if position.last_updated_at is not None:
+            poller._seen.update((i, position.last_updated_at) for i in position.seen_ids)
         return poller
 
     @property
@@ -321,7 +347,7 @@ class TicketPoller:
 
     @property
     def last_updated_at(self) -> datetime | None:
-        """The latest `updated_at` reported so far (None: nothing yet)."""
+        """The latest `updated_at` reported so far that is not dated in the future."""
         return self._last
 
     @property
@@ -336,7 +362,8 @@ class TicketPoller:
             since=self._since,
             page=self._page,
             last_updated_at=self._last,
-            seen_ids=tuple(sorted(self._seen)),
+            start=self._start,
+            seen=tuple(sorted(self._seen)),
         )
 
     def start_round(self) -> None:
@@ -363,6 +390,7 @@ class TicketPoller:
 
         Raises the typed error of a failed response, except Freshdesk's refusal of a page past
         300, after which the poller starts again from the last `updated_at` and returns [].
+        Tickets dated past the helpdesk's clock are returned too, and listed in `ahead`.
         """
         if response.status == 400 and self._page > 1:
             error = error_from(response)
@@ -374,20 +402,25 @@ class TicketPoller:
                 return []
             raise error
         tickets = _decode(response, TICKET_LIST, "a JSON list of tickets")
+        latest_allowed = _server_time(response.headers) or self._clock()
+        latest_allowed += self.AHEAD_TOLERANCE
         fresh: list[Ticket] = []
+        self.ahead = []
         for ticket in tickets:
             stamp = ticket.updated_at
-            if stamp == self._last and ticket.id in self._seen:
+            if stamp <= latest_allowed and (self._read_to is None or stamp > self._read_to):
+                self._read_to = stamp
+            if (ticket.id, stamp) in self._seen:
                 continue
             fresh.append(ticket)
-            if self._last is None or stamp > self._last:
+            self._seen.add((ticket.id, stamp))
+            if stamp > latest_allowed:
+                self.ahead.append(ticket)
+            elif self._last is None or stamp > self._last:
                 self._last = stamp
-                self._seen = {ticket.id}
-            elif stamp == self._last:
-                self._seen.add(ticket.id)
         restart_at = self._restart_point()
         if not has_next_page(response.headers):
-            self._restart(restart_at or self._since)
+            self._restart(self._floor())
             self._done = True
         elif self._page >= self.restart_every and restart_at is not None:
             self._restart(restart_at)
@@ -404,14 +437,38 @@ class TicketPoller:
         return fresh
 
     def _restart_point(self) -> datetime | None:
-        """The later `updated_since` to start again from; None when there is none yet."""
-        if self._last is not None and self._last > self._since:
-            return self._last
+        """The later `updated_since` to start again from; None when there is none yet.
+
+        The last change read in this run of pages, not the latest ever seen: a round that
+        reaches back by OVERLAP must not jump over the changes between.
+        """
+        if self._read_to is not None and self._read_to > self._since:
+            return self._read_to
         return None
+
+    def _floor(self) -> datetime:
+        """The earliest `updated_since` any later request asks: where the next round starts."""
+        if self._last is None:
+            return self._start
+        return max(self._start, self._last - self.OVERLAP)
 
     def _restart(self, since: datetime) -> None:
         self._since = since
         self._page = 1
+        self._read_to = None
+        # Only versions a later request can return again need remembering: every later
+        # `updated_since` is at the floor or after it.
+        floor = self._floor()
+        self._seen = {(i, stamp) for i, stamp in self._seen if stamp >= floor}
+
+
+def _server_time(headers: Mapping[str, str]) -> datetime | None:
+    """The helpdesk's clock when it answered (the `Date` header), if it says."""
+    try:
+        when = email.utils.parsedate_to_datetime(headers.get("date", ""))
+    except (TypeError, ValueError):
+        return None
+    return when if when.tzinfo is not None else None
 
 
 # --- tickets ---------------------------------------------------------------------------------
