@@ -154,7 +154,17 @@ def _service_commands(commands: Any) -> None:
         )
         return parser
 
-    with_config(
+    def with_state(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        parser.add_argument(
+            "--new-state",
+            action="store_true",
+            help="accept an empty state file, or move aside one that is not sla-connector's, "
+            "and start a new state (after losing the old one: notes already on the tickets "
+            "are read there, not posted again)",
+        )
+        return parser
+
+    run = with_config(
         commands.add_parser(
             "run",
             help="run the sync daemon (systemd Type=notify)",
@@ -162,6 +172,7 @@ def _service_commands(commands: Any) -> None:
             "says, until SIGTERM. SIGHUP reloads the mappings.",
         )
     )
+    with_state(run)
     sync = with_config(
         commands.add_parser(
             "sync",
@@ -171,6 +182,7 @@ def _service_commands(commands: Any) -> None:
         )
     )
     sync.add_argument("--once", action="store_true", required=True, help="one pass, then exit")
+    with_state(sync)
 
     backfill = with_config(
         commands.add_parser(
@@ -195,6 +207,7 @@ def _service_commands(commands: Any) -> None:
     backfill.add_argument(
         "--restart", action="store_true", help="start the range again instead of resuming"
     )
+    with_state(backfill)
 
     explain = with_config(
         commands.add_parser(

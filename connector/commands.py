@@ -42,17 +42,23 @@ def run_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.command == "explain":
         return _explain(settings, args.ticket, out)
     logs.configure(format=settings.log.format, level=settings.log.level, stream=err)
+    new_state = bool(getattr(args, "new_state", False))
     if args.command == "run":
-        return _run(settings)
+        return _run(settings, new_state)
     if args.command == "sync":
-        return _sync_once(settings, out)
+        return _sync_once(settings, out, new_state)
     return _backfill(settings, args, out, err)
 
 
 @contextmanager
-def _opened(settings: Settings, **options: Any) -> Iterator[tuple[State, Helpdesk]]:
-    state = State(settings.state_file)
+def _opened(
+    settings: Settings, *, claim: str | None = None, new_state: bool = False, **options: Any
+) -> Iterator[tuple[State, Helpdesk]]:
+    """The state and the helpdesk; `claim`: hold the state for this process (one daemon)."""
+    state = State(settings.state_file, new_state=new_state)
     try:
+        if claim is not None:
+            state.claim(claim)
         helpdesk = open_helpdesk(settings, state, **options)
         try:
             yield state, helpdesk
@@ -62,7 +68,7 @@ def _opened(settings: Settings, **options: Any) -> Iterator[tuple[State, Helpdes
         state.close()
 
 
-def _run(settings: Settings) -> int:
+def _run(settings: Settings, new_state: bool) -> int:
     from connector.daemon import Daemon
     from connector.metrics import Metrics
     from connector.notify import Notifier
@@ -77,7 +83,13 @@ def _run(settings: Settings) -> int:
             except ValueError as exc:
                 raise ConfigError([Problem(settings.source, "metrics.listen", str(exc))]) from None
             log.info("metrics_listening", address=f"{bound[0]}:{bound[1]}")
-        opened = _opened(settings, observers=[metrics.http_observer], on_pace=metrics.paced)
+        opened = _opened(
+            settings,
+            claim="run",
+            new_state=new_state,
+            observers=[metrics.http_observer],
+            on_pace=metrics.paced,
+        )
         with opened as (state, helpdesk):
             daemon = Daemon(
                 settings, state, helpdesk, log=log, metrics=metrics, notifier=Notifier()
@@ -88,12 +100,12 @@ def _run(settings: Settings) -> int:
         metrics.close()
 
 
-def _sync_once(settings: Settings, out: TextIO) -> int:
+def _sync_once(settings: Settings, out: TextIO, new_state: bool) -> int:
     from connector.daemon import POLL_CURSOR
 
     log = logs.get_logger("sla-connector")
     rules = load_rules(settings)
-    with _opened(settings) as (state, helpdesk):
+    with _opened(settings, claim="sync --once", new_state=new_state) as (state, helpdesk):
         sync = Sync(helpdesk, state, rules, clock=_utcnow, log=log)
         sync.settle_journal()
         totals = sync.poll(POLL_CURSOR, settings.first_poll_start(_utcnow()))
@@ -182,7 +194,8 @@ def _backfill(settings: Settings, args: argparse.Namespace, out: TextIO, err: Te
     name = f"backfill:{format_instant(since)}:{'' if until is None else format_instant(until)}"
     log = logs.get_logger("sla-connector")
     rules = load_rules(settings)
-    with _opened(settings) as (state, helpdesk), tempfile.TemporaryDirectory() as scratch:
+    opened = _opened(settings, new_state=args.new_state)
+    with opened as (state, helpdesk), tempfile.TemporaryDirectory() as scratch:
         if args.restart:
             state.forget_cursor(name, name + ":done")
         if state.cursor(name + ":done"):

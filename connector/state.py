@@ -26,7 +26,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,7 @@ from connector.errors import ConfigError, ConnectorError, Problem
 from connector.sla.model import TicketFacts
 from connector.timeutil import from_epoch, to_epoch
 
-__all__ = ["Busy", "State", "TicketRecord"]
+__all__ = ["Busy", "State", "StateUnavailable", "TicketRecord"]
 
 # Each entry moves the schema one version up; never edit one that has shipped.
 MIGRATIONS: tuple[str, ...] = (
@@ -114,7 +114,19 @@ def _facts_category(text: str | None) -> str | None:
 
 
 class Busy(ConnectorError):
-    """Another process holds the writer lock (and `wait` was False)."""
+    """Another process holds the writer lock (and `wait` was False), or claimed the state."""
+
+
+class StateUnavailable(ConnectorError):
+    """The state database cannot be used now (disk full, I/O error, locked): may pass.
+
+    Exit status 1, not 2: systemd restarts the service once the cause is gone.
+    """
+
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+# SQLite's primary result codes that say the file itself is wrong, not the moment.
+_DAMAGED = ("SQLITE_NOTADB", "SQLITE_CORRUPT")
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,60 +139,188 @@ class TicketRecord:
     note: str | None
 
 
+def _check_ours(path: Path, new_state: bool) -> None:
+    """Refuse a state file that is empty, or not a state of sla-connector (see `State`)."""
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        size = None
+    if size is None:
+        wal = path.with_name(path.name + "-wal")
+        if wal.exists() and not new_state:
+            raise _refused(path, f"is missing, but its write-ahead log {wal.name} is there")
+        return
+    if size == 0:
+        if not new_state:
+            raise _refused(path, "is empty (0 bytes)")
+        path.unlink()
+        return
+    if not _is_ours(path):
+        if not new_state:
+            raise _refused(path, "is not a state database of sla-connector")
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        path.rename(path.with_name(f"{path.name}.not-ours-{stamp}"))
+
+
+def _is_ours(path: Path) -> bool:
+    with path.open("rb") as file:
+        if file.read(len(SQLITE_HEADER)) != SQLITE_HEADER:
+            return False
+    try:
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    except sqlite3.DatabaseError:
+        return True  # SQLite's own file that cannot be opened now: the open says why
+    try:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    except sqlite3.DatabaseError:
+        return True  # damaged or busy: the open says which
+    finally:
+        db.close()
+    # A newer schema is ours too: the open then says to upgrade.
+    return version > len(MIGRATIONS) or (bool(version) and {"tickets", "cursors"} <= tables)
+
+
+def _refused(path: Path, what: str) -> ConfigError:
+    return ConfigError(
+        [
+            Problem(
+                str(path),
+                "",
+                f"{what}: not the state this connector keeps. Restore it from a backup; or, "
+                "if it is lost, start once with --new-state (notes already on the tickets "
+                "are read there and not posted again)",
+            )
+        ]
+    )
+
+
+def _create(path: Path) -> None:
+    """A new state, made whole beside `path` and moved into place.
+
+    A process killed while creating it leaves no empty file behind, which the next start
+    would refuse as a lost state.
+    """
+    partial = path.with_name(path.name + ".new")
+    partial.unlink(missing_ok=True)
+    # Created 0600 before SQLite opens it (SQLite would use the umask).
+    os.close(os.open(partial, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+    try:
+        db = sqlite3.connect(partial, isolation_level=None)
+        try:
+            db.create_function("facts_category", 1, _facts_category, deterministic=True)
+            db.execute("PRAGMA journal_mode = WAL")
+            _migrate(db, partial)
+        finally:
+            db.close()  # the only connection: its WAL is checkpointed and removed
+        os.replace(partial, path)
+    except sqlite3.DatabaseError as exc:
+        partial.unlink(missing_ok=True)
+        raise _open_error(path, exc) from None
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+
+
+def _migrate(db: sqlite3.Connection, path: Path) -> None:
+    """Bring the schema up to the newest version, one committed step at a time."""
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    if version > len(MIGRATIONS):
+        raise ConfigError(
+            [
+                Problem(
+                    str(path),
+                    "",
+                    f"schema version {version} is newer than this sla-connector "
+                    f"understands ({len(MIGRATIONS)}); upgrade sla-connector",
+                )
+            ]
+        )
+    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in script.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            db.execute(f"PRAGMA user_version = {number}")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+
+def _open_error(path: Path, exc: sqlite3.DatabaseError) -> ConnectorError:
+    """A damaged file is a problem to fix (exit 2); a full disk or a lock may pass (exit 1)."""
+    name = str(getattr(exc, "sqlite_errorname", ""))
+    if name.startswith(_DAMAGED):
+        return ConfigError(
+            [
+                Problem(
+                    str(path),
+                    "",
+                    f"is damaged ({exc}): restore it from a backup; or, if it is lost, start "
+                    "once with --new-state (notes already on the tickets are not posted again)",
+                )
+            ]
+        )
+    return StateUnavailable(f"{path}: cannot be used now ({exc}); tried again at the next start")
+
+
 class State:
     """One open state database. Not shared between threads."""
 
-    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+    def __init__(self, path: Path, *, readonly: bool = False, new_state: bool = False) -> None:
+        """Open (or create) the state at `path`.
+
+        A file that is there but empty, or is not a state of ours, is refused (`ConfigError`)
+        unless `new_state`: the state is what stops notes being posted twice, and a file
+        truncated or replaced by mistake must not pass for a new installation. With
+        `new_state` an empty file is used and a foreign one is moved aside.
+        """
         self.path = path
+        self._lock_fd: int | None = None
+        self._claim_fd: int | None = None
         if not readonly:
-            # Every folder made here is 0700 whatever the umask (mkdir's `parents` would make
-            # the missing parents with the umask's mode, which another user could then swap).
-            missing = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
-            for folder in reversed(missing):
-                folder.mkdir(mode=0o700, exist_ok=True)
-            # Create it 0600 before SQLite opens it (SQLite would use the umask).
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-            os.close(fd)
+            try:
+                self._make(new_state)
+            except OSError as exc:  # a full disk, a read-only file system, a folder in its way
+                raise StateUnavailable(
+                    f"{path}: cannot be used now ({exc.strerror or exc}); "
+                    "tried again at the next start"
+                ) from None
         uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
-        self.db = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30.0)
         try:
-            self.db.execute("PRAGMA busy_timeout = 30000")
-            self.db.create_function("facts_category", 1, _facts_category, deterministic=True)
-            if not readonly:
-                self.db.execute("PRAGMA journal_mode = WAL")
-                self.db.execute("PRAGMA synchronous = FULL")
-                self._migrate()
+            self.db = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30.0)
+        except sqlite3.DatabaseError as exc:
+            raise _open_error(path, exc) from None
+        try:
+            self._prepare(readonly=readonly)
         except sqlite3.DatabaseError as exc:
             self.db.close()
-            raise ConfigError(
-                [Problem(str(path), "", f"is not a usable state database ({exc})")]
-            ) from None
+            raise _open_error(path, exc) from None
         except BaseException:  # a newer schema (ConfigError), an interrupt...
             self.db.close()
             raise
-        self._lock_fd: int | None = None
+
+    def _make(self, new_state: bool) -> None:
+        # Every folder made here is 0700 whatever the umask (mkdir's `parents` would make
+        # the missing parents with the umask's mode, which another user could then swap).
+        missing = [p for p in (self.path.parent, *self.path.parent.parents) if not p.exists()]
+        for folder in reversed(missing):
+            folder.mkdir(mode=0o700, exist_ok=True)
+        _check_ours(self.path, new_state)
+        if not self.path.exists():
+            _create(self.path)
+
+    def _prepare(self, *, readonly: bool) -> None:
+        self.db.execute("PRAGMA busy_timeout = 30000")
+        self.db.create_function("facts_category", 1, _facts_category, deterministic=True)
+        if not readonly:
+            self.db.execute("PRAGMA journal_mode = WAL")
+            self.db.execute("PRAGMA synchronous = FULL")
+            _migrate(self.db, self.path)
 
     # --- schema ---------------------------------------------------------------------------
-
-    def _migrate(self) -> None:
-        version = self.db.execute("PRAGMA user_version").fetchone()[0]
-        if version > len(MIGRATIONS):
-            raise ConfigError(
-                [
-                    Problem(
-                        str(self.path),
-                        "",
-                        f"schema version {version} is newer than this sla-connector "
-                        f"understands ({len(MIGRATIONS)}); upgrade sla-connector",
-                    )
-                ]
-            )
-        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-            with self.transaction():
-                for statement in script.split(";"):
-                    if statement.strip():
-                        self.db.execute(statement)
-                self.db.execute(f"PRAGMA user_version = {number}")
 
     @property
     def schema_version(self) -> int:
@@ -222,9 +362,34 @@ class State:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
 
+    def claim(self, command: str) -> None:
+        """Hold the state for this process's life: a second daemon on it refuses to start.
+
+        A lock (flock) on `<state>.claim`, released when the process ends, however it ends;
+        the file names the holder for the refusal. `Busy` when another process holds it.
+        """
+        claim_path = self.path.with_name(self.path.name + ".claim")
+        fd = os.open(claim_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 200).decode("utf-8", "replace").strip() or "another process"
+            os.close(fd)
+            raise Busy(
+                f"{self.path}: already in use by {holder}; one daemon per state "
+                "(stop that one first, or give this one a state directory of its own)"
+            ) from None
+        os.ftruncate(fd, 0)
+        started = datetime.now().astimezone().isoformat(timespec="seconds")
+        os.write(fd, f"sla-connector {command} (pid {os.getpid()}, since {started})".encode())
+        self._claim_fd = fd
+
     def close(self) -> None:
-        """Close the database."""
+        """Close the database (and give up a claim)."""
         self.db.close()
+        if self._claim_fd is not None:
+            os.close(self._claim_fd)
+            self._claim_fd = None
 
     def snapshot(self, path: Path) -> State:
         """A private copy of this database at `path` (for a dry run that changes nothing)."""

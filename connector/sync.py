@@ -492,6 +492,11 @@ class Sync:
         posted = record.note
         if self.state.pending_note(item.id) is not None:
             posted = self._settle_pending(item.id)
+        elif posted is None and record.results is None and self._may_show_our_note(item, desired):
+            # This state never wrote the ticket, yet it shows tags of ours: another state wrote
+            # it (one lost, restored from an old copy, or a second installation). Its own notes
+            # say which of ours it already shows.
+            posted = self._settle_pending(item.id, why="ticket_notes_read")
         plan = self.helpdesk.plan(item, desired, posted)
         outcome.plan = plan
         if plan is None:
@@ -597,9 +602,21 @@ class Sync:
             return
         self.state.settle_note(ticket, landed)
 
-    def _settle_pending(self, ticket: str) -> str | None:
-        """Settle a journal entry a crash left behind; the fingerprint of the note posted last.
+    def _may_show_our_note(self, item: Item, desired: DesiredResults) -> bool:
+        """Whether a ticket unknown to the state may already show the note we would post.
 
+        Only a ticket that carries one of our tags: both helpdesks write our tags before (or
+        with) our note, so a ticket without them has none of our notes, and a first pass over
+        a new account reads no conversation.
+        """
+        if desired.note_fingerprint is None:
+            return False
+        return any(tag in self.rules.owned_tags for tag in item.view.tags)
+
+    def _settle_pending(self, ticket: str, why: str = "journal_settled") -> str | None:
+        """Ask the ticket which note of ours it shows last, and record it; its fingerprint.
+
+        For a journal entry a crash left behind, and for a ticket the state does not know.
         Raises the helpdesk's error when its conversation cannot be read: the ticket is then
         skipped this time rather than risk posting its note twice.
         """
@@ -607,13 +624,18 @@ class Sync:
             landed = self.helpdesk.last_note_mark(ticket)
         except NotFound:
             landed = None
-        self.log.info("journal_settled", ticket=ticket, landed=landed)
+        self.log.info(why, ticket=ticket, landed=landed)
         self.state.settle_note(ticket, landed)
         return self.state.record(ticket).note
 
 
 def _permanent(exc: ApiError) -> bool:
-    """A failure that trying the same ticket again would not cure (refused, malformed)."""
+    """A failure that trying the same ticket again would not cure: the helpdesk refused it.
+
+    An answer that cannot be read (a proxy's HTML login page with status 200, a cut body) is
+    not one: the write may or may not have landed, so the ticket is taken again later, its
+    conversation read first, as after a 5xx.
+    """
     if isinstance(exc, MalformedResponse):
-        return True
+        return False
     return exc.status is not None and 400 <= exc.status < 500 and exc.status not in (408, 429)

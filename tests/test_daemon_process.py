@@ -12,6 +12,7 @@ its environment, and watches what it does to the sandbox and what it says on its
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import sys
 from collections.abc import Iterator
@@ -121,3 +122,27 @@ def test_sighup_with_a_broken_mapping_keeps_the_old_one(served: Served) -> None:
     assert daemon.process.poll() is None
     daemon.signal(signal.SIGTERM)
     assert daemon.wait() == 0
+
+
+@pytest.mark.reliability
+def test_a_second_daemon_on_the_same_state_refuses_to_start_naming_the_first(
+    served: Served,
+) -> None:
+    first = served.daemon
+    first.start()
+    wait_for("READY=1", lambda: any("READY=1" in m for m in served.messages()))
+    second = dataclasses.replace(
+        first, log_path=first.log_path.with_name("second.log"), process=None
+    )
+    second.start()
+    assert second.wait() == 1  # not 2: systemd may start it again once the first is gone
+    refusal = second.log_path.read_text()
+    assert f"already in use by sla-connector run (pid {first.process.pid}" in refusal  # type: ignore[union-attr]
+    assert "Traceback" not in refusal
+    assert first.running()
+    first.signal(signal.SIGTERM)
+    assert first.wait() == 0
+    # Released on exit (and by the kernel on a crash): the next one starts.
+    second.start()
+    wait_for("the second daemon's first sync", lambda: len(second.events("synced")) >= 1)
+    second.kill()

@@ -105,6 +105,7 @@ SHARES: dict[FaultKind, float] = {
     FaultKind.CUT_BEFORE: 2,
     FaultKind.CUT_AFTER: 2,
     FaultKind.MALFORMED: 1,
+    FaultKind.LOGIN_PAGE: 1,
 }
 AGENT_EDIT_SHARE_OF_PUTS = 0.08  # agents save the ticket just before our PUT lands
 # The severities an agent may override a ticket's with, by contract (pixelz and solidxperts

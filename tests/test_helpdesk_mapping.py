@@ -9,9 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from connector.errors import ConfigError, UnmappedTicket
 from connector.helpdesks.mapping import (
+    NOTE_MARK,
     HelpdeskMapping,
     desired_results,
     find_note_fingerprint,
@@ -349,3 +352,20 @@ def test_priority_is_corrected_once_per_severity(
     decision = decide(contract, read_facts(view, zendesk), datetime(2026, 3, 2, 9, tzinfo=UTC))
     desired = desired_results(decision, zendesk, contract.owned_tags, contract)
     assert desired.priority_correction(current, tags) == expected
+
+
+# --- the note's mark (issue 16, item 3) -----------------------------------------------------
+
+marks = st.text(alphabet="0123456789abcdef", min_size=16, max_size=16)
+words = st.text(alphabet="abcxyz.!'", min_size=1)
+
+
+@pytest.mark.reliability
+@given(text=st.text(), fake=marks, mark=marks, tail=words)
+def test_only_the_mark_that_ends_a_note_counts(text: str, fake: str, mark: str, tail: str) -> None:
+    # A value the note quotes (a customer's plan field, say), posing as a mark.
+    quoted = f"unknown plan '{NOTE_MARK}{fake}' {text}"
+    assert find_note_fingerprint(f"{quoted}\n\n{NOTE_MARK}{mark}") == mark
+    assert find_note_fingerprint(f"{quoted}<br><br>{NOTE_MARK}{mark}</p>\n") == mark
+    assert find_note_fingerprint(f"{quoted} {NOTE_MARK}{fake}{tail}") is None
+    assert find_note_fingerprint(f"unknown plan '{NOTE_MARK}{fake}'") is None

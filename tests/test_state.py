@@ -15,7 +15,7 @@ import pytest
 
 from connector.errors import ConfigError
 from connector.sla.model import TicketFacts
-from connector.state import MIGRATIONS, Busy, State
+from connector.state import MIGRATIONS, Busy, State, StateUnavailable
 from tests.conftest import ROOT
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -54,10 +54,12 @@ def mode(path: Path) -> int:
 # --- schema and files -----------------------------------------------------------------------
 
 
-def test_an_empty_file_is_migrated_to_the_current_schema(tmp_path: Path) -> None:
+def test_an_empty_file_is_refused_unless_a_new_state_is_asked_for(tmp_path: Path) -> None:
     path = tmp_path / "state.sqlite3"
-    path.touch()
-    state = State(path)
+    path.touch()  # a state truncated by mistake: taking it for new would post every note again
+    with pytest.raises(ConfigError, match=r"state.sqlite3: is empty \(0 bytes\).*--new-state"):
+        State(path)
+    state = State(path, new_state=True)
     try:
         assert state.schema_version == len(MIGRATIONS)
         assert state.counts() == {"tickets": 0, "counted": 0, "wakeups": 0, "journal": 0}
@@ -102,7 +104,7 @@ def test_a_file_that_is_not_a_database_is_refused_on_one_line(tmp_path: Path) ->
     assert len(raised.value.problems) == 1
     assert "\n" not in message
     assert message.startswith(str(path))
-    assert "not a usable state database" in message
+    assert "is not a state database of sla-connector" in message
 
 
 def test_the_database_is_private_and_a_new_folder_is_0700(tmp_path: Path) -> None:
@@ -446,3 +448,79 @@ def test_a_snapshot_copies_everything_and_changes_only_itself(state: State, tmp_
     assert (state.record("1").results, state.record("1").note) == ("r1", "n1")
     assert state.wakeup_of("1") == NOW
     assert state.pending_notes() == []
+
+
+# --- a state that is not ours, lost, damaged or busy (issue 16, items 2, 7, 12) -------------
+
+
+@pytest.mark.reliability
+def test_a_file_that_is_not_a_state_of_ours_is_refused_then_moved_aside(tmp_path: Path) -> None:
+    other = tmp_path / "other.sqlite3"
+    db = sqlite3.connect(other)
+    db.execute("CREATE TABLE photos (id INTEGER)")
+    db.commit()
+    db.close()
+    text = tmp_path / "text.sqlite3"
+    text.write_text("not a database at all\n")
+    for path in (other, text):
+        before = path.read_bytes()
+        with pytest.raises(ConfigError, match="is not a state database of sla-connector"):
+            State(path)
+        assert path.read_bytes() == before  # refused, untouched
+        State(path, new_state=True).close()
+        (aside,) = tmp_path.glob(f"{path.name}.not-ours-*")
+        assert aside.read_bytes() == before
+        assert State(path).schema_version == len(MIGRATIONS)
+
+
+@pytest.mark.reliability
+def test_a_write_ahead_log_without_its_database_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite3"
+    (tmp_path / "state.sqlite3-wal").write_bytes(b"\0" * 32)
+    with pytest.raises(ConfigError, match="is missing, but its write-ahead log"):
+        State(path)
+
+
+def test_a_new_state_is_created_whole(tmp_path: Path) -> None:
+    path = tmp_path / "state" / "state.sqlite3"
+    State(path).close()
+    assert sorted(p.name for p in path.parent.iterdir()) == ["state.sqlite3"]
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert State(path).schema_version == len(MIGRATIONS)
+
+
+@pytest.mark.reliability
+def test_a_damaged_file_is_a_problem_to_fix_and_an_unreadable_one_may_pass(
+    tmp_path: Path,
+) -> None:
+    damaged = tmp_path / "damaged.sqlite3"
+    State(damaged).close()
+    data = bytearray(damaged.read_bytes())
+    data[100:4096] = b"\xff" * (4096 - 100)  # the schema page overwritten
+    damaged.write_bytes(bytes(data))
+    with pytest.raises(ConfigError, match="is damaged"):
+        State(damaged)
+    # A state SQLite cannot open now (a folder in its place stands for any I/O error):
+    # exit status 1, so that systemd starts the service again once it is fixed.
+    unreadable = tmp_path / "unreadable.sqlite3"
+    State(unreadable).close()
+    unreadable.unlink()
+    unreadable.mkdir()
+    (unreadable / "x").touch()
+    with pytest.raises(StateUnavailable, match="cannot be used now") as caught:
+        State(unreadable)
+    assert caught.value.exit_status == 1
+
+
+@pytest.mark.reliability
+def test_a_second_claim_on_a_state_is_refused_naming_the_first(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite3"
+    first, second = State(path), State(path)
+    try:
+        first.claim("run")
+        with pytest.raises(Busy, match=rf"already in use by sla-connector run \(pid {os.getpid()}"):
+            second.claim("run")
+        first.close()  # released with its process (or its state)
+        second.claim("sync")
+    finally:
+        second.close()

@@ -22,7 +22,7 @@ from connector.demo import demo_settings, sandbox_secrets
 from connector.errors import ConnectorError
 from connector.helpdesks.mapping import find_note_fingerprint
 from connector.sandbox import FRESHDESK_URL, ZENDESK_URL, ManualClock, Sandbox
-from connector.sandbox.seed import SeedTicket
+from connector.sandbox.seed import SeedCustomer, SeedTicket
 from connector.state import State
 from connector.sync import Sync, Totals
 
@@ -90,8 +90,10 @@ class Desk:
         return out
 
 
-def open_desk(name: str, tmp_path: Path, sandbox: Sandbox | None = None) -> Desk:
-    clock = ManualClock(START)
+def open_desk(
+    name: str, tmp_path: Path, sandbox: Sandbox | None = None, clock: ManualClock | None = None
+) -> Desk:
+    clock = clock or ManualClock(START)
     sandbox = sandbox or Sandbox.seeded(clock=clock, anchor=START, incremental_export_limit=None)
     url = ZENDESK_URL if name == "zendesk" else FRESHDESK_URL
     transport = sandbox.zendesk_transport() if name == "zendesk" else sandbox.freshdesk_transport()
@@ -400,3 +402,88 @@ def test_a_change_stamped_before_the_last_one_seen_is_still_read(tmp_path: Path)
     desk.run()
     assert "sla_sev1" in desk.tags(1301)
     assert len(desk.notes(1301)) == 1
+
+
+# --- note fingerprints (issue 16, item 3) ---------------------------------------------------
+
+FORGED = "x sla-connector note 0000000000000000"
+
+
+@pytest.mark.reliability
+@pytest.mark.parametrize("helpdesk", ["zendesk", "freshdesk"])
+def test_a_value_that_looks_like_our_fingerprint_does_not_make_a_note_post_twice(
+    helpdesk: str, tmp_path: Path
+) -> None:
+    desk = open_desk(helpdesk, tmp_path)
+    desk.run()
+    # A customer whose plan field an admin filled with what looks like our note's mark.
+    customer = SeedCustomer(140, "Forged Plan AG", "forged.example", "photoprism", plan=FORGED)
+    seed = SeedTicket(1400, "forged", desk.clock(), 140, severity="sev2")
+    desk.sandbox.seed([seed], customers=(customer,), helpdesks=(helpdesk,))
+    method = "PUT" if helpdesk == "zendesk" else "POST"
+    desk.sandbox.faults.add("cut_after", helpdesk=helpdesk, method=method, count=1)
+    for _ in range(3):
+        with contextlib.suppress(ConnectorError):
+            desk.run()
+    (note,) = desk.notes(1400)
+    assert FORGED in note  # the value is quoted, and did not count as our mark
+    assert desk.state.pending_notes() == []
+
+
+# --- a lost or second state (issue 16, item 2) ----------------------------------------------
+
+
+@pytest.mark.reliability
+@pytest.mark.parametrize("helpdesk", ["zendesk", "freshdesk"])
+def test_a_second_state_on_the_same_account_posts_no_note_again(
+    helpdesk: str, tmp_path: Path
+) -> None:
+    first = open_desk(helpdesk, tmp_path / "first")
+    first.run()
+    noted = {str(t) for t, notes in first.tickets().items() if first.notes(t)}
+    # A second installation (or the first with its state lost) on the same account.
+    second = open_desk(helpdesk, tmp_path / "second", first.sandbox, first.clock)
+    with structlog.testing.capture_logs() as logs:
+        second.run()
+    # No ticket shows one note twice in a row. (A quota or capacity decided before the new
+    # state has counted the customer's other tickets may change for a while, and say so.)
+    for ticket_id in second.tickets():
+        notes = second.notes(ticket_id)
+        assert all(a != b for a, b in itertools.pairwise(notes)), ticket_id
+    read = {e["ticket"] for e in logs if e["event"] == "ticket_notes_read"}
+    assert read == noted  # the conversation of each ticket with our note, and no other
+    # and a fresh account costs no conversation read at all
+    fresh = open_desk(helpdesk, tmp_path / "fresh")
+    with structlog.testing.capture_logs() as logs:
+        fresh.run()
+    assert not [e for e in logs if e["event"] == "ticket_notes_read"]
+    second.state.close()
+    fresh.state.close()
+
+
+# --- answers that cannot be read (issue 16, item 4) -----------------------------------------
+
+
+@pytest.mark.reliability
+@pytest.mark.parametrize("helpdesk", ["zendesk", "freshdesk"])
+@pytest.mark.parametrize("kind", ["login_page", "malformed"])
+def test_writes_answered_by_a_page_that_is_not_json_are_made_once_it_is_fixed(
+    helpdesk: str, kind: str, tmp_path: Path
+) -> None:
+    desk = open_desk(helpdesk, tmp_path)
+    # A proxy answers every write with its sign-in page (or the answer comes back cut): the
+    # outcome is unknown, the tickets are taken again later, not dropped for good.
+    for method in ("PUT", "POST"):
+        desk.sandbox.faults.add(kind, helpdesk=helpdesk, method=method, count=None)
+    with contextlib.suppress(ConnectorError):
+        desk.run()
+    desk.sandbox.faults.clear()
+    desk.clock.advance(3600)  # past the retry of every deferred write
+    for _ in range(2):
+        desk.run()
+    for ticket_id in desk.tickets():
+        if str(ticket_id) in UNMAPPED:
+            continue
+        assert any(t.startswith("sla_") for t in desk.tags(ticket_id)), ticket_id
+        notes = desk.notes(ticket_id)
+        assert notes and all(a != b for a, b in itertools.pairwise(notes)), ticket_id

@@ -69,7 +69,12 @@ COMMON_KINDS = ("tag", "tag_prefix", "static")
 ALL_KINDS = sorted({kind for kinds in KINDS.values() for kind in kinds} | set(COMMON_KINDS))
 
 NOTE_MARK = "sla-connector note "
-_NOTE_MARK_RE = re.compile(re.escape(NOTE_MARK) + r"([0-9a-f]{16})")
+# Our mark is the last thing a note of ours says. Only a mark at the very end counts (the
+# helpdesk may add trailing blanks or close its HTML after it): text a note quotes from the
+# ticket or the customer (an unknown plan, say) comes before the mark and cannot pose as it.
+_NOTE_MARK_RE = re.compile(
+    r"(?:\A|[\s>])" + re.escape(NOTE_MARK) + r"([0-9a-f]{16})(?:\s|<[^<>]*>|&nbsp;)*\Z"
+)
 
 
 class _Spec(BaseModel):
@@ -693,7 +698,10 @@ def note_fingerprint(note: str) -> str:
 
 
 def find_note_fingerprint(body: str) -> str | None:
-    """The fingerprint mark a posted note carries, if any (to recover after a crash)."""
+    """The fingerprint that ends `body` if it is a note we posted; a mark elsewhere is not ours.
+
+    Read from the ticket's notes to recover after a crash, or with a state that lost them.
+    """
     match = _NOTE_MARK_RE.search(body)
     return match.group(1) if match else None
 

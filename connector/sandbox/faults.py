@@ -34,6 +34,7 @@ class FaultKind(StrEnum):
     CUT_BEFORE = "cut_before"  # the connection drops before the server did anything
     CUT_AFTER = "cut_after"  # the server applied the call, then the connection dropped
     MALFORMED = "malformed"  # 200 with the body cut in half (truncated JSON)
+    LOGIN_PAGE = "login_page"  # a proxy answers 200 with its HTML sign-in page; nothing applied
     AGENT_EDIT = "agent_edit"  # an agent edits the ticket just before this PUT is applied
 
 

@@ -309,6 +309,9 @@ def _fault_response(desk: Desk, fault: Fault, now: datetime) -> ApiResponse | No
         return desk.rate_limited(format_datetime(when.replace(microsecond=0), usegmt=True))
     if fault.kind is FaultKind.RATE_LIMITED_BARE:
         return desk.rate_limited(None)
+    if fault.kind is FaultKind.LOGIN_PAGE:
+        page = _PROXY_PAGE.format(status=200, phrase="Sign in to continue").encode()
+        return ApiResponse(200, page, content_type="text/html; charset=utf-8")
     status = {
         FaultKind.SERVER_ERROR: 500,
         FaultKind.BAD_GATEWAY: 502,
