@@ -83,17 +83,18 @@ def _run(settings: Settings, new_state: bool) -> int:
             except ValueError as exc:
                 raise ConfigError([Problem(settings.source, "metrics.listen", str(exc))]) from None
             log.info("metrics_listening", address=f"{bound[0]}:{bound[1]}")
+        # The watchdog hears from the daemon at each request and through each wait.
+        notifier = Notifier()
         opened = _opened(
             settings,
             claim="run",
             new_state=new_state,
-            observers=[metrics.http_observer],
+            observers=[metrics.http_observer, notifier.alive],
             on_pace=metrics.paced,
+            sleep=notifier.sleep,
         )
         with opened as (state, helpdesk):
-            daemon = Daemon(
-                settings, state, helpdesk, log=log, metrics=metrics, notifier=Notifier()
-            )
+            daemon = Daemon(settings, state, helpdesk, log=log, metrics=metrics, notifier=notifier)
             daemon.install_signal_handlers()
             return daemon.run()
     finally:

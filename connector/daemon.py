@@ -210,6 +210,7 @@ class Daemon:
                 self.metrics.breaches.labels(contract=name).set(breached.get(name, 0))
 
     def _observe(self, outcome: Outcome) -> None:
+        self.notifier.alive()
         decision = outcome.decision
         if decision is not None and any(t.state == "breached" for t in decision.targets.values()):
             self._breached[outcome.ticket] = decision.contract

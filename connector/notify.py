@@ -19,9 +19,13 @@ __all__ = ["Notifier"]
 class Notifier:
     """Sends READY, STATUS, WATCHDOG, RELOADING and STOPPING to the service manager."""
 
+    # `alive()` sends at most this often: often enough for any watchdog a unit would set.
+    ALIVE_EVERY = 1.0
+
     def __init__(self, socket_path: str | None = None) -> None:
         path = os.environ.get("NOTIFY_SOCKET") if socket_path is None else socket_path
         self._address = _address(path or "")
+        self._alive_at = -self.ALIVE_EVERY
 
     @property
     def enabled(self) -> bool:
@@ -38,7 +42,25 @@ class Notifier:
 
     def watchdog(self) -> None:
         """Keep the watchdog from firing: send while the daemon makes progress."""
+        self._alive_at = time.monotonic()
         self._send("WATCHDOG=1", None)
+
+    def alive(self, *_: object) -> None:
+        """`watchdog()` at most once every `ALIVE_EVERY` seconds, to call at each step of work.
+
+        A first sync of a large account takes most of an hour: the watchdog must hear from
+        the daemon while it works (each ticket, each request, each wait), not once a cycle.
+        Takes and ignores any arguments, so that it can also serve as an HTTP observer.
+        """
+        if time.monotonic() - self._alive_at >= self.ALIVE_EVERY:
+            self.watchdog()
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep `seconds` (a rate-limit wait, a back-off), still saying that all is well."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            self.alive()
+            time.sleep(min(left, self.ALIVE_EVERY))
 
     def reloading(self, status: str | None = None) -> None:
         """A reload has started; call `ready()` when it is done.

@@ -13,8 +13,10 @@ its environment, and watches what it does to the sandbox and what it says on its
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import signal
 import sys
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -146,3 +148,28 @@ def test_a_second_daemon_on_the_same_state_refuses_to_start_naming_the_first(
     second.start()
     wait_for("the second daemon's first sync", lambda: len(second.events("synced")) >= 1)
     second.kill()
+
+
+@pytest.mark.reliability
+def test_the_watchdog_hears_from_a_long_first_sync_all_along(served: Served) -> None:
+    # Every request answered 0.05 s late: a first sync of several seconds, as a large account's
+    # takes most of an hour. With a 3 s watchdog, systemd must hear WATCHDOG=1 well within it.
+    served.sandbox.faults.add("slow", helpdesk=served.helpdesk, count=None, delay=0.05)
+    daemon = served.daemon
+    daemon.env["WATCHDOG_USEC"] = "3000000"
+    daemon.start()
+    heard: list[float] = []
+    started = time.monotonic()
+
+    def synced() -> bool:
+        heard.extend(time.monotonic() for m in served.messages() if "WATCHDOG=1" in m)
+        return len(daemon.events("synced")) >= 1
+
+    wait_for("the first sync", synced)
+    took = time.monotonic() - started
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait() == 0
+    assert took > 4, "the first sync must outlast the watchdog for the test to mean anything"
+    gaps = [b - a for a, b in itertools.pairwise([started, *heard])]
+    # Pinged about once a second, so a loaded machine still has two seconds of slack.
+    assert max(gaps) < 3.0, gaps

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import time
@@ -170,3 +171,31 @@ def test_watchdog_interval_from_the_environment(
         else:
             monkeypatch.setenv(name, str(os.getpid()) if value == "self" else value)
     assert Notifier("").watchdog_interval() == expected
+
+
+def test_alive_pings_at_most_once_a_second_and_a_sleep_keeps_pinging(
+    listener: tuple[str, socket.socket], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path, sock = listener
+    notifier = Notifier(path)
+    now = [100.0]
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
+    notifier.alive("request", None, None, 0.1)  # an HTTP observer's arguments are ignored
+    assert received(sock) == "WATCHDOG=1"
+    now[0] += 0.5
+    notifier.alive()
+    now[0] += 0.6
+    notifier.alive()
+    assert received(sock) == "WATCHDOG=1"
+    assert nothing_waiting(sock)  # the one half a second after the first was not sent
+
+    def sleep(seconds: float) -> None:
+        now[0] += seconds
+
+    monkeypatch.setattr(time, "sleep", sleep)
+    notifier.sleep(3.5)  # a long rate-limit wait
+    pings = []
+    with contextlib.suppress(BlockingIOError):
+        while True:
+            pings.append(sock.recv(4096).decode())
+    assert pings == ["WATCHDOG=1"] * 3  # a second, two and three into the wait
