@@ -487,3 +487,23 @@ def test_writes_answered_by_a_page_that_is_not_json_are_made_once_it_is_fixed(
         assert any(t.startswith("sla_") for t in desk.tags(ticket_id)), ticket_id
         notes = desk.notes(ticket_id)
         assert notes and all(a != b for a, b in itertools.pairwise(notes)), ticket_id
+
+
+# --- a tag Freshdesk refuses (issue 16, item 10) --------------------------------------------
+
+
+@pytest.mark.reliability
+def test_an_agents_overlong_tag_does_not_block_our_writes_to_the_ticket(tmp_path: Path) -> None:
+    desk = open_desk("freshdesk", tmp_path)
+    overlong = "escalated-by-phone-to-the-director"  # 34 characters, set before the rule
+    seed = SeedTicket(1500, "long tag", desk.clock(), 101, severity="sev1", tags=(overlong,))
+    desk.sandbox.seed([seed], customers=(), helpdesks=("freshdesk",))
+    totals = desk.run()
+    assert totals.failed == 0
+    ticket = desk.tickets()[1500]
+    assert overlong in ticket.tags  # never dropped
+    assert ticket.fr_due_by is not None and ticket.priority == 4
+    assert len(desk.notes(1500)) == 1
+    before = desk.writes()
+    desk.run()
+    assert desk.writes() == before  # and nothing is tried again and again

@@ -196,3 +196,26 @@ def test_without_a_first_response_target_fr_due_by_comes_down_to_due_by(
     assert writes.update.fr_due_by == min(delivery, decision.targets["rejection_notice"].due)
     after = applied(wire, writes.update)
     assert writes_for(after, desired, posted_note=desired.note_fingerprint).is_empty
+
+
+@pytest.mark.reliability
+@pytest.mark.parametrize("theirs", ["x" * 33, "billing, urgent"])
+def test_an_agents_tag_freshdesk_refuses_leaves_the_tags_alone_and_the_rest_goes(
+    mapping: HelpdeskMapping, contracts: dict[str, Contract], owned: frozenset[str], theirs: str
+) -> None:
+    customer = company(sla_contract="photoprism", sla_plan="gold")
+    wire = ticket(tags=["vip", theirs])
+    decision, contract = decide_ticket(wire, customer, mapping, contracts)
+    writes = writes_for(wire, desired_results(decision, mapping, owned, contract), posted_note=None)
+    assert writes.update is not None
+    assert writes.update.tags is None  # sending the list back would have it all refused
+    assert writes.update.fr_due_by is not None and writes.update.priority == 4
+    assert writes.note is not None
+    assert any("tags left unwritten" in reason for reason in writes.dropped)
+    # The next poll sees the same tags: nothing more to send but what failed to fit.
+    again = writes_for(
+        applied(wire, writes.update),
+        desired_results(decision, mapping, owned, contract),
+        posted_note=None,
+    )
+    assert again.update is None

@@ -13,7 +13,12 @@ from datetime import datetime
 from typing import Any
 
 from connector.helpdesks.freshdesk.models import Company, Ticket, TicketUpdate
-from connector.helpdesks.freshdesk.sansio import TIMER_STOPPING_STATUSES, check_due_dates
+from connector.helpdesks.freshdesk.sansio import (
+    TAG_MAX_LENGTH,
+    TIMER_STOPPING_STATUSES,
+    check_due_dates,
+    refuses_tag,
+)
 from connector.helpdesks.mapping import DesiredResults
 from connector.sla.model import Status
 
@@ -106,7 +111,19 @@ def writes_for(
     changes = desired.changes(ticket.priority, ticket.tags)
     tags = None
     if changes.add or changes.remove:
-        tags = (*(t for t in ticket.tags if t not in changes.remove), *changes.add)
+        kept = [t for t in ticket.tags if t not in changes.remove]
+        # The PUT replaces the whole list, so every tag kept goes back in it, and one that
+        # Freshdesk now refuses (an agent's, from an older rule or another tool) would make it
+        # refuse the whole write. Tags are then left as they are; the rest is still written.
+        refused = [t for t in kept if refuses_tag(t)]
+        if refused:
+            dropped.append(
+                f"ticket {ticket.id}: tags left unwritten, as Freshdesk would refuse the list "
+                f"with its tag {refused[0][:40]!r} in it (over {TAG_MAX_LENGTH} characters or "
+                "a comma)"
+            )
+        else:
+            tags = (*kept, *changes.add)
     update = TicketUpdate(
         fr_due_by=dues.get("fr_due_by"),
         due_by=dues.get("due_by"),

@@ -89,6 +89,7 @@ __all__ = [
     "error_from",
     "has_next_page",
     "note_request",
+    "refuses_tag",
     "show_request",
     "ticket_fields_request",
     "update_body",
@@ -483,6 +484,11 @@ def show_request(base_url: str, ticket_id: int, include: str | None = "stats") -
 def decode_ticket(response: Response) -> Ticket:
     """The ticket of a show or update answer."""
     return _decode(response, _TICKET, "a JSON ticket")
+
+
+def refuses_tag(tag: str) -> bool:
+    """Whether Freshdesk refuses a ticket's tag list that holds `tag` (too long, a comma)."""
+    return len(tag) > TAG_MAX_LENGTH or "," in tag
 
 
 def check_tags(tags: Iterable[str], *, method: str = "PUT", url: str = "") -> None:
