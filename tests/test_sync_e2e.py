@@ -486,7 +486,8 @@ def test_writes_answered_by_a_page_that_is_not_json_are_made_once_it_is_fixed(
             continue
         assert any(t.startswith("sla_") for t in desk.tags(ticket_id)), ticket_id
         notes = desk.notes(ticket_id)
-        assert notes and all(a != b for a, b in itertools.pairwise(notes)), ticket_id
+        assert notes, ticket_id
+        assert all(a != b for a, b in itertools.pairwise(notes)), ticket_id
 
 
 # --- a tag Freshdesk refuses (issue 16, item 10) --------------------------------------------
@@ -502,7 +503,8 @@ def test_an_agents_overlong_tag_does_not_block_our_writes_to_the_ticket(tmp_path
     assert totals.failed == 0
     ticket = desk.tickets()[1500]
     assert overlong in ticket.tags  # never dropped
-    assert ticket.fr_due_by is not None and ticket.priority == 4
+    assert ticket.fr_due_by is not None
+    assert ticket.priority == 4
     assert len(desk.notes(1500)) == 1
     before = desk.writes()
     desk.run()

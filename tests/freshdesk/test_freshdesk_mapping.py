@@ -209,7 +209,8 @@ def test_an_agents_tag_freshdesk_refuses_leaves_the_tags_alone_and_the_rest_goes
     writes = writes_for(wire, desired_results(decision, mapping, owned, contract), posted_note=None)
     assert writes.update is not None
     assert writes.update.tags is None  # sending the list back would have it all refused
-    assert writes.update.fr_due_by is not None and writes.update.priority == 4
+    assert writes.update.fr_due_by is not None
+    assert writes.update.priority == 4
     assert writes.note is not None
     assert any("tags left unwritten" in reason for reason in writes.dropped)
     # The next poll sees the same tags: nothing more to send but what failed to fit.
