@@ -11,6 +11,7 @@ next poll or the next wake-up, whichever is first. Signals only set flags:
 from __future__ import annotations
 
 import signal
+import sqlite3
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -156,22 +157,35 @@ class Daemon:
                 woken = self.sync.wake()
                 totals.woken = woken.woken
                 totals.writes += woken.writes
-        except ConnectorError as exc:
-            self._failures += 1
-            self.log.error("sync_failed", error=str(exc), failures=self._failures)
-            if self.metrics is not None:
-                self.metrics.errors.labels(kind=type(exc).__name__).inc()
-            self.notifier.status(f"last sync failed: {logs.redact(str(exc))}")
+        except (ConnectorError, sqlite3.Error, OSError) as exc:
+            self._failed("sync_failed", exc)
             return
         self._failures = 0
         self._progress(started, totals)
+
+    def _failed(self, event: str, exc: Exception) -> None:
+        """A cycle that failed: a log line, a metric, the status line, and a back-off.
+
+        The state's own failures (a full disk, a lock held too long, a damaged file, a
+        read-only file system) come as SQLite's and the OS's exceptions: they may pass, and
+        the transaction in hand was rolled back, so they are handled like a helpdesk outage.
+        """
+        self._failures += 1
+        if isinstance(exc, ConnectorError):
+            kind, text = type(exc).__name__, str(exc)
+        else:
+            kind, text = "StateUnavailable", f"state {self.state.path}: {exc}"
+        self.log.error(event, error=text, kind=kind, failures=self._failures)
+        if self.metrics is not None:
+            self.metrics.errors.labels(kind=kind).inc()
+        self.notifier.status(f"last sync failed: {logs.redact(text)}")
 
     def wake(self) -> None:
         """Re-decide the tickets whose time has come (between polls)."""
         try:
             totals = self.sync.wake()
-        except ConnectorError as exc:
-            self.log.error("wake_failed", error=str(exc))
+        except (ConnectorError, sqlite3.Error, OSError) as exc:
+            self._failed("wake_failed", exc)
             return
         if totals.tickets:
             self.log.info("woken", tickets=totals.woken, writes=totals.writes)
