@@ -11,7 +11,7 @@ from typing import TextIO
 
 from connector.app import load_rules, open_helpdesk
 from connector.config import Settings
-from connector.errors import ApiError, AuthError, ConfigError
+from connector.errors import ApiError, AuthError, ConfigError, Problem, masked_setting, printable
 from connector.state import State
 from connector.sync import Rules
 
@@ -20,51 +20,61 @@ __all__ = ["mapped_field_problems", "run_checks"]
 
 def run_checks(settings: Settings, out: TextIO, *, offline: bool = False) -> int:
     """Run every check, print one line each; returns the exit status."""
-    out.write(f"ok    configuration {settings.source} ({settings.helpdesk})\n")
+
+    def say(line: str) -> None:
+        # Lines quote paths, mapping keys and the helpdesk's answers: printable, one each.
+        out.write(printable(line) + "\n")
+
+    def say_problems(problems: list[str] | list[Problem]) -> None:
+        for problem in problems:
+            say(f"        {problem}")
+
+    say(f"ok    configuration {settings.source} ({settings.helpdesk})")
     try:
         rules = load_rules(settings)
     except ConfigError as exc:
-        out.write("FAIL  mappings\n")
-        out.writelines(f"        {problem}\n" for problem in exc.problems)
+        say("FAIL  mappings")
+        say_problems(exc.problems)
         return 2
-    out.write(
+    say(
         f"ok    mappings: {len(rules.contracts)} contracts ({', '.join(sorted(rules.contracts))})"
-        f", helpdesk mapping {settings.mapping_file}\n"
+        f", helpdesk mapping {settings.mapping_file}"
     )
     try:
         state = State(settings.state_file)
     except (ConfigError, OSError) as exc:
-        out.write(f"FAIL  state {settings.state_file}: {exc}\n")
+        say(f"FAIL  state {settings.state_file}: {exc}")
         return 2
     try:
-        out.write(f"ok    state {settings.state_file} (schema {state.schema_version})\n")
+        say(f"ok    state {settings.state_file} (schema {state.schema_version})")
         if offline:
             return 0
         try:
             helpdesk = open_helpdesk(settings, state)
         except ConfigError as exc:
-            out.write("FAIL  credentials\n")
-            out.writelines(f"        {problem}\n" for problem in exc.problems)
+            say("FAIL  credentials")
+            say_problems(exc.problems)
             return 2
+        url = masked_setting(settings.helpdesk_url)
         try:
             tickets, customers = helpdesk.field_keys()
         except AuthError as exc:
-            out.write(f"FAIL  credentials refused by {settings.helpdesk_url}: {exc}\n")
+            say(f"FAIL  credentials refused by {url}: {exc}")
             return 1
         except ApiError as exc:
-            out.write(f"FAIL  {settings.helpdesk_url} unreachable: {exc}\n")
+            say(f"FAIL  {url} unreachable: {exc}")
             return 1
         finally:
             helpdesk.close()
-        out.write(f"ok    signed in to {settings.helpdesk_url}\n")
+        say(f"ok    signed in to {url}")
         problems = mapped_field_problems(rules, tickets, customers)
         if problems:
-            out.write("FAIL  mapped fields missing from the account\n")
-            out.writelines(f"        {settings.mapping_file}: {p}\n" for p in problems)
+            say("FAIL  mapped fields missing from the account")
+            say_problems([f"{settings.mapping_file}: {p}" for p in problems])
             return 2
-        out.write(
+        say(
             f"ok    every mapped field exists ({len(tickets)} ticket fields, "
-            f"{len(customers)} customer fields in the account)\n"
+            f"{len(customers)} customer fields in the account)"
         )
         return 0
     finally:

@@ -276,7 +276,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _compute(args, sys.stdout)
         return _simulate(args, sys.stdout, sys.stderr)
     except ConnectorError as exc:
-        for line in str(exc).splitlines():
+        for line in exc.lines():
             print(f"sla-connector: error: {line}", file=sys.stderr)
         return exc.exit_status
     except KeyboardInterrupt:
@@ -351,7 +351,7 @@ def _contracts(args: argparse.Namespace) -> dict[str, Contract]:
 def _compute(args: argparse.Namespace, out: TextIO) -> int:
     from pydantic import ValidationError
 
-    from connector.errors import InputError, UnmappedTicket
+    from connector.errors import InputError, UnmappedTicket, printable_json
     from connector.sla.engine import decide_with
     from connector.sla.model import TicketFacts
 
@@ -392,7 +392,7 @@ def _compute(args: argparse.Namespace, out: TextIO) -> int:
     if decision.problem is not None:
         raise UnmappedTicket(facts.id, decision.problem)
     if args.json:
-        out.write(decision.model_dump_json(indent=2) + "\n")
+        out.write(printable_json(decision.model_dump_json(indent=2)) + "\n")
     else:
         out.write(render_decision(decision, contracts[args.contract]))
     return 0
@@ -417,7 +417,7 @@ def _simulate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _simulate_all(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from connector.errors import InputError
+    from connector.errors import InputError, printable, printable_json
     from connector.sla.engine import decide_each, decide_in_order
 
     contracts = _contracts(args)
@@ -432,12 +432,12 @@ def _simulate_all(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     with stream:
         for decision in decide(contracts, reader.read(stream), now):
             if decision.problem is not None:
+                warning = f"ticket {decision.ticket}: {decision.problem}"
                 print(
-                    f"sla-connector: warning: ticket {decision.ticket}: {decision.problem} "
-                    "(decision tagged sla_unmapped)",
+                    f"sla-connector: warning: {printable(warning)} (decision tagged sla_unmapped)",
                     file=err,
                 )
-            out.write(decision.model_dump_json() + "\n")
+            out.write(printable_json(decision.model_dump_json()) + "\n")
     return 2 if reader.bad else 0
 
 
@@ -455,7 +455,7 @@ class _TicketLines:
     def read(self, stream: Iterable[str]) -> Iterator[TicketFacts]:
         from pydantic import ValidationError
 
-        from connector.errors import InputError
+        from connector.errors import InputError, printable
         from connector.sla.model import TicketFacts
 
         seen: set[str] = set()
@@ -469,7 +469,8 @@ class _TicketLines:
                 self.bad += 1
                 hint = _ticket_hint(line)
                 where = f"{self.name}:{number}{hint}"
-                print(f"sla-connector: error: {where}: {_first_error(exc)}", file=self.err)
+                problem = printable(f"{where}: {_first_error(exc)}")
+                print(f"sla-connector: error: {problem}", file=self.err)
                 continue
             if self.in_order:
                 where = f"{self.name}:{number} (ticket {facts.id})"
@@ -514,7 +515,8 @@ def _first_error(exc: ValidationError) -> str:
 
 
 def render_decision(decision: Decision, contract: Contract) -> str:
-    """A decision as a person reads it on a terminal."""
+    """A decision as a person reads it on a terminal, every line printable."""
+    from connector.errors import printable
     from connector.sla.calendar import zone
     from connector.timeutil import format_instant, format_local
 
@@ -541,4 +543,4 @@ def render_decision(decision: Decision, contract: Contract) -> str:
     lines.append(f"  tags       {' '.join(decision.tags)}")
     if decision.next_change_at is not None:
         lines.append(f"  changes at {format_instant(decision.next_change_at)}")
-    return "\n".join(lines) + "\n"
+    return "".join(printable(line) + "\n" for line in lines)

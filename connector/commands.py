@@ -21,7 +21,7 @@ from typing import Any, TextIO
 from connector import logs
 from connector.app import load_rules, open_helpdesk
 from connector.config import Settings, config_path, load_settings
-from connector.errors import ConfigError, InputError, Problem
+from connector.errors import ConfigError, InputError, Problem, masked_setting, printable
 from connector.helpdesks.adapter import Helpdesk
 from connector.state import State
 from connector.sync import Outcome, Sync, Totals
@@ -80,8 +80,9 @@ def _run(settings: Settings, new_state: bool) -> int:
             host, _, port = settings.metrics.listen.rpartition(":")
             try:
                 bound = metrics.serve(host.strip("[]") or "127.0.0.1", int(port))
-            except ValueError as exc:
-                raise ConfigError([Problem(settings.source, "metrics.listen", str(exc))]) from None
+            except ValueError as exc:  # its message quotes the configured value
+                why = masked_setting(str(exc))
+                raise ConfigError([Problem(settings.source, "metrics.listen", why)]) from None
             log.info("metrics_listening", address=f"{bound[0]}:{bound[1]}")
         # The watchdog hears from the daemon at each request and through each wait.
         notifier = Notifier()
@@ -207,14 +208,15 @@ def _backfill(settings: Settings, args: argparse.Namespace, out: TextIO, err: Te
 
         def observe(outcome: Outcome) -> None:
             progress(outcome)
+            # Problems and changes quote the ticket: one printable line each.
             if outcome.problem is not None:
                 progress.finish()
-                out.write(f"ticket {outcome.ticket}: {outcome.problem}\n")
+                out.write(printable(f"ticket {outcome.ticket}: {outcome.problem}") + "\n")
             if args.dry_run and outcome.plan is not None:
                 progress.finish()
                 if outcome.problem is None:
-                    out.write(f"ticket {outcome.ticket}:\n")
-                out.writelines(f"  {change}\n" for change in outcome.plan.changes)
+                    out.write(printable(f"ticket {outcome.ticket}:") + "\n")
+                out.writelines(printable(f"  {change}") + "\n" for change in outcome.plan.changes)
 
         sync = Sync(
             helpdesk,

@@ -28,7 +28,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from connector.errors import ConfigError, Problem, validation_message
+from connector.errors import ConfigError, Problem, masked_setting, validation_message
 from connector.http import LOOPBACK_HOSTS
 from connector.mappingfiles import default_mappings_dir
 
@@ -67,8 +67,9 @@ class _Section(BaseModel):
 def _helpdesk_url(url: str | None) -> str | None:
     """A helpdesk's base URL: HTTPS, or plain HTTP on loopback only (the sandbox).
 
-    Credentials never go in the URL (they would show in every message that names it): the
-    error says where they belong and does not repeat them.
+    Credentials never go in the URL (they would show in every message that names it), nor
+    does a query or a fragment (a base URL has none; a token pasted as `?api_token=` would
+    show the same way): the error says where they belong and does not repeat them.
     """
     if url is None:
         return None
@@ -82,6 +83,13 @@ def _helpdesk_url(url: str | None) -> str | None:
             "credentials do not belong in the URL: set the secrets in the environment or as "
             "systemd credentials",
         )
+    if parts.query or parts.fragment:
+        raise PydanticCustomError(
+            "url_query",
+            "a base URL has no query or fragment (credentials never go in the URL: set the "
+            "secrets in the environment or as systemd credentials), got {url}",
+            {"url": repr(masked_setting(url))},
+        )
     host = (parts.hostname or "").lower()
     if (parts.scheme == "https" and host) or (parts.scheme == "http" and host in LOOPBACK_HOSTS):
         return url
@@ -89,7 +97,7 @@ def _helpdesk_url(url: str | None) -> str | None:
         "url_scheme",
         "expected an https:// URL (http:// only on loopback: localhost, 127.0.0.1, [::1]), "
         "got {url}",
-        {"url": repr(url)},
+        {"url": repr(masked_setting(url))},
     )
 
 

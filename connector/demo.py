@@ -17,7 +17,7 @@ from typing import TextIO
 from connector import logs
 from connector.app import load_rules, open_helpdesk
 from connector.config import Settings
-from connector.errors import InputError
+from connector.errors import InputError, printable
 from connector.mappingfiles import default_mappings_dir
 from connector.sandbox import OffsetClock, Sandbox, SandboxCredentials
 from connector.state import State
@@ -115,6 +115,7 @@ def _demo_one(
 
 
 def _describe(outcome: Outcome) -> str:
+    """What was written to one ticket; each line printable, as it quotes the ticket."""
     decision = outcome.decision
     head = f"ticket {outcome.ticket}"
     if decision is not None:
@@ -127,7 +128,7 @@ def _describe(outcome: Outcome) -> str:
         lines.extend(f"    {change}" for change in outcome.plan.changes)
     else:
         lines.append("    (already up to date)")
-    return "\n".join(lines) + "\n"
+    return "".join(printable(line) + "\n" for line in lines)
 
 
 def _keep_running(settings: Settings, sandbox: Sandbox, control_url: str, out: TextIO) -> None:

@@ -2,13 +2,19 @@
 
 Every error the program reports on purpose derives from `ConnectorError` and carries the exit
 status the command line uses for it (0 ok, 1 runtime failure, 2 bad usage or configuration).
+
+What an error, or any other line for the operator, may quote is made safe here too:
+`printable()` for whatever reaches a terminal, `masked_setting()` for a configuration value.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from connector.text import printable, printable_json
 
 __all__ = [
     "ApiError",
@@ -25,6 +31,9 @@ __all__ = [
     "RateLimited",
     "UnmappedTicket",
     "ValidationFailed",
+    "masked_setting",
+    "printable",
+    "printable_json",
     "validation_message",
 ]
 
@@ -33,6 +42,14 @@ class ConnectorError(Exception):
     """Base of every error sla-connector raises deliberately."""
 
     exit_status = 1
+
+    def lines(self) -> list[str]:
+        """What the error says, as printable lines for a terminal (one, unless overridden).
+
+        The message may quote a ticket, a helpdesk's answer or the command line: a line break
+        in there is escaped, never a second line.
+        """
+        return [printable(str(self))]
 
 
 @dataclass(frozen=True)
@@ -47,17 +64,7 @@ class Problem:
     def __str__(self) -> str:
         where = self.file if self.line is None else f"{self.file}:{self.line}"
         text = f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
-        return _one_line(text)
-
-
-def _one_line(text: str) -> str:
-    """`text` with line breaks and other control characters escaped: one problem, one line.
-
-    Keys and values quoted in a message come from the file, which may hold anything.
-    """
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+        return printable(text)
 
 
 # What a value of the wrong kind was expected to be, by pydantic's error type. The types are
@@ -133,8 +140,57 @@ def _described(value: Any) -> str:
         return f"a list of {len(value)}"
     if value is None:
         return "nothing"
-    text = repr(value)
+    # Masked before it is cut short: a cut token is still most of the token.
+    text = repr(masked_setting(value)) if isinstance(value, str) else repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+# A run of token characters long enough to be a credential (Zendesk API tokens are 40 of them,
+# Freshdesk API keys 20, OAuth tokens 64, base64 has + / =). Dots and colons end a run, so host
+# names, ports and instants are not runs; shorter runs count only if they mix letters and
+# digits, as keys do and words do not.
+_TOKEN_RUN = re.compile(r"[A-Za-z0-9_+/=~-]{16,}")
+_ALWAYS_A_TOKEN = 32
+
+
+def _token_runs_masked(text: str, mask: str) -> str:
+    def masked(match: re.Match[str]) -> str:
+        run = match.group()
+        mixed = any(c.isdigit() for c in run) and any(c.isalpha() for c in run)
+        return mask if mixed or len(run) >= _ALWAYS_A_TOKEN else run
+
+    return _TOKEN_RUN.sub(masked, text)
+
+
+def masked_setting(value: str) -> str:
+    """`value` from a configuration (a file, the environment) fit to quote in an error message.
+
+    Masked as the logs are (registered secrets, credential shapes) and more, because a secret
+    pasted where it does not belong is the likely mistake: a URL keeps its scheme, host, port
+    and path, but not its user-info, query or fragment, where tokens get pasted; any
+    token-looking run is masked, which covers a bare token pasted as the value. Every error
+    line that quotes a URL or another value of the configuration goes through this.
+    """
+    from connector.logs import MASK
+
+    rest, hash_sign, fragment = value.partition("#")
+    rest, question_mark, query = rest.partition("?")
+    scheme, separator, after = rest.partition("://")
+    if separator:
+        authority, slash, path = after.partition("/")
+    else:
+        scheme, (authority, slash, path) = "", rest.partition("/")
+    if "@" in authority:
+        authority = MASK + "@" + authority.rpartition("@")[2]
+    if separator:
+        # The host and the path apart: `zendesk.com/api/v2/...` is not one run.
+        text = scheme + separator + _token_runs_masked(authority, MASK)
+        text += slash + _token_runs_masked(path, MASK)
+    else:
+        text = _token_runs_masked(authority + slash + path, MASK)
+    text += question_mark + (MASK if query else "")
+    text += hash_sign + (MASK if fragment else "")
+    return _masked(text)
 
 
 class ConfigError(ConnectorError):
@@ -145,6 +201,10 @@ class ConfigError(ConnectorError):
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems))
+
+    def lines(self) -> list[str]:
+        """One printable line per problem."""
+        return [str(p) for p in self.problems]
 
 
 class InputError(ConnectorError):
@@ -206,7 +266,7 @@ class ApiError(ConnectorError):
         status = "" if self.status is None else f" -> {self.status}"
         request_id = "" if self.request_id is None else f" (request id {self.request_id})"
         # The message quotes what the helpdesk sent (a body, a key of its JSON): one line.
-        return _one_line(f"{self.method} {self.url}{status}: {self.message}{request_id}")
+        return printable(f"{self.method} {self.url}{status}: {self.message}{request_id}")
 
 
 def _masked(text: str) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from connector.errors import printable
 from connector.helpdesks.adapter import Helpdesk, Item
 from connector.sla.explain import due_timeline
 from connector.state import State
@@ -26,7 +27,11 @@ class _Quiet:
 
 
 def explain(item: Item, helpdesk: Helpdesk, state: State, rules: Rules, now: datetime) -> str:
-    """The explanation of one ticket, as text for a terminal."""
+    """The explanation of one ticket, as text for a terminal: every line printable.
+
+    Ticket content is shown as the helpdesk holds it, so each line is escaped where it is
+    joined: a value with an escape sequence or a line break in it stays on its own line.
+    """
     from connector.cli import render_decision
 
     sync = Sync(helpdesk, state, rules, clock=lambda: now, log=_Quiet())
@@ -51,7 +56,7 @@ def explain(item: Item, helpdesk: Helpdesk, state: State, rules: Rules, now: dat
             lines.append(f"Unmapped: {decision.problem}")
         elif contract is not None and facts is not None:
             lines.append("Decision:")
-            lines.append(render_decision(decision, contract).rstrip("\n"))
+            lines.extend(render_decision(decision, contract).splitlines())
             for quota in decision.quotas:
                 verdict = "fits" if quota.fits else "over the limit"
                 lines.append(
@@ -79,4 +84,4 @@ def explain(item: Item, helpdesk: Helpdesk, state: State, rules: Rules, now: dat
         f"State: last note posted {record.note or 'none'}; next re-decision "
         f"{format_instant(wake) if wake else 'none scheduled'}"
     )
-    return "\n".join(lines) + "\n"
+    return "".join(printable(line) + "\n" for line in lines)

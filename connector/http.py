@@ -13,17 +13,29 @@ rate-limit headers so that a 429 stays rare, and retries what is safe to retry:
   twice blindly: the caller must check and decide;
 - a 401 is retried once after the credentials say they refreshed themselves;
 - everything else (409, 400, 404...) goes straight to the caller.
+
+Whatever the server does, a request ends, in bounded memory, with an answer or a typed error:
+every request has a total deadline (connect, send, the head and the whole body), on top of
+httpx's timeouts, which bound each read and not the request; the body is capped, counted as
+it arrives and as it inflates, so that a gzip bomb or an endless body stops early. A body that
+runs past either, or that is not in the encoding it claims, is `NotAvailable`, as any httpx
+error is: nothing of httpx escapes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import json
 import math
 import random
 import re
+import socket
+import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+import weakref
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
@@ -41,6 +53,7 @@ from connector.errors import (
     NotFound,
     Problem,
     RateLimited,
+    masked_setting,
 )
 
 __all__ = [
@@ -292,7 +305,13 @@ class RetryPolicy:
     backoff_initial: float = 0.5
     backoff_max: float = 30.0
     retry_after_cap: float = 300.0
-    timeout: float = 30.0
+    timeout: float = 30.0  # each phase: connect, and each write or read of the socket
+    # The whole request: connect, send, the head and all of the body. Twice the per-read
+    # timeout: a slow but healthy page fits, a trickle ends, and SIGTERM, which waits for the
+    # request in hand, waits at most this long for it.
+    deadline: float = 60.0
+    # The body, as sent and as decoded: far above any page of 1,000 tickets.
+    max_body: int = 64 * 2**20
 
 
 Observer = Callable[[Request, Response | None, ApiError | None, float], None]
@@ -326,6 +345,8 @@ class HttpShell:
         self.on_pace = on_pace
         self._rng = rng or random.Random()
         self.rate_limit_waits = 0
+        # The connections this shell has seen, for `_Watchdog` to cut.
+        self._streams: weakref.WeakSet[Any] = weakref.WeakSet()
 
     def send(self, request: Request, decode: Callable[[Response], T]) -> T:
         """Send `request` and decode the answer; retries what the policy allows."""
@@ -358,31 +379,46 @@ class HttpShell:
             if self.on_pace is not None:
                 self.on_pace(delay)
             self.sleep(delay)
-        headers = dict(request.headers)
+        headers = {"Accept-Encoding": ACCEPT_ENCODING, **dict(request.headers)}
         if self.credentials is not None:
             headers.update(self.credentials.headers())
         started = self.clock()
         self.pacer.sent(started)
         method, url = request.describe()
+        deadline = self.policy.deadline
+        watchdog = _Watchdog(deadline, self._streams)
+        raw: httpx.Response | None = None
         try:
-            raw = self.client.request(
-                request.method,
-                request.url,
-                params=list(request.params) or None,
-                json=request.json,
-                headers=headers,
-                timeout=self.policy.timeout,
+            raw = self.client.send(
+                self.client.build_request(
+                    request.method,
+                    request.url,
+                    params=list(request.params) or None,
+                    json=request.json,
+                    headers=headers,
+                    timeout=min(self.policy.timeout, deadline),
+                    extensions={"trace": watchdog.trace},
+                ),
+                stream=True,
             )
-            body = raw.read()
-        except httpx.TransportError as exc:
-            error = NotAvailable(
-                f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__,
-                method=method,
-                url=url,
-            )
+            watchdog.watch(raw.extensions.get("network_stream"))
+            body = self._read_body(raw, started + deadline)
+        except (httpx.RequestError, _Unreadable) as exc:
+            watchdog.stop()
+            if watchdog.expired or isinstance(exc, _Late):
+                why = f"no complete answer within the {deadline:g} s deadline"
+            else:
+                why = str(exc) if isinstance(exc, _Unreadable) else _described(exc)
+            status = None if raw is None else raw.status_code
+            request_id = None if raw is None else _request_id(raw.headers)
+            error = NotAvailable(why, method=method, url=url, status=status, request_id=request_id)
             error.never_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
             self._notify(request, None, error, started)
             raise error from exc
+        finally:
+            watchdog.stop()
+            if raw is not None:
+                raw.close()
         wait = retry_after_seconds(
             raw.headers.get("retry-after"), self.wall_clock(), self.policy.retry_after_cap
         )
@@ -393,6 +429,40 @@ class HttpShell:
             self.pacer.hold_off(wait, now)
         self._notify(request, response, None, started)
         return response
+
+    def _read_body(self, raw: httpx.Response, deadline: float) -> bytes:
+        """All of the body, decoded; `_Unreadable` past the deadline or over the size cap."""
+        cap = self.policy.max_body
+        too_large = f"the body is larger than the {cap:,} bytes allowed"
+        announced = _number(raw.headers.get("content-length"))
+        if announced is not None and announced > cap and raw.request.method != "HEAD":
+            raise _Unreadable(f"{too_large} ({announced:,.0f} announced)")
+        received = 0
+
+        def arriving() -> Iterator[bytes]:
+            nonlocal received
+            for chunk in raw.iter_raw():
+                received += len(chunk)
+                if received > cap:
+                    raise _Unreadable(too_large)
+                if self.clock() > deadline:
+                    raise _Late
+                yield chunk
+
+        if raw.is_stream_consumed:
+            # An answer a test transport built whole (MockTransport, respx): httpx has read and
+            # decoded it already; nothing arrives any more.
+            chunks, encoding = iter([raw.content]), ""
+        else:
+            chunks, encoding = arriving(), raw.headers.get("content-encoding", "")
+        pieces: list[bytes] = []
+        size = 0
+        for piece in _inflated(chunks, encoding):
+            size += len(piece)
+            if size > cap:
+                raise _Unreadable(too_large)
+            pieces.append(piece)
+        return b"".join(pieces)
 
     def _notify(
         self, request: Request, response: Response | None, error: ApiError | None, started: float
@@ -426,16 +496,20 @@ class HttpShell:
 
 
 def check_base_url(url: str, *, file: str, key: str) -> str:
-    """Refuse anything but HTTPS, except plain HTTP on loopback (the sandbox)."""
-    parts = urlsplit(url)
+    """Refuse anything but HTTPS, except plain HTTP on loopback (the sandbox); refuse
+    credentials, a query or a fragment in it. The error never repeats them."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unbalanced IPv6 bracket
+        parts = urlsplit("")
     host = (parts.hostname or "").lower()
-    if parts.scheme == "https" and host:
+    if "@" in parts.netloc or parts.query or parts.fragment:
+        why = "credentials, a query or a fragment do not belong in a base URL"
+    elif (parts.scheme == "https" and host) or (parts.scheme == "http" and host in LOOPBACK_HOSTS):
         return url.rstrip("/")
-    if parts.scheme == "http" and host in LOOPBACK_HOSTS:
-        return url.rstrip("/")
-    raise ConfigError(
-        [Problem(file, key, f"expected an https:// URL (http:// only on loopback), got {url!r}")]
-    )
+    else:
+        why = "expected an https:// URL (http:// only on loopback)"
+    raise ConfigError([Problem(file, key, f"{why}, got {masked_setting(url)!r}")])
 
 
 REQUEST_ID_HEADERS = ("x-request-id", "x-zendesk-request-id", "x-freshdesk-request-id")
@@ -447,9 +521,7 @@ def error_for(response: Response, message: str) -> ApiError:
     Field-level validation errors are helpdesk-specific: build `ValidationFailed` there.
     """
     method, url = response.request.describe()
-    request_id = next(
-        (response.headers[name] for name in REQUEST_ID_HEADERS if name in response.headers), None
-    )
+    request_id = _request_id(response.headers)
     status = response.status
     if status == 429:
         return RateLimited(
@@ -476,3 +548,114 @@ def error_for(response: Response, message: str) -> ApiError:
     else:
         kind = ApiError
     return kind(message, method=method, url=url, status=status, request_id=request_id)
+
+
+def _request_id(headers: Mapping[str, str]) -> str | None:
+    return next((headers[name] for name in REQUEST_ID_HEADERS if name in headers), None)
+
+
+# --- what the shell does not leave to httpx --------------------------------------------------
+
+
+def _described(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+class _Unreadable(Exception):
+    """The body cannot be taken: too large, late, or not in the encoding it claims."""
+
+
+class _Late(_Unreadable):
+    """The body was still arriving at the request's deadline."""
+
+
+# The only encoding `_inflated` decodes: asked for explicitly, so that httpx does not offer
+# the brotli or zstd it would decode, unbounded, if those packages happened to be installed.
+ACCEPT_ENCODING = "gzip"
+_INFLATE_STEP = 1 << 20  # bytes of decoded body at a time
+
+
+def _inflated(raw: Iterable[bytes], encoding: str) -> Iterator[bytes]:
+    """The body arriving in `raw`, decoded from `encoding`, a bounded piece at a time.
+
+    Not httpx's decoders: they inflate each network read whole, and 64 KiB of a gzip bomb
+    is 64 MiB at once; here each piece is at most `_INFLATE_STEP`.
+    """
+    codings = [c.strip().lower() for c in encoding.split(",")]
+    codings = [c for c in codings if c not in ("", "identity")]
+    if not codings:
+        yield from raw
+        return
+    if codings not in (["gzip"], ["x-gzip"]):
+        raise _Unreadable(f"a body in an encoding not asked for (Content-Encoding {encoding!r})")
+    inflater = zlib.decompressobj(zlib.MAX_WBITS | 16)
+    empty = True
+    try:
+        for chunk in raw:
+            empty, data = empty and not chunk, chunk
+            while data and not inflater.eof:
+                yield inflater.decompress(data, _INFLATE_STEP)
+                data = inflater.unconsumed_tail
+        yield inflater.flush()
+    except zlib.error as exc:
+        raise _Unreadable(f"the body is not the gzip its Content-Encoding says ({exc})") from None
+    if not inflater.eof and not empty:
+        raise _Unreadable("the gzip body ends before its end")
+
+
+class _Watchdog:
+    """Cuts the shell's connections when a request outlives its deadline.
+
+    httpx's timeouts bound each read, not the request: a server sending a byte every few
+    seconds keeps it going for ever, its head included, which httpx reads in a loop of its own.
+    The body loop checks the deadline between reads; this ends whatever is still blocked when
+    the deadline passes: shutting a socket down wakes the thread blocked on it, and the request
+    fails with a transport error, reported as the deadline. Every connection the shell knows is
+    cut, not only the request's: httpx does not say which pooled one a request reuses, and the
+    others are idle (the shell sends one request at a time), so the pool just opens new ones.
+    """
+
+    _CONNECTED = frozenset({"connection.connect_tcp.complete", "connection.start_tls.complete"})
+
+    def __init__(self, seconds: float, streams: weakref.WeakSet[Any]) -> None:
+        self.expired = False
+        self._streams = streams
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def trace(self, event: str, info: Mapping[str, Any]) -> None:
+        """httpcore's `trace` extension: learn each connection as it opens."""
+        if event in self._CONNECTED:
+            self.watch(info.get("return_value"))
+
+    def watch(self, stream: Any) -> None:
+        """Cut `stream` (an httpcore network stream) at the deadline, or now if it has passed."""
+        if stream is None:
+            return
+        with self._lock:
+            self._streams.add(stream)
+            if self.expired:
+                _cut(stream)
+
+    def stop(self) -> None:
+        """The request is over: cut nothing from now on."""
+        self._timer.cancel()
+        if self._timer.is_alive():
+            self._timer.join()
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for stream in list(self._streams):
+                _cut(stream)
+
+
+def _cut(stream: Any) -> None:
+    sock = stream.get_extra_info("socket") if hasattr(stream, "get_extra_info") else None
+    if isinstance(sock, socket.socket):
+        with contextlib.suppress(OSError):  # closed meanwhile: nothing left to cut
+            # The plain socket's shutdown: an SSLSocket's own also drops its TLS state, under
+            # the thread that is reading through it.
+            socket.socket.shutdown(sock, socket.SHUT_RDWR)

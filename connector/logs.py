@@ -8,6 +8,10 @@ catches what only appears in a `repr()`. Register each secret with `register_sec
 as it is read; well-known credential shapes (`Authorization:` values, `Bearer …`,
 `token=…`, keys named like `password`, the password of `scheme://user:password@host`) are
 masked even when not registered.
+
+JSON lines escape what a terminal would act on by themselves; readable lines have every key
+and text value made printable (`connector.errors.printable`) first, as a ticket's content
+logged on a terminal must not drive it.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from urllib.parse import quote
 
 import structlog
 from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
+
+from connector.text import printable
 
 __all__ = ["MASK", "configure", "get_logger", "redact", "register_secret"]
 
@@ -184,6 +190,41 @@ def _redact_line(renderer: Processor) -> Processor:
     return render
 
 
+class _Escaped:
+    """A text value that is not printable, as the console renderer should show it.
+
+    The renderer writes text raw unless it holds a space or a quote, and `repr`s anything
+    else: this shows escaped either way, and escaped once.
+    """
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return repr(self.text)
+
+    def __str__(self) -> str:
+        return printable(self.text)
+
+
+def _printable_event(logger: WrappedLogger, method: str, event_dict: EventDict) -> EventDict:
+    """Processor: every key and text value printable, for readable lines on a terminal.
+
+    A rendered traceback is multi-line by design: each of its lines is made printable.
+    """
+
+    def shown(key: str, value: Any) -> Any:
+        if not isinstance(value, str) or value.isprintable():
+            return value  # anything else the renderer shows by `repr`, which escapes
+        if key in ("exception", "stack"):
+            return "\n".join(printable(line) for line in value.split("\n"))
+        return _Escaped(value)
+
+    return {printable(str(key)): shown(str(key), value) for key, value in event_dict.items()}
+
+
 def _timestamp_level_event_first(
     logger: WrappedLogger, method: str, event_dict: EventDict
 ) -> EventDict:
@@ -252,15 +293,17 @@ def configure(
     out = sys.stderr if stream is None else stream
     tty = _isatty(out)
     renderer: Processor
+    shown: list[Processor] = []
     if format == "console" or (format == "auto" and tty):
         renderer = structlog.dev.ConsoleRenderer(colors=tty, sort_keys=False)
+        shown = [_printable_event]
     elif format in ("auto", "json"):
         renderer = structlog.processors.JSONRenderer(default=_json_default)
     else:
         raise ValueError(f"unknown log format {format!r}; expected auto, json or console")
 
     structlog.configure(
-        processors=[_add_logger_name, *_pre_chain(), _redact_line(renderer)],
+        processors=[_add_logger_name, *_pre_chain(), *shown, _redact_line(renderer)],
         wrapper_class=structlog.make_filtering_bound_logger(number),
         logger_factory=_NamedWriteLoggerFactory(out),
         context_class=dict,
@@ -276,6 +319,7 @@ def configure(
             foreign_pre_chain=[structlog.stdlib.add_logger_name, *_pre_chain()],
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                *shown,
                 _redact_line(renderer),
             ],
         )

@@ -309,6 +309,10 @@ class Sync:
         totals = Totals()
         pages: Iterator[Any] = self.helpdesk.poll(self.state.cursor(cursor_name), start)
         for page in pages:
+            for bad in page.malformed:
+                # Not one of ours to fix: logged and counted; its neighbours go on.
+                self.log.error("ticket_malformed", ticket=bad.id, problem=bad.problem)
+                totals.unmapped += 1
             with self.state.writer():
                 for item in page.items:
                     if until is not None and item.updated_at > until:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import gzip
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 import httpx
@@ -371,3 +372,89 @@ def test_error_for_503_with_retry_after_is_a_rate_limit() -> None:
     error = error_for(response, "maintenance")
     assert isinstance(error, RateLimited)
     assert error.retry_after == 3.0
+
+
+# --- what comes back: decoded, capped, on time -------------------------------------------------
+
+
+def test_a_gzip_body_is_asked_for_and_decoded() -> None:
+    body = gzip.compress(b'{"ok": true}')
+    handler, sent = scripted(
+        httpx.Response(200, stream=httpx.ByteStream(body), headers={"Content-Encoding": "gzip"})
+    )
+    assert shell_for(handler, FakeTime()).send(GET, decode_json) == {"ok": True}
+    assert sent[0].headers["Accept-Encoding"] == "gzip"
+
+
+@pytest.mark.parametrize(
+    ("encoding", "body", "why"),
+    [
+        ("gzip", b"plain", "not the gzip"),
+        ("gzip", gzip.compress(b'{"ok": true}')[:-12], "ends before its end"),
+        ("br", b"\x0b\x02\x80{}\x03", "encoding not asked for"),
+        ("gzip, gzip", gzip.compress(gzip.compress(b"{}")), "encoding not asked for"),
+    ],
+)
+def test_a_body_not_in_the_encoding_it_claims_is_not_available(
+    encoding: str, body: bytes, why: str
+) -> None:
+    handler, sent = scripted(
+        *[
+            httpx.Response(
+                200, stream=httpx.ByteStream(body), headers={"Content-Encoding": encoding}
+            )
+            for _ in range(2)
+        ]
+    )
+    shell = shell_for(handler, FakeTime(), policy=RetryPolicy(attempts=2))
+    with pytest.raises(NotAvailable, match=why) as caught:
+        shell.send(GET, decode_json)
+    assert caught.value.status == 200
+    assert len(sent) == 2  # a GET: tried again, as after a 5xx
+
+
+@pytest.mark.parametrize(
+    "raised",
+    [
+        httpx.DecodingError("bad gzip"),
+        httpx.TooManyRedirects("loop"),
+        httpx.LocalProtocolError("bad header"),
+        httpx.ProxyError("proxy down"),
+    ],
+)
+def test_no_httpx_error_escapes_the_shell(raised: Exception) -> None:
+    handler, _ = scripted(raised)
+    shell = shell_for(handler, FakeTime(), policy=RetryPolicy(attempts=1))
+    with pytest.raises(NotAvailable, match=type(raised).__name__):
+        shell.send(GET, decode_json)
+
+
+class _Trickle(httpx.SyncByteStream):
+    """A body that arrives a byte per second of `time`, for 1,000 seconds."""
+
+    def __init__(self, time: FakeTime) -> None:
+        self.time = time
+        self.sent = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        for _ in range(1000):
+            self.time.now += 1.0
+            self.sent += 1
+            yield b" "
+
+
+def test_a_body_still_arriving_at_the_deadline_is_not_available() -> None:
+    time = FakeTime()
+    trickle = _Trickle(time)
+    handler, _ = scripted(httpx.Response(200, stream=trickle))
+    shell = shell_for(handler, time, policy=RetryPolicy(attempts=1, deadline=10.0))
+    with pytest.raises(NotAvailable, match=r"within the 10 s deadline"):
+        shell.send(GET, decode_json)
+    assert trickle.sent == 11
+
+
+def test_a_body_over_the_cap_is_not_available() -> None:
+    handler, _ = scripted(httpx.Response(200, stream=httpx.ByteStream(b" " * 101)))
+    shell = shell_for(handler, FakeTime(), policy=RetryPolicy(attempts=1, max_body=100))
+    with pytest.raises(NotAvailable, match="larger than the 100 bytes allowed"):
+        shell.send(GET, decode_json)

@@ -205,6 +205,7 @@ PRIVATE_STATE = {
     "state.sqlite3-wal": 0o600,
     "state.sqlite3-shm": 0o600,
     "state.sqlite3.lock": 0o600,
+    "state.sqlite3.claim": 0o600,  # the daemon's hold on the state (one daemon per state)
 }
 
 

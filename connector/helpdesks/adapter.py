@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from connector.helpdesks.mapping import DesiredResults, WireView
+from connector.helpdesks.wire import Malformed
 
 __all__ = ["Helpdesk", "Item", "Page", "Plan"]
 
@@ -34,11 +35,13 @@ class Page:
 
     `ahead` names the items stamped later than the helpdesk's own clock: they are handled, but
     did not move the position (and are worth a log line: a server's clock is off).
+    `malformed` are the page's tickets that did not read: reported, and the page goes on.
     """
 
     items: list[Item]
     cursor: str
     ahead: frozenset[str] = frozenset()
+    malformed: tuple[Malformed, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -67,10 +67,12 @@ steps = st.lists(st.one_of(change, tick, page, page), max_size=60)
 
 
 @settings(max_examples=300, deadline=None)
-@given(steps=steps, per_page=st.integers(1, 4), restart_every=st.sampled_from([1, 300]))
-def test_no_change_is_ever_skipped(
-    steps: list[tuple[str, int, int]], per_page: int, restart_every: int
-) -> None:
+@given(steps=steps, per_page=st.integers(1, 4))
+def test_no_change_is_ever_skipped(steps: list[tuple[str, int, int]], per_page: int) -> None:
+    # The daemon's poller: each page asked again from the last change read (restart_every=1).
+    # Following `Link` instead (restart_every=300) is for a reader of a list nobody changes
+    # while it pages: a change moves a ticket to the end and shifts the pages under it.
+    restart_every = 1
     server = FakeList(per_page=per_page)
     poller = TicketPoller(T0 - timedelta(days=1), per_page=per_page, restart_every=restart_every)
     reported: set[tuple[int, datetime]] = set()

@@ -276,11 +276,17 @@ def test_a_round_ends_without_next_link_and_the_next_reaches_back_by_the_overlap
 
 
 def test_position_resumes_without_repeating_or_losing() -> None:
-    poller = TicketPoller(T0, per_page=2, restart_every=300)
+    poller = TicketPoller(T0, per_page=2, restart_every=300, clock=lambda: T0 + 9 * S)
     poller.feed(list_page([ticket_json(1, T0 + S), ticket_json(2, T0 + S)], True))
     saved = PollPosition.model_validate_json(poller.position.model_dump_json())
     assert saved == PollPosition(
-        since=T0, page=2, last_updated_at=T0 + S, start=T0, seen=((1, T0 + S), (2, T0 + S))
+        since=T0,
+        page=2,
+        last_updated_at=T0 + S,
+        start=T0,
+        unsure_from=T0,  # page 2 is asked by number: the next round reaches back to here
+        round_time=T0 + 9 * S,
+        seen=((1, T0 + S), (2, T0 + S)),
     )
     resumed = TicketPoller.resume(saved, per_page=2, restart_every=300)
     request = resumed.next_request(BASE)
@@ -353,3 +359,21 @@ def test_base_url_for_account_names_and_urls(given: str, expected: str) -> None:
 def test_base_url_refuses_plain_http_off_loopback_and_odd_names(given: str) -> None:
     with pytest.raises(ConfigError):
         base_url_for(given)
+
+
+@pytest.mark.reliability
+@pytest.mark.parametrize(
+    "damage",
+    [{"tags": None}, {"status": None}, {"updated_at": "2026-01-01T00:00:09"}],
+    ids=["tags null", "no status", "naive time"],
+)
+def test_one_malformed_ticket_does_not_hold_up_its_page(damage: dict[str, object]) -> None:
+    tickets = [ticket_json(i, T0 + i * S) for i in (1, 2, 3)]
+    tickets[1].update(damage)
+    poller = TicketPoller(T0, per_page=3)
+    fresh = poller.feed(list_page(tickets, False))
+    assert [t.id for t in fresh] == [1, 3]
+    assert [(m.id, m.problem.split(":")[0]) for m in poller.malformed] == [
+        ("2", next(iter(damage)))
+    ]
+    assert poller.last_updated_at == T0 + 3 * S  # the position goes past it with the page

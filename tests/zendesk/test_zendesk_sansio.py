@@ -277,3 +277,38 @@ def test_fields_page_without_meta_is_the_last() -> None:
 
     assert len(page.fields) == 15
     assert page.after_cursor is None
+
+
+@pytest.mark.reliability
+@pytest.mark.parametrize(
+    "damage",
+    [
+        {"tags": None},
+        {"status": None},
+        {"created_at": "2026-03-02T08:15:00"},  # no zone
+        {"id": "three"},
+    ],
+    ids=["tags null", "no status", "naive time", "id not a number"],
+)
+def test_one_malformed_ticket_does_not_hold_up_its_page(damage: dict[str, object]) -> None:
+    data = json.loads(fixture_bytes("incremental_export_with_metric_sets.json"))
+    data["tickets"][1].update(damage)
+    data.update(end_of_stream=True, after_cursor=None)
+    body = json.dumps(data).encode()
+
+    page = sansio.decode_export(answer(200, body))
+    assert [t.id for t in page.tickets] == [2, 4]
+    (bad,) = page.malformed
+    assert bad.id == ("three" if "id" in damage else "3")  # as the page gave it
+    assert len(page.metric_sets) == 3
+    many = sansio.decode_tickets(answer(200, body))
+    assert [t.id for t in many.tickets] == [2, 4]
+    assert len(many.malformed) == 1
+
+
+def test_a_page_whose_envelope_is_broken_is_still_refused() -> None:
+    data = json.loads(fixture_bytes("incremental_export_with_metric_sets.json"))
+    data["metric_sets"] = "none"
+    data.update(end_of_stream=True)
+    with pytest.raises(MalformedResponse):
+        sansio.decode_export(answer(200, json.dumps(data).encode()))

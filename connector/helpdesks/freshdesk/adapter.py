@@ -53,7 +53,9 @@ class FreshdeskHelpdesk:
             poller = TicketPoller(start, per_page=self.per_page)
         for tickets in self.client.poll(poller):
             ahead = frozenset(str(t.id) for t in poller.ahead)
-            yield Page([self._item(t) for t in tickets], poller.position.model_dump_json(), ahead)
+            position = poller.position.model_dump_json()
+            items = [self._item(t) for t in tickets]
+            yield Page(items, position, ahead, tuple(poller.malformed))
 
     def fetch(self, ids: Sequence[str]) -> list[Item]:
         """The tickets as they are now, one request each (Freshdesk has no batch read)."""

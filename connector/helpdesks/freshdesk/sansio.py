@@ -50,6 +50,7 @@ from connector.errors import (
     MalformedResponse,
     Problem,
     ValidationFailed,
+    masked_setting,
 )
 from connector.helpdesks.freshdesk.models import (
     COMPANY_FIELD_LIST,
@@ -64,6 +65,7 @@ from connector.helpdesks.freshdesk.models import (
     TicketField,
     TicketUpdate,
 )
+from connector.helpdesks.wire import Malformed, each_valid
 from connector.http import Request, Response, check_base_url, error_for
 from connector.timeutil import format_instant
 
@@ -119,9 +121,8 @@ def base_url_for(domain: str, *, file: str = "<config>", key: str = "freshdesk.d
         return check_base_url(domain, file=file, key=key)
     name = domain.strip().lower().removesuffix(".freshdesk.com")
     if not _DOMAIN.fullmatch(name):
-        raise ConfigError(
-            [Problem(file, key, f"expected a Freshdesk account name, got {domain!r}")]
-        )
+        shown = masked_setting(domain)  # an API key pasted here is the likely mistake
+        raise ConfigError([Problem(file, key, f"expected a Freshdesk account name, got {shown!r}")])
     return f"https://{name}.freshdesk.com"
 
 
@@ -252,6 +253,8 @@ class PollPosition(BaseModel):
     page: int = Field(default=1, ge=1)
     last_updated_at: AwareDatetime | None = None
     start: AwareDatetime | None = None
+    unsure_from: AwareDatetime | None = None
+    round_time: AwareDatetime | None = None
     seen: tuple[tuple[int, AwareDatetime], ...] = ()
     seen_ids: tuple[int, ...] = ()
 
@@ -312,9 +315,16 @@ class TicketPoller:
         # The latest stamp (not dated ahead) of the pages asked since `since` was set: the
         # list is in `updated_at` order, so every change before it has been read.
         self._read_to: datetime | None = None
+        # Where pages asked by number (2, 3...) began: a change made meanwhile shifts them,
+        # so the round that follows reaches back there.
+        self._unsure_from: datetime | None = None
+        # The helpdesk's clock when this round's first page was answered: a change that shows
+        # later is stamped at most OVERLAP before it.
+        self._round_time: datetime | None = None
         self._seen: set[tuple[int, datetime]] = set()
         self._done = False
         self.ahead: list[Ticket] = []
+        self.malformed: list[Malformed] = []
 
     @classmethod
     def resume(
@@ -330,6 +340,8 @@ class TicketPoller:
         poller = cls(position.since, per_page, include, restart_every=restart_every, clock=clock)
         poller._page = position.page
         poller._start = position.start or position.since
+        poller._unsure_from = position.unsure_from
+        poller._round_time = position.round_time
         poller._last = position.last_updated_at
         poller._seen = set(position.seen)
         if position.last_updated_at is not None:
@@ -364,6 +376,8 @@ class TicketPoller:
             page=self._page,
             last_updated_at=self._last,
             start=self._start,
+            unsure_from=self._unsure_from,
+            round_time=self._round_time,
             seen=tuple(sorted(self._seen)),
         )
 
@@ -402,9 +416,11 @@ class TicketPoller:
                 self._restart(restart_at)
                 return []
             raise error
-        tickets = _decode(response, TICKET_LIST, "a JSON list of tickets")
-        latest_allowed = _server_time(response.headers) or self._clock()
-        latest_allowed += self.AHEAD_TOLERANCE
+        tickets, self.malformed = _decode_tickets(response)
+        server_time = _server_time(response.headers) or self._clock()
+        if self._round_time is None:
+            self._round_time = server_time
+        latest_allowed = server_time + self.AHEAD_TOLERANCE
         fresh: list[Ticket] = []
         self.ahead = []
         for ticket in tickets:
@@ -422,6 +438,7 @@ class TicketPoller:
         restart_at = self._restart_point()
         if not has_next_page(response.headers):
             self._restart(self._floor())
+            self._unsure_from = self._round_time = None
             self._done = True
         elif self._page >= self.restart_every and restart_at is not None:
             self._restart(restart_at)
@@ -434,6 +451,8 @@ class TicketPoller:
                 url=url,
             )
         else:
+            if self._unsure_from is None or self._since < self._unsure_from:
+                self._unsure_from = self._since
             self._page += 1
         return fresh
 
@@ -448,10 +467,17 @@ class TicketPoller:
         return None
 
     def _floor(self) -> datetime:
-        """The earliest `updated_since` any later request asks: where the next round starts."""
-        if self._last is None:
-            return self._start
-        return max(self._start, self._last - self.OVERLAP)
+        """The earliest `updated_since` any later request asks: where the next round starts.
+
+        `OVERLAP` before the helpdesk's clock at the round's first page (a change that shows
+        later is stamped after that), and never after the `updated_since` in hand nor where
+        pages were last asked by number: pages shift under changes made meanwhile (a ticket
+        changed moves to the end of the list), so only what comes before is surely read.
+        """
+        floor = min(self._since, self._unsure_from or self._since)
+        if self._round_time is not None:
+            floor = min(floor, self._round_time - self.OVERLAP)
+        return max(self._start, floor)
 
     def _restart(self, since: datetime) -> None:
         self._since = since
@@ -461,6 +487,27 @@ class TicketPoller:
         # `updated_since` is at the floor or after it.
         floor = self._floor()
         self._seen = {(i, stamp) for i, stamp in self._seen if stamp >= floor}
+
+
+def _decode_tickets(response: Response) -> tuple[list[Ticket], list[Malformed]]:
+    """A page of tickets; those that do not read are left out and reported, not the page.
+
+    Validated from its JSON in one pass; read again ticket by ticket only when that fails
+    (see `connector.helpdesks.wire`).
+    """
+    if not 200 <= response.status < 300:
+        raise error_from(response)
+    try:
+        return list(TICKET_LIST.validate_json(response.body)), []
+    except ValidationError:
+        pass
+    try:
+        records = json.loads(response.body)
+    except ValueError:
+        records = None
+    if not isinstance(records, list):
+        _decode(response, TICKET_LIST, "a JSON list of tickets")  # raises, saying where
+    return each_valid(records, Ticket)
 
 
 def _server_time(headers: Mapping[str, str]) -> datetime | None:

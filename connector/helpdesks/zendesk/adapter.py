@@ -41,7 +41,7 @@ class ZendeskHelpdesk:
         while True:
             if page.after_cursor:
                 position = _CURSOR + page.after_cursor
-            yield Page(_items(page), position)
+            yield Page(_items(page), position, malformed=page.malformed)
             if page.end_of_stream or not page.after_cursor:
                 return
             page = self.client.export(cursor=page.after_cursor)

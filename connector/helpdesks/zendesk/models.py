@@ -23,6 +23,8 @@ from pydantic import (
     field_validator,
 )
 
+from connector.helpdesks.wire import Malformed
+
 __all__ = [
     "FINISHED_JOB_STATES",
     "CustomFieldValue",
@@ -150,6 +152,8 @@ class TicketPage(_Wire):
     tickets: tuple[Ticket, ...] = ()
     organizations: tuple[Organization, ...] = ()
     metric_sets: tuple[MetricSet, ...] = ()
+    # The tickets of the page that did not read (not a field of Zendesk's: filled by sansio).
+    malformed: tuple[Malformed, ...] = ()
 
     @cached_property
     def _organizations_by_id(self) -> Mapping[int, Organization]:

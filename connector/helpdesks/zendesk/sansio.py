@@ -8,6 +8,7 @@ behaviour it says "assumed".
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -15,7 +16,14 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from connector.errors import ApiError, FieldError, MalformedResponse, ValidationFailed
+from connector.errors import (
+    ApiError,
+    FieldError,
+    MalformedResponse,
+    ValidationFailed,
+    masked_setting,
+)
+from connector.helpdesks.wire import Malformed, each_valid
 from connector.helpdesks.zendesk.models import (
     ExportPage,
     FieldsPage,
@@ -74,7 +82,8 @@ def base_url_for(subdomain: str) -> str:
     """The API base of a Zendesk account: `https://{subdomain}.zendesk.com`."""
     name = subdomain.strip().lower()
     if not _SUBDOMAIN.match(name):
-        raise ValueError(f"not a Zendesk subdomain: {subdomain!r}")
+        # An API token pasted here is the likely mistake: not repeated.
+        raise ValueError(f"not a Zendesk subdomain: {masked_setting(subdomain)!r}")
     return f"https://{name}.zendesk.com"
 
 
@@ -354,9 +363,41 @@ class _OrganizationFieldsBody(BaseModel):
     meta: _Meta = _Meta()
 
 
+def _decode_tickets_of(response: Response, model: type[M]) -> tuple[M, tuple[Malformed, ...]]:
+    """A body listing `tickets`; tickets that do not read are left out and reported.
+
+    The whole body is validated from its JSON in one pass; only when that fails on a ticket
+    is it read again ticket by ticket (see `connector.helpdesks.wire`).
+    """
+    if not 200 <= response.status < 300:
+        raise decode_error(response)
+    try:
+        return model.model_validate_json(response.body), ()
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        if first["loc"][:1] != ("tickets",):
+            return _decode(response, model), ()  # raises, saying where
+    data = json.loads(response.body)
+    if not isinstance(data, dict) or not isinstance(data.get("tickets"), list):
+        return _decode(response, model), ()
+    good, bad = each_valid(data["tickets"], Ticket)
+    body = _decode_data(response, model, {**data, "tickets": []})
+    return body.model_copy(update={"tickets": tuple(good)}), tuple(bad)
+
+
+def _decode_data(response: Response, model: type[M], data: dict[str, Any]) -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False, include_input=False)[0]
+        where = ".".join(str(part) for part in first["loc"]) or "body"
+        raise _malformed(response, f"not a {model.__name__}: {where}: {first['type']}") from None
+
+
 def decode_export(response: Response) -> ExportPage:
     """An export page; refuses a page that says more follows but gives no cursor."""
-    page = _decode(response, ExportPage)
+    page, malformed = _decode_tickets_of(response, ExportPage)
+    page = page.model_copy(update={"malformed": malformed}) if malformed else page
     if not page.end_of_stream and not page.after_cursor:
         raise _malformed(response, "export page without end_of_stream has no after_cursor")
     return page
@@ -374,10 +415,13 @@ def decode_tickets(response: Response) -> TicketPage:
 
     Documented: sideloads come as top-level arrays named after the resource.
     """
-    body = _decode(response, _TicketsBody)
+    body, malformed = _decode_tickets_of(response, _TicketsBody)
     tickets = body.tickets if body.ticket is None else (body.ticket, *body.tickets)
     return TicketPage(
-        tickets=tickets, organizations=body.organizations, metric_sets=body.metric_sets
+        tickets=tickets,
+        organizations=body.organizations,
+        metric_sets=body.metric_sets,
+        malformed=malformed,
     )
 
 
