@@ -380,7 +380,7 @@ class State:
                 "(stop that one first, or give this one a state directory of its own)"
             ) from None
         os.ftruncate(fd, 0)
-        started = datetime.now().astimezone().isoformat(timespec="seconds")
+        started = datetime.now(UTC).isoformat(timespec="seconds")
         os.write(fd, f"sla-connector {command} (pid {os.getpid()}, since {started})".encode())
         self._claim_fd = fd
 

@@ -316,8 +316,8 @@ def test_explain_of_an_unknown_ticket_is_a_one_line_error(desk: Desk, ticket: st
 
 def test_demo_shows_a_second_pass_that_writes_nothing(capsys: pytest.CaptureFixture[str]) -> None:
     status = main(["demo"])
-    out, _ = capsys.readouterr()
-    assert status == 0
+    out, err = capsys.readouterr()
+    assert status == 0, out + err  # the passes' summary lines say what failed
     assert "\n== zendesk (http://127.0.0.1:" in out
     assert "\n== freshdesk (http://127.0.0.1:" in out
     second = re.findall(r"^second pass: \d+ tickets came back .*, (\d+) written$", out, re.M)
