@@ -24,7 +24,7 @@ from connector.helpdesks.mapping import cross_check
 from connector.helpdesks.zendesk import ApiTokenCredentials, ZendeskClient
 from connector.helpdesks.zendesk.adapter import ZendeskHelpdesk
 from connector.helpdesks.zendesk.auth import OAuthCredentials, OAuthTokens
-from connector.http import Credentials, HttpShell, Observer, RetryPolicy
+from connector.http import Credentials, HttpShell, Interrupt, Observer, RetryPolicy
 from connector.mappingfiles import load_contracts, load_helpdesk_mapping
 from connector.state import State
 from connector.sync import Rules
@@ -69,6 +69,7 @@ def open_helpdesk(
     policy: RetryPolicy | None = None,
     sleep: Callable[[float], None] | None = None,
     secrets: Mapping[str, str] | None = None,
+    interrupt: Interrupt | None = None,
 ) -> Helpdesk:
     """A connected helpdesk of the configured kind, with its credentials.
 
@@ -85,6 +86,7 @@ def open_helpdesk(
         policy=policy,
         observers=observers,
         on_pace=on_pace,
+        interrupt=interrupt,
         **extra,
     )
     if settings.helpdesk == "zendesk":

@@ -9,6 +9,7 @@ and never takes a secret from the command line.
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import tempfile
 import time
 from collections.abc import Iterator
@@ -23,7 +24,7 @@ from connector.app import load_rules, open_helpdesk
 from connector.config import Settings, config_path, load_settings
 from connector.errors import ConfigError, InputError, Problem, masked_setting, printable
 from connector.helpdesks.adapter import Helpdesk
-from connector.state import State
+from connector.state import State, StateUnavailable
 from connector.sync import Outcome, Sync, Totals
 from connector.timeutil import format_instant, parse_instant
 
@@ -54,7 +55,12 @@ def run_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def _opened(
     settings: Settings, *, claim: str | None = None, new_state: bool = False, **options: Any
 ) -> Iterator[tuple[State, Helpdesk]]:
-    """The state and the helpdesk; `claim`: hold the state for this process (one daemon)."""
+    """The state and the helpdesk; `claim`: hold the state for this process (one daemon).
+
+    The state failing under a command (a full disk, a lock held too long, a read-only file
+    system) ends it with one line and exit 1, as at start: the transaction in hand was rolled
+    back, and the command can simply be run again once the cause is gone.
+    """
     state = State(settings.state_file, new_state=new_state)
     try:
         if claim is not None:
@@ -62,6 +68,12 @@ def _opened(
         helpdesk = open_helpdesk(settings, state, **options)
         try:
             yield state, helpdesk
+        except BrokenPipeError:
+            raise  # the reader of our output went away: cli.main's to handle
+        except (sqlite3.Error, OSError) as exc:
+            raise StateUnavailable(
+                f"state {settings.state_file}: {exc}; run the command again once the cause is gone"
+            ) from exc
         finally:
             helpdesk.close()
     finally:
@@ -70,6 +82,7 @@ def _opened(
 
 def _run(settings: Settings, new_state: bool) -> int:
     from connector.daemon import Daemon
+    from connector.http import Interrupt
     from connector.metrics import Metrics
     from connector.notify import Notifier
 
@@ -86,6 +99,7 @@ def _run(settings: Settings, new_state: bool) -> int:
             log.info("metrics_listening", address=f"{bound[0]}:{bound[1]}")
         # The watchdog hears from the daemon at each request and through each wait.
         notifier = Notifier()
+        interrupt = Interrupt()
         opened = _opened(
             settings,
             claim="run",
@@ -93,9 +107,18 @@ def _run(settings: Settings, new_state: bool) -> int:
             observers=[metrics.http_observer, notifier.alive],
             on_pace=metrics.paced,
             sleep=notifier.sleep,
+            interrupt=interrupt,
         )
         with opened as (state, helpdesk):
-            daemon = Daemon(settings, state, helpdesk, log=log, metrics=metrics, notifier=notifier)
+            daemon = Daemon(
+                settings,
+                state,
+                helpdesk,
+                log=log,
+                metrics=metrics,
+                notifier=notifier,
+                interrupt=interrupt,
+            )
             daemon.install_signal_handlers()
             return daemon.run()
     finally:

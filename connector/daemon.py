@@ -3,7 +3,8 @@
 One loop, one thread. Each cycle polls every page changed since the saved position, then
 re-decides the tickets whose wake-up time has come (at risk, breached), then sleeps until the
 next poll or the next wake-up, whichever is first. Signals only set flags:
-- SIGTERM / SIGINT: finish the page in hand, say STOPPING to systemd, exit 0;
+- SIGTERM / SIGINT: end the page in hand at once (no request sent, retried or waited for
+  after it; its unwritten tickets are taken again at the next start), say STOPPING, exit 0;
 - SIGHUP: reload the mappings before the next cycle; invalid new mappings are refused with a
   log line and the old ones stay in force.
 """
@@ -23,8 +24,9 @@ import schedule
 from connector import logs
 from connector.app import load_rules
 from connector.config import Settings
-from connector.errors import ConfigError, ConnectorError
+from connector.errors import ConfigError, ConnectorError, Interrupted
 from connector.helpdesks.adapter import Helpdesk
+from connector.http import Interrupt
 from connector.metrics import Metrics
 from connector.notify import Notifier
 from connector.state import State
@@ -55,8 +57,11 @@ class Daemon:
         metrics: Metrics | None = None,
         notifier: Notifier | None = None,
         clock: Callable[[], datetime] = _utcnow,
+        interrupt: Interrupt | None = None,
     ) -> None:
         self.settings = settings
+        # Shared with the helpdesk's HTTP shell: a stop ends its waits and reads at once.
+        self.interrupt = interrupt or Interrupt()
         self.state = state
         self.helpdesk = helpdesk
         self.log = log
@@ -94,9 +99,15 @@ class Daemon:
         self._wakeup.set()
 
     def stop(self) -> None:
-        """Ask the loop to finish the page in hand and return."""
+        """Ask the loop to end the page in hand and return.
+
+        The page ends at once: no request is sent or retried after it, a wait or a read in
+        flight ends, a write in flight is left to end within its deadline. The tickets of the
+        page not yet written are taken again at the next start.
+        """
         self._stop = True
         self._wakeup.set()
+        self.interrupt.set()
 
     @property
     def stopping(self) -> bool:
@@ -157,6 +168,9 @@ class Daemon:
                 woken = self.sync.wake()
                 totals.woken = woken.woken
                 totals.writes += woken.writes
+        except Interrupted:
+            self.log.info("sync_interrupted", detail="stopping; the page in hand is taken again")
+            return
         except (ConnectorError, sqlite3.Error, OSError) as exc:
             self._failed("sync_failed", exc)
             return
@@ -184,6 +198,8 @@ class Daemon:
         """Re-decide the tickets whose time has come (between polls)."""
         try:
             totals = self.sync.wake()
+        except Interrupted:
+            return
         except (ConnectorError, sqlite3.Error, OSError) as exc:
             self._failed("wake_failed", exc)
             return

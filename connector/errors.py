@@ -24,6 +24,7 @@ __all__ = [
     "ConnectorError",
     "FieldError",
     "InputError",
+    "Interrupted",
     "MalformedResponse",
     "NotAvailable",
     "NotFound",
@@ -239,6 +240,8 @@ class UnmappedTicket(ConnectorError):
 #       ├── ValidationFailed 400/422 with the helpdesk's per-field messages
 #       ├── MalformedResponse a 2xx whose body is not what the API documents
 #       └── NotAvailable   5xx, timeouts and transport errors: worth retrying if the call is safe
+#            └── Interrupted a stop was asked for (SIGTERM): the request was not sent, or a
+#                            read in flight was cut; never retried
 
 
 class ApiError(ConnectorError):
@@ -349,3 +352,10 @@ class NotAvailable(ApiError):
     """
 
     never_sent = False
+
+
+class Interrupted(NotAvailable):
+    """A stop was asked for: the request was not sent (`never_sent`), or a read was cut.
+
+    Not a failure of the helpdesk: the command or the daemon ends its work in hand.
+    """

@@ -38,6 +38,7 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
@@ -49,6 +50,7 @@ from connector.errors import (
     AuthError,
     ConfigError,
     Conflict,
+    Interrupted,
     NotAvailable,
     NotFound,
     Problem,
@@ -59,6 +61,7 @@ from connector.errors import (
 __all__ = [
     "Credentials",
     "HttpShell",
+    "Interrupt",
     "Pacer",
     "RateLimit",
     "Request",
@@ -317,6 +320,42 @@ class RetryPolicy:
 Observer = Callable[[Request, Response | None, ApiError | None, float], None]
 
 
+class Interrupt:
+    """A stop asked for from outside the request (SIGTERM), and what the shell does about it.
+
+    Once set, a shell given it sends nothing more and retries nothing (`Interrupted`), a read
+    in flight (GET, HEAD) is cut at once, and a wait made through `sleep` ends within a
+    second. A write in flight is left to end by itself, within its deadline: cut, its outcome
+    would be unknown. So a stop takes at most one request's deadline, never a chain of
+    retries and rate-limit waits. Safe to `set` from a signal handler.
+    """
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._hooks: list[Callable[[], None]] = []
+
+    def is_set(self) -> bool:
+        """Whether a stop was asked for."""
+        return self._event.is_set()
+
+    def set(self) -> None:
+        """Ask for the stop, and tell the shells that listen."""
+        self._event.set()
+        for hook in list(self._hooks):
+            hook()
+
+    def on_set(self, hook: Callable[[], None]) -> None:
+        """Call `hook` when the stop is asked for."""
+        self._hooks.append(hook)
+
+    def sleep(self, seconds: float, *, step: Callable[[float], None] = time.sleep) -> None:
+        """Sleep `seconds` by `step`, a second at a time, ending early once set."""
+        left = seconds
+        while left > 0 and not self.is_set():
+            step(min(left, 1.0))
+            left -= 1.0
+
+
 class HttpShell:
     """Sends `Request` values over one `httpx.Client`, paced and retried by one policy."""
 
@@ -333,12 +372,13 @@ class HttpShell:
         observers: Iterable[Observer] = (),
         on_pace: Callable[[float], None] | None = None,
         rng: random.Random | None = None,
+        interrupt: Interrupt | None = None,
     ) -> None:
         self.client = client
         self.credentials = credentials
         self.policy = policy or RetryPolicy()
         self.pacer = pacer or Pacer()
-        self.sleep = sleep
+        self.sleep = sleep if interrupt is None else partial(interrupt.sleep, step=sleep)
         self.clock = clock
         self.wall_clock = wall_clock
         self.observers = list(observers)
@@ -347,13 +387,19 @@ class HttpShell:
         self.rate_limit_waits = 0
         # The connections this shell has seen, for `_Watchdog` to cut.
         self._streams: weakref.WeakSet[Any] = weakref.WeakSet()
+        self.interrupt = interrupt
+        self._in_flight: tuple[Request, _Watchdog] | None = None
+        if interrupt is not None:
+            interrupt.on_set(self._on_interrupt)
 
     def send(self, request: Request, decode: Callable[[Response], T]) -> T:
         """Send `request` and decode the answer; retries what the policy allows."""
         refreshed = False
+        tries = 0
 
         def attempt() -> T:
-            nonlocal refreshed
+            nonlocal refreshed, tries
+            tries += 1
             try:
                 return decode(self._send_once(request))
             except AuthError as exc:
@@ -361,6 +407,10 @@ class HttpShell:
                     refreshed = True
                     if self.credentials.refresh():
                         return decode(self._send_once(request))
+                raise
+            except Interrupted as exc:
+                # Not sent this time; an earlier try may have landed (a 5xx after the change).
+                exc.never_sent = exc.never_sent and tries == 1
                 raise
 
         retrying = tenacity.Retrying(
@@ -373,12 +423,14 @@ class HttpShell:
         return retrying(attempt)
 
     def _send_once(self, request: Request) -> Response:
+        self._refuse_if_interrupted(request)
         delay = self.pacer.delay(self.clock())
         if delay > 0:
             self.rate_limit_waits += 1
             if self.on_pace is not None:
                 self.on_pace(delay)
             self.sleep(delay)
+            self._refuse_if_interrupted(request)
         headers = {"Accept-Encoding": ACCEPT_ENCODING, **dict(request.headers)}
         if self.credentials is not None:
             headers.update(self.credentials.headers())
@@ -387,6 +439,7 @@ class HttpShell:
         method, url = request.describe()
         deadline = self.policy.deadline
         watchdog = _Watchdog(deadline, self._streams)
+        self._in_flight = (request, watchdog)
         raw: httpx.Response | None = None
         try:
             raw = self.client.send(
@@ -405,17 +458,21 @@ class HttpShell:
             body = self._read_body(raw, started + deadline)
         except (httpx.RequestError, _Unreadable) as exc:
             watchdog.stop()
-            if watchdog.expired or isinstance(exc, _Late):
+            kind = NotAvailable
+            if watchdog.interrupted:
+                why, kind = "cut: the process is stopping", Interrupted
+            elif watchdog.expired or isinstance(exc, _Late):
                 why = f"no complete answer within the {deadline:g} s deadline"
             else:
                 why = str(exc) if isinstance(exc, _Unreadable) else _described(exc)
             status = None if raw is None else raw.status_code
             request_id = None if raw is None else _request_id(raw.headers)
-            error = NotAvailable(why, method=method, url=url, status=status, request_id=request_id)
+            error = kind(why, method=method, url=url, status=status, request_id=request_id)
             error.never_sent = isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout)
             self._notify(request, None, error, started)
             raise error from exc
         finally:
+            self._in_flight = None
             watchdog.stop()
             if raw is not None:
                 raw.close()
@@ -471,8 +528,23 @@ class HttpShell:
         for observer in self.observers:
             observer(request, response, error, elapsed)
 
+    def _refuse_if_interrupted(self, request: Request) -> None:
+        if self.interrupt is not None and self.interrupt.is_set():
+            method, url = request.describe()
+            error = Interrupted("not sent: the process is stopping", method=method, url=url)
+            error.never_sent = True
+            raise error
+
+    def _on_interrupt(self) -> None:
+        """The stop was asked for (perhaps in a signal handler): cut a read in flight."""
+        in_flight = self._in_flight
+        if in_flight is not None and in_flight[0].method in ("GET", "HEAD"):
+            in_flight[1].interrupt()
+
     @staticmethod
     def _retryable(request: Request, exc: BaseException) -> bool:
+        if isinstance(exc, Interrupted):
+            return False
         if isinstance(exc, RateLimited):
             return True
         if isinstance(exc, NotAvailable):
@@ -619,8 +691,10 @@ class _Watchdog:
 
     def __init__(self, seconds: float, streams: weakref.WeakSet[Any]) -> None:
         self.expired = False
+        self.interrupted = False
         self._streams = streams
-        self._lock = threading.Lock()
+        # Re-entrant: `interrupt` may run in a signal handler on the thread that holds it.
+        self._lock = threading.RLock()
         self._timer = threading.Timer(seconds, self._expire)
         self._timer.daemon = True
         self._timer.start()
@@ -644,6 +718,11 @@ class _Watchdog:
         self._timer.cancel()
         if self._timer.is_alive():
             self._timer.join()
+
+    def interrupt(self) -> None:
+        """Cut now: the process is stopping."""
+        self.interrupted = True
+        self._expire()
 
     def _expire(self) -> None:
         with self._lock:

@@ -25,6 +25,7 @@ from typing import Any
 from connector.errors import (
     ApiError,
     Conflict,
+    Interrupted,
     MalformedResponse,
     NotAvailable,
     NotFound,
@@ -390,6 +391,11 @@ class Sync:
         for _ in range(CONFLICT_RETRIES):
             try:
                 outcome = self._handle(item)
+            except Interrupted:
+                # The process is stopping: the page is not marked done, and the ticket is
+                # taken again first thing at the next start (it may have left the wake-ups).
+                self.state.wake_at(item.id, self.clock())
+                raise
             except Conflict:
                 self.log.info("ticket_conflict", ticket=item.id)
                 fresh = self.helpdesk.fetch([item.id])

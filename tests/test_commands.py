@@ -6,6 +6,7 @@ credentials in the environment, as systemd or an admin's shell would give them.
 
 from __future__ import annotations
 
+import errno
 import json
 import re
 import sqlite3
@@ -309,6 +310,41 @@ def test_explain_of_an_unknown_ticket_is_a_one_line_error(desk: Desk, ticket: st
     status, out, err = desk.run("explain", ticket)
     assert (status, out) == (2, "")
     assert err == f"sla-connector: error: ticket {ticket}: not found in {desk.helpdesk}\n"
+
+
+@pytest.mark.reliability
+@pytest.mark.parametrize(
+    "command",
+    [("sync", "--once"), ("backfill", "--since", "2020-01-01"), ("explain", "1001")],
+    ids=["sync", "backfill", "explain"],
+)
+@pytest.mark.parametrize(
+    "failure",
+    [
+        sqlite3.OperationalError("database or disk is full"),
+        sqlite3.OperationalError("database is locked"),
+        OSError(errno.EROFS, "Read-only file system"),
+    ],
+    ids=["full", "locked", "read-only"],
+)
+def test_the_state_failing_under_a_command_is_one_line_and_exit_1(
+    desk: Desk, monkeypatch: pytest.MonkeyPatch, command: tuple[str, ...], failure: Exception
+) -> None:
+    """Issue 16, item 6: what the daemon survives ends a one-shot command with one line.
+
+    Exit 1 (it may pass: run it again), not the traceback of SQLite's or the OS's exception.
+    """
+
+    def fail(*_: object) -> None:
+        raise failure
+
+    # Each command reads the ticket's record before anything else of the state.
+    monkeypatch.setattr(State, "record", fail)
+    status, _, err = desk.run(*command)
+    assert status == 1
+    said = f"state {desk.state_file}: {failure}; run the command again once the cause is gone"
+    assert err == f"sla-connector: error: {said}\n"
+    assert desk.writes() == 0
 
 
 # --- demo and --help ------------------------------------------------------------------------

@@ -28,6 +28,7 @@ import structlog
 from connector.app import load_rules, open_helpdesk
 from connector.demo import demo_settings, sandbox_secrets
 from connector.sandbox import FRESHDESK_URL, ZENDESK_URL, OffsetClock, Sandbox, generate
+from connector.sandbox.faults import FaultKind
 from connector.sandbox.seed import SeedTicket
 from connector.state import State
 from connector.sync import Sync
@@ -173,3 +174,36 @@ def test_the_watchdog_hears_from_a_long_first_sync_all_along(served: Served) -> 
     gaps = [b - a for a, b in itertools.pairwise([started, *heard])]
     # Pinged about once a second, so a loaded machine still has two seconds of slack.
     assert max(gaps) < 3.0, gaps
+
+
+@pytest.mark.reliability
+@pytest.mark.parametrize(
+    "fault",
+    [FaultKind.RATE_LIMITED, FaultKind.SLOW],
+    ids=["in a rate-limit wait", "in a read"],
+)
+def test_sigterm_ends_a_cycle_stuck_in_a_wait_or_a_read_at_once(
+    served: Served, fault: FaultKind
+) -> None:
+    """Issue 16, item 5: SIGTERM waits for no Retry-After, back-off or slow read.
+
+    Each read is answered 429 with a Retry-After of 250 s, or 40 s late (within the request's
+    60 s deadline). Before the stop reached the HTTP shell, the daemon finished the wait or the
+    read and then the rest of the page, retries and all: minutes, beyond `TimeoutStopSec`.
+    """
+    stuck = 250.0 if fault is FaultKind.RATE_LIMITED else 40.0
+    served.sandbox.faults.add(
+        fault, helpdesk=served.helpdesk, method="GET", count=None, retry_after=stuck, delay=stuck
+    )
+    daemon = served.daemon
+    daemon.start()
+    wait_for("the first read", lambda: served.sandbox.faults.fired >= 1)
+    time.sleep(0.5)  # into the wait or the read
+    asked = time.monotonic()
+    daemon.signal(signal.SIGTERM)
+    assert daemon.wait() == 0
+    assert time.monotonic() - asked < stuck / 4
+    assert daemon.events("sync_interrupted")
+    assert daemon.events("daemon_stopped")
+    assert not daemon.events("sync_failed")
+    assert served.sandbox.faults.fired == 1  # nothing sent after the stop

@@ -21,9 +21,11 @@ from functools import cache
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
-from connector.errors import NotAvailable
-from connector.http import HttpShell, Request, Response, RetryPolicy
+from connector.errors import AuthError, Interrupted, NotAvailable
+from connector.helpdesks.zendesk import OAuthCredentials, OAuthTokens
+from connector.http import HttpShell, Interrupt, Request, Response, RetryPolicy
 
 pytestmark = pytest.mark.reliability
 
@@ -254,3 +256,66 @@ def test_a_body_over_the_cap_stops_early_in_bounded_memory(
     assert peak < MEMORY_BOUND
     assert elapsed < WITHIN
     assert "larger than" in str(error)
+
+
+# --- item 5: SIGTERM ends a read in flight, never a write ------------------------------------
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "POST"])
+def test_a_stop_cuts_a_read_in_flight_and_lets_a_write_end_by_its_deadline(method: str) -> None:
+    interrupt = Interrupt()
+    deadline = 1.5
+    policy = RetryPolicy(attempts=3, backoff_initial=0.01, timeout=5.0, deadline=deadline)
+    with httpx.Client() as client, HostileServer(trickled_body) as server:
+        shell = HttpShell(client, policy=policy, interrupt=interrupt)
+        stop = threading.Timer(0.2, interrupt.set)
+        stop.start()
+        error, elapsed = timed(
+            lambda: shell.send(Request(method, server.url(), json={}), decode_json)
+        )
+        stop.join()
+    assert server.connections == 1  # never retried after the stop
+    assert not getattr(error, "never_sent", True)
+    if method == "GET":
+        assert isinstance(error, Interrupted)
+        assert elapsed < deadline
+    else:
+        # Cut, a write's outcome would be unknown: it runs to its deadline.
+        assert elapsed >= deadline
+
+
+def test_nothing_is_sent_once_a_stop_was_asked_for() -> None:
+    interrupt = Interrupt()
+    interrupt.set()
+    with httpx.Client() as client, HostileServer(trickled_body) as server:
+        shell = HttpShell(client, interrupt=interrupt)
+        error, _ = timed(lambda: shell.send(Request("POST", server.url(), json={}), decode_json))
+    assert isinstance(error, Interrupted)
+    assert error.never_sent
+    assert server.connections == 0
+
+
+# --- the OAuth token request is bounded as every other ---------------------------------------
+
+
+@pytest.mark.parametrize("answer", [trickled_body, bomb], ids=["trickle", "gzip bomb"])
+def test_a_hostile_token_endpoint_ends_the_refresh_with_one_auth_error(answer: Answer) -> None:
+    policy = RetryPolicy(timeout=5.0, deadline=DEADLINE, max_body=CAP)
+    with httpx.Client() as client, HostileServer(answer) as server:
+        credentials = OAuthCredentials(
+            http=client,
+            base_url=server.url(""),
+            client_id="sla-connector",
+            client_secret="CLIENT-SECRET-c4n4ry",
+            tokens=OAuthTokens(
+                access_token=SecretStr("ACCESS-c4n4ry"), refresh_token=SecretStr("REFRESH-c4n4ry")
+            ),
+            persist=lambda _: None,
+            policy=policy,
+        )
+        started = time.monotonic()
+        with pytest.raises(AuthError, match="token endpoint unreachable") as caught:
+            credentials.refresh()
+    assert time.monotonic() - started < WITHIN
+    assert server.connections == 1
+    assert "c4n4ry" not in str(caught.value)

@@ -9,13 +9,15 @@ from __future__ import annotations
 import base64
 import threading
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import httpx
 from pydantic import AwareDatetime, BaseModel, ConfigDict, SecretStr, ValidationError
 
-from connector.errors import AuthError
+from connector.errors import AuthError, NotAvailable
+from connector.http import HttpShell, Request, Response, RetryPolicy
 
 __all__ = [
     "REAUTHORIZE",
@@ -127,7 +129,7 @@ class OAuthCredentials:
         clock: Callable[[], datetime] = _now,
         margin: timedelta = REFRESH_MARGIN,
         scope: str | None = None,
-        timeout: float = 30.0,
+        policy: RetryPolicy | None = None,
     ) -> None:
         self._http = http
         self._token_url = base_url.rstrip("/") + TOKEN_PATH
@@ -139,7 +141,10 @@ class OAuthCredentials:
         self._clock = clock
         self._margin = margin
         self._scope = scope
-        self._timeout = timeout
+        # The token request is bounded as every other request is (a total deadline, a capped
+        # body, no raw httpx error), and never retried here: the next request that needs a
+        # token tries again with the same refresh token, which is the same as a retry.
+        self._shell = HttpShell(http, policy=replace(policy or RetryPolicy(), attempts=1))
         self._lock = threading.Lock()
 
     @property
@@ -183,18 +188,16 @@ class OAuthCredentials:
         if self._journal is not None:
             self._journal.begin(tokens)
         try:
-            raw = self._http.post(self._token_url, json=body, timeout=self._timeout)
-        except httpx.TransportError as exc:
-            # Not retried here: the next request that needs a token tries again, with the
-            # same refresh token, which is the same as a retry.
-            raise self._failure(f"token endpoint unreachable ({type(exc).__name__})") from None
-        if raw.status_code != 200:
+            raw = self._shell.send(Request("POST", self._token_url, json=body), _as_it_is)
+        except NotAvailable as exc:
+            raise self._failure(f"token endpoint unreachable ({exc.args[0]})") from None
+        if raw.status != 200:
             why = _oauth_error(raw)
             if _oauth_code(raw) == "invalid_grant":
-                raise self._rejected(why, tokens, raw.status_code)
-            raise self._failure(why, status=raw.status_code)
+                raise self._rejected(why, tokens, raw.status)
+            raise self._failure(why, status=raw.status)
         try:
-            answer = _TokenAnswer.model_validate_json(raw.content)
+            answer = _TokenAnswer.model_validate_json(raw.body)
         except ValidationError:
             raise self._failure("token endpoint answered without an access token") from None
         new = OAuthTokens(
@@ -248,7 +251,11 @@ def _after(start: datetime, seconds: float | None) -> datetime | None:
     return None if seconds is None else start + timedelta(seconds=seconds)
 
 
-def _oauth_body(raw: httpx.Response) -> dict[str, Any]:
+def _as_it_is(response: Response) -> Response:
+    return response
+
+
+def _oauth_body(raw: Response) -> dict[str, Any]:
     """The JSON object of a refused token request ({} if it is not one)."""
     try:
         body = raw.json()
@@ -257,19 +264,19 @@ def _oauth_body(raw: httpx.Response) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
-def _oauth_code(raw: httpx.Response) -> str | None:
+def _oauth_code(raw: Response) -> str | None:
     """The OAuth error code of a refused token request, if it has one."""
     code = _oauth_body(raw).get("error")
     return code if isinstance(code, str) else None
 
 
-def _oauth_error(raw: httpx.Response) -> str:
+def _oauth_error(raw: Response) -> str:
     """The OAuth error code and description only: never the body, which may echo input."""
     body = _oauth_body(raw)
     code = body.get("error")
     text = body.get("error_description")
     if isinstance(code, str) and isinstance(text, str):
-        return f"HTTP {raw.status_code} {code}: {text}"
+        return f"HTTP {raw.status} {code}: {text}"
     if isinstance(code, str):
-        return f"HTTP {raw.status_code} {code}"
-    return f"HTTP {raw.status_code}"
+        return f"HTTP {raw.status} {code}"
+    return f"HTTP {raw.status}"
