@@ -85,6 +85,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     compute.add_argument("--first-reply", metavar="T", help="first public agent reply")
     compute.add_argument("--solved", metavar="T", help="when the ticket was solved")
+    compute.add_argument(
+        "--status",
+        action="append",
+        default=[],
+        metavar="STATUS@T",
+        help="a status change, oldest first, e.g. pending@2026-03-02T10:00:00Z "
+        "(open before the first)",
+    )
     _common(compute)
     compute.add_argument("--json", action="store_true", help="print the decision as JSON")
 
@@ -383,6 +391,7 @@ def _compute(args: argparse.Namespace, out: TextIO) -> int:
             "first_agent_reply_at": _instant(args.first_reply, "--first-reply"),
             "solved_at": _instant(args.solved, "--solved"),
         },
+        "status_history": [_status_change(item) for item in args.status],
     }
     try:
         facts = TicketFacts.model_validate(facts_data)
@@ -396,6 +405,18 @@ def _compute(args: argparse.Namespace, out: TextIO) -> int:
     else:
         out.write(render_decision(decision, contracts[args.contract]))
     return 0
+
+
+def _status_change(item: str) -> dict[str, object]:
+    """`--status pending@2026-03-02T10:00:00Z` as a status history entry."""
+    from connector.errors import InputError
+
+    status, at, instant = item.partition("@")
+    if not at or not status:
+        raise InputError(
+            f"--status: expected STATUS@T, e.g. pending@2026-03-02T10:00:00Z, got {item!r}"
+        )
+    return {"status": status.strip(), "at": _instant(instant, "--status")}
 
 
 def _simulate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -533,7 +554,11 @@ def render_decision(decision: Decision, contract: Contract) -> str:
         lines.append(f"  calendar   {decision.calendar}")
     width = max((len(n) for n in decision.targets), default=0)
     for name, target in decision.targets.items():
-        if target.due is None:
+        if target.owed_seconds is not None:
+            when = (
+                f"{target.owed_seconds // 3600}h{target.owed_seconds % 3600 // 60:02d} still owed"
+            )
+        elif target.due is None:
             when = "no due time"
         else:
             when = f"{format_local(target.due, local)} ({format_instant(target.due)})"

@@ -34,7 +34,14 @@ from connector.sla.calendar import (
     holiday_names,
     zone,
 )
-from connector.sla.durations import BusinessDays, BusinessHours, Duration, Hours, parse_duration
+from connector.sla.durations import (
+    BusinessDays,
+    BusinessHours,
+    Duration,
+    Hours,
+    NextDayAt,
+    parse_duration,
+)
 from connector.sla.holidaydata import canonical, subdivisions
 from connector.sla.model import Entitlement, Priority, TicketFacts
 
@@ -42,6 +49,8 @@ __all__ = ["CUSTOMER_ZONE", "Contract", "ContractInvalid", "ContractSpec", "Targ
 
 CUSTOMER_ZONE = "customer"
 EventName = Literal["first_agent_reply_at", "workaround_at", "solved_at", "delivered_at"]
+# The statuses a target may pause on: waiting on the customer, or on someone else.
+PausingStatus = Literal["pending", "on_hold"]
 # The longest promise a contract may make: a year. Anything longer is a typo (a missing unit,
 # a stray digit) that would only fail later, when a ticket's due instant leaves the calendar.
 MAX_DURATION_DAYS = 366
@@ -162,6 +171,8 @@ class TargetSpec(_Spec):
     by_plan: dict[str, dict[str, DurationField]] | None = None
     expedite: ExpediteSpec | None = None
     capacity: CapacitySpec | None = None
+    # The status categories in which this target's clock stops (contracts.md §1, "Pausing").
+    paused_by: list[PausingStatus] = Field(default_factory=list)
 
 
 class SeatTier(_Spec):
@@ -277,6 +288,7 @@ class TagSpec(_Spec):
     severity: str = "sla_{severity}"
     at_risk: str = "sla_at_risk"
     breached: str = "sla_breached"
+    paused: str = "sla_paused"
     unmapped: str = "sla_unmapped"
     # Put by the writer, never removed: it records that the priority was corrected once.
     priority_corrected: str = "sla_priority_corrected"
@@ -366,6 +378,8 @@ class Contract:
             tags.breached,
             tags.unmapped,
         }
+        if any(target.paused_by for target in spec.targets.values()):
+            owned.add(tags.paused)
         owned.update(tags.plan.format(plan=plan) for plan in spec.plans)
         owned.update(tags.severity.format(severity=severity) for severity in spec.severities)
         choice = spec.calendar_choice
@@ -560,6 +574,7 @@ def _check_references(
                 )
         problems.extend(_check_business_days(spec, target, offices, path))
         problems.extend(_check_expedite_and_capacity(target, path))
+        problems.extend(_check_pausing(target, path))
     problems.extend(_check_quotas(spec))
     for key in ("contract", "plan", "severity"):
         template = getattr(spec.tags, key)
@@ -601,6 +616,29 @@ def _check_expedite_and_capacity(target: TargetSpec, path: KeyPath) -> list[tupl
             _check_tiers(target.capacity.expedited, (*path, "capacity", "expedited"), "limit")
         )
     return problems
+
+
+def _check_pausing(target: TargetSpec, path: KeyPath) -> list[tuple[KeyPath, str]]:
+    """`paused_by` only on targets that are an amount of time (contracts.md §1, "Pausing")."""
+    if not target.paused_by:
+        return []
+    where = (*path, "paused_by")
+    if target.capacity is not None:
+        return [(where, "a target with a daily capacity is a promise about a day: it never pauses")]
+    if any(isinstance(d, NextDayAt) for d in _durations(target)):
+        return [(where, "next_day_at is a promise about a calendar day: it never pauses")]
+    return []
+
+
+def _durations(target: TargetSpec) -> list[Duration]:
+    """Every duration the target names, for any plan and severity."""
+    durations: list[Duration] = []
+    if target.duration is not None:
+        durations.append(target.duration)
+    durations.extend((target.by_severity or {}).values())
+    for table in (target.by_plan or {}).values():
+        durations.extend(table.values())
+    return durations
 
 
 def _check_quotas(spec: ContractSpec) -> list[tuple[KeyPath, str]]:
@@ -679,13 +717,7 @@ def _same_keys(
 def _check_business_days(
     spec: ContractSpec, target: TargetSpec, offices: dict[str, _OfficeTemplate], path: KeyPath
 ) -> list[tuple[KeyPath, str]]:
-    durations: list[Duration] = []
-    if target.duration is not None:
-        durations.append(target.duration)
-    durations.extend((target.by_severity or {}).values())
-    for table in (target.by_plan or {}).values():
-        durations.extend(table.values())
-    if not any(isinstance(d, BusinessDays) for d in durations):
+    if not any(isinstance(d, BusinessDays) for d in _durations(target)):
         return []
     names = [target.calendar] if target.calendar else list(offices)
     uneven = [n for n in names if n in offices and offices[n].hours.nominal_day_seconds is None]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import TypeVar
@@ -46,6 +46,7 @@ from connector.sla.model import (
     TicketFacts,
     trusted,
 )
+from connector.sla.pausing import Spell, accrue, paused_spells
 from connector.sla.quotas import STANDARD, Ledger, QuotaUse, reach
 from connector.timeutil import format_instant, format_local, from_epoch, to_epoch
 
@@ -323,6 +324,26 @@ class _Clock:
             return due, start + self.risk_seconds
         return due, start + math.ceil(self.threshold * (due - start))
 
+    def accrued(
+        self, start: int, spells: Sequence[Spell]
+    ) -> tuple[int | None, int | None, int, int]:
+        """With the clock stopped in `spells`: (due, at-risk instant, seconds owed, seconds
+        paused before the due). Due and at-risk are None when an open last spell stops the
+        clock before they accrue; the paused seconds are those of the measure (business or
+        elapsed) that the spells took out before the due (or before the open spell)."""
+        assert self.business or isinstance(self.duration, Hours)  # the loader refuses others
+        add, measure = (
+            (self.calendar.add_epoch, self.calendar.elapsed_epoch)
+            if self.business
+            else (_elapsed_add, _elapsed_measure)
+        )
+        due, owed = accrue(add, measure, start, self.seconds, spells)
+        at_risk, _ = accrue(add, measure, start, self.risk_seconds, spells)
+        if due is not None:
+            return due, at_risk, 0, measure(start, due) - self.seconds
+        last = spells[-1][0]
+        return None, at_risk, owed, measure(start, last) - (self.seconds - owed)
+
     def where(self, defaulted: str | None) -> str:
         """Which clock the basis counts on: the calendar, nothing (elapsed time), the zone."""
         if self.business:
@@ -332,12 +353,21 @@ class _Clock:
         return f" ({self.zone.key})"
 
 
+def _elapsed_add(start: int, seconds: int) -> int:
+    return start + seconds
+
+
+def _elapsed_measure(start: int, end: int) -> int:
+    return end - start
+
+
 class _Target:
     """One target of the contract for one plan and severity."""
 
     def __init__(self, name: str, spec: TargetSpec, plan: str | None, severity: str | None) -> None:
         self.name, self.spec, self._plan, self._severity = name, spec, plan, severity
         self.categories = None if spec.categories is None else frozenset(spec.categories)
+        self.paused_by = frozenset(spec.paused_by)
 
     @cached_property
     def duration(self) -> Duration:
@@ -460,6 +490,8 @@ class _Rules:
                 parts=None,
                 cycle=None,
                 cycles_breached=None,
+                owed_seconds=None,
+                paused_seconds=None,
             )
             _remember(self._best_effort, basis, result)
         return result
@@ -647,6 +679,8 @@ class _Decider:
             tags.append(spec.tags.at_risk)
         if "breached" in states:
             tags.append(spec.tags.breached)
+        if "paused" in states:
+            tags.append(spec.tags.paused)
         choice = self.choice
         note_zone = self.contract.zone if choice is None else choice.note_zone
         priority = terms.priority
@@ -719,6 +753,8 @@ class _Decider:
                     parts=None,
                     cycle=None,
                     cycles_breached=None,
+                    owed_seconds=None,
+                    paused_seconds=None,
                 ),
                 None,
                 None,
@@ -729,11 +765,14 @@ class _Decider:
             clock = self.rules.clock(duration, self.rules.calendar(choice, spec))
             where = clock.where(choice.defaulted)
         if spec.recurring:
-            return self._recurring(clock, where)
+            return self._recurring(clock, where, target.paused_by)
         if spec.capacity is not None:
             return self._shared(target, self.rules.calendar(choice, spec), done)
+        basis = f"{clock.text}{where}{basis_extra}"
+        if target.paused_by and (spells := self._spells(target.paused_by, self.created, done)):
+            return self._paused(clock, self.created, spells, done, basis)
         due, at_risk = clock.due_and_risk(self.created)
-        return self._timed(due, at_risk, done, f"{clock.text}{where}{basis_extra}")
+        return self._timed(due, at_risk, done, basis)
 
     def _shared(self, target: _Target, calendar: BusinessCalendar, done: int | None) -> _Outcome:
         """A target whose units share a daily capacity: one part per distinct due instant."""
@@ -780,6 +819,8 @@ class _Decider:
                     parts=part_models,
                     cycle=None,
                     cycles_breached=None,
+                    owed_seconds=None,
+                    paused_seconds=None,
                 ),
                 None,
                 None,
@@ -798,13 +839,19 @@ class _Decider:
                 parts=part_models,
                 cycle=None,
                 cycles_breached=None,
+                owed_seconds=None,
+                paused_seconds=None,
             ),
             due,
             _next_change(state, due, at_risk, self.now),
         )
 
-    def _recurring(self, clock: _Clock, where: str) -> _Outcome:
-        """A target re-armed after each public agent reply, until the ticket is solved."""
+    def _recurring(self, clock: _Clock, where: str, paused_by: frozenset[str]) -> _Outcome:
+        """A target re-armed after each public agent reply, until the ticket is solved.
+
+        Each cycle pauses on its own: the spells between its start and its end (the next
+        reply, or now) stop its clock.
+        """
         ev = self.facts.events
         solved = _seen(ev.solved_at, self.created, self.now)
         seen = [*ev.agent_replies]
@@ -814,13 +861,76 @@ class _Decider:
         replies = sorted({r for r in map(to_epoch, seen) if self.created <= r <= last})
         start, cycle, missed = self.created, 1, 0
         for reply in replies:
-            due = clock.due(start)
+            spells = self._spells(paused_by, start, reply) if paused_by else None
+            if spells:
+                due = clock.accrued(start, spells)[0]
+                assert due is not None  # the spells end at the reply at the latest
+            else:
+                due = clock.due(start)
             missed += reply > due
             start, cycle = reply, cycle + 1
-        due, at_risk = clock.due_and_risk(start)
         since = "creation" if cycle == 1 else f"the agent reply of {_utc_time(start)}"
         basis = f"{clock.text} after {since}{where}"
+        if paused_by and (spells := self._spells(paused_by, start, solved)):
+            return self._paused(clock, start, spells, solved, basis, cycle=cycle, missed=missed)
+        due, at_risk = clock.due_and_risk(start)
         return self._timed(due, at_risk, solved, basis, cycle=cycle, missed=missed)
+
+    def _spells(self, paused_by: frozenset[str], start: int, done: int | None) -> list[Spell]:
+        """The spells that stop a clock started at `start`, as far as they matter: up to the
+        event that achieved it (a spell still open then ends there), else up to now."""
+        history = self._history
+        if not history:
+            return []
+        spells = paused_spells(history, paused_by, start, self.now if done is None else done)
+        if done is not None and spells and spells[-1][1] is None:
+            spells[-1] = (spells[-1][0], done)
+        return spells
+
+    @cached_property
+    def _history(self) -> list[tuple[int, str]]:
+        """The status history as (epoch, status), oldest first (a stable sort by instant)."""
+        changes = self.facts.status_history
+        history: list[tuple[int, str]] = [(to_epoch(c.at), c.status) for c in changes]
+        history.sort(key=lambda entry: entry[0])  # stable: changes at one instant keep order
+        return history
+
+    def _paused(
+        self,
+        clock: _Clock,
+        start: int,
+        spells: list[Spell],
+        done: int | None,
+        basis: str,
+        *,
+        cycle: int | None = None,
+        missed: int | None = None,
+    ) -> _Outcome:
+        """A target whose clock the ticket's status stopped at least once."""
+        due, at_risk, owed, paused = clock.accrued(start, spells)
+        if paused:
+            basis = f"{basis}, {_span(paused)} paused"
+        if due is not None:
+            assert at_risk is not None
+            return self._timed(
+                due, at_risk, done, basis, cycle=cycle, missed=missed, paused=paused or None
+            )
+        # Paused now, with time still owed: no due, no risk, no breach until it resumes.
+        result = trusted(
+            TargetResult,
+            due=None,
+            best_effort=False,
+            state="paused",
+            basis=basis,
+            at_risk_at=None if at_risk is None or at_risk > self.now else from_epoch(at_risk),
+            achieved_at=None,
+            parts=None,
+            cycle=cycle,
+            cycles_breached=missed,
+            owed_seconds=owed,
+            paused_seconds=paused or None,
+        )
+        return result, None, None
 
     def _timed(
         self,
@@ -831,6 +941,7 @@ class _Decider:
         *,
         cycle: int | None = None,
         missed: int | None = None,
+        paused: int | None = None,
     ) -> _Outcome:
         """A target with one due instant: its result, due and next change."""
         state = _state(due, at_risk, done, self.now)
@@ -845,6 +956,8 @@ class _Decider:
             parts=None,
             cycle=cycle,
             cycles_breached=missed,
+            owed_seconds=None,
+            paused_seconds=paused,
         )
         return result, due, _next_change(state, due, at_risk, self.now)
 
@@ -873,7 +986,10 @@ class _Decider:
             if effect.note:
                 lines.append(effect.note.strip())
         for (name, result), due in zip(targets.items(), dues, strict=True):
-            when = "no due time" if due is None else _local_time(due, local)
+            if result.owed_seconds is not None:
+                when = f"paused, {_span(result.owed_seconds)} still owed"
+            else:
+                when = "no due time" if due is None else _local_time(due, local)
             lines.append(f"{name}: {when} ({result.basis})")
         return "\n".join(lines)
 
@@ -928,6 +1044,13 @@ def _seen(value: datetime | None, created: int, now: int) -> int | None:
         return None
     instant = to_epoch(value)
     return max(instant, created) if instant <= now else None
+
+
+def _span(seconds: int) -> str:
+    """Seconds of business (or elapsed) time as hours and minutes: `29h30`."""
+    hours, rest = divmod(seconds, 3600)
+    minutes = rest // 60
+    return f"{hours}h{minutes:02d}" if rest % 60 == 0 else f"{hours}h{minutes:02d}m{rest % 60:02d}s"
 
 
 def _dt(epoch: int | None) -> datetime | None:

@@ -21,6 +21,7 @@ __all__ = [
     "Part",
     "Priority",
     "QuotaResult",
+    "StatusChange",
     "TargetResult",
     "TargetState",
     "TicketFacts",
@@ -37,7 +38,7 @@ Instant = Annotated[
 # as "2026-03-03T08:15:00Z" without a round trip through Python: a third of the JSON cost.
 UtcInstant = AwareDatetime
 Priority = Literal["low", "normal", "high", "urgent"]
-TargetState = Literal["running", "at_risk", "breached", "achieved", "best_effort"]
+TargetState = Literal["running", "at_risk", "breached", "achieved", "best_effort", "paused"]
 Entitlement = Literal["included", "over_quota", "grace", "pay_per_incident", "not_eligible"]
 Status = Literal["new", "open", "pending", "on_hold", "solved", "closed", "deleted", "spam"]
 
@@ -67,6 +68,13 @@ class Events(_Frozen):
     delivered_at: Instant | None = None
 
 
+class StatusChange(_Frozen):
+    """The ticket entered `status` (a category: custom statuses are mapped to one) at `at`."""
+
+    at: Instant
+    status: Status
+
+
 class TicketFacts(_Frozen):
     """One ticket as the engine sees it, whatever the helpdesk."""
 
@@ -85,6 +93,8 @@ class TicketFacts(_Frozen):
     flags: dict[str, bool] = Field(default_factory=dict)
     customer_facts: CustomerFacts = Field(default_factory=CustomerFacts)
     events: Events = Field(default_factory=Events)
+    # Oldest first; before the first entry the ticket is open (contracts.md §1, "Pausing").
+    status_history: list[StatusChange] = Field(default_factory=list)
 
 
 class Part(_Frozen):
@@ -106,6 +116,10 @@ class TargetResult(_Frozen):
     parts: list[Part] | None = None
     cycle: int | None = None
     cycles_breached: int | None = None
+    # Paused targets: the business (or elapsed) seconds still owed when the clock resumes.
+    owed_seconds: int | None = None
+    # The seconds the ticket's pauses took out before the due instant (None: it has none).
+    paused_seconds: int | None = None
 
 
 class QuotaResult(_Frozen):
