@@ -539,7 +539,7 @@ def render_decision(decision: Decision, contract: Contract) -> str:
     """A decision as a person reads it on a terminal, every line printable."""
     from connector.errors import printable
     from connector.sla.calendar import zone
-    from connector.timeutil import format_instant, format_local
+    from connector.timeutil import format_instant, format_local, format_span
 
     local = zone(decision.local_zone) if decision.local_zone else contract.zone
     head = f"Ticket {decision.ticket}: {decision.contract}"
@@ -555,9 +555,7 @@ def render_decision(decision: Decision, contract: Contract) -> str:
     width = max((len(n) for n in decision.targets), default=0)
     for name, target in decision.targets.items():
         if target.owed_seconds is not None:
-            when = (
-                f"{target.owed_seconds // 3600}h{target.owed_seconds % 3600 // 60:02d} still owed"
-            )
+            when = f"{format_span(target.owed_seconds)} still owed"
         elif target.due is None:
             when = "no due time"
         else:

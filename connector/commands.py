@@ -126,14 +126,16 @@ def _run(settings: Settings, new_state: bool) -> int:
 
 
 def _sync_once(settings: Settings, out: TextIO, new_state: bool) -> int:
-    from connector.daemon import POLL_CURSOR
+    from connector.daemon import POLL_CURSOR, STATUS_CURSOR
 
     log = logs.get_logger("sla-connector")
     rules = load_rules(settings)
     with _opened(settings, claim="sync --once", new_state=new_state) as (state, helpdesk):
         sync = Sync(helpdesk, state, rules, clock=_utcnow, log=log)
         sync.settle_journal()
-        totals = sync.poll(POLL_CURSOR, settings.first_poll_start(_utcnow()))
+        start = settings.first_poll_start(_utcnow())
+        sync.read_statuses(STATUS_CURSOR, start)
+        totals = sync.poll(POLL_CURSOR, start)
         woken = sync.wake()
     out.write(_summary(totals, woken) + "\n")
     return 1 if totals.failed or woken.failed else 0
@@ -250,6 +252,12 @@ def _backfill(settings: Settings, args: argparse.Namespace, out: TextIO, err: Te
             dry_run=args.dry_run,
             observe=observe,
         )
+        if not args.dry_run:
+            # Notes a killed run left in flight: settled, and their tickets re-decided at the
+            # end (their own write may have moved them past --until).
+            sync.settle_journal()
+        # The helpdesk's record of status changes first: the range's paused targets need it.
+        sync.read_statuses(name + ":statuses", since)
         totals = sync.poll(name, since, until=until, limit=args.limit)
         if totals.complete:
             # The customers' later tickets that this range's tickets moved (a quota, a day's

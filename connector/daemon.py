@@ -33,9 +33,11 @@ from connector.state import State
 from connector.sync import Outcome, Sync, Totals
 from connector.timeutil import format_instant
 
-__all__ = ["POLL_CURSOR", "Daemon"]
+__all__ = ["POLL_CURSOR", "STATUS_CURSOR", "Daemon"]
 
 POLL_CURSOR = "poll"
+# The position in the helpdesk's status stream (Zendesk's ticket events export).
+STATUS_CURSOR = "statuses"
 # After a failed cycle, wait this long before the next try (doubling up to the poll interval).
 RETRY_FIRST = 5.0
 
@@ -163,6 +165,7 @@ class Daemon:
         try:
             self.sync.settle_journal()
             start = self.settings.first_poll_start(started)
+            self.sync.read_statuses(STATUS_CURSOR, start)
             totals = self.sync.poll(POLL_CURSOR, start, stop=lambda: self._stop)
             if not self._stop:
                 woken = self.sync.wake()

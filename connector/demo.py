@@ -97,10 +97,12 @@ def _demo_one(
     try:
         sync = Sync(helpdesk, state, rules, clock=sandbox.now, log=log, observe=outcomes.append)
         start = settings.first_poll_start(sandbox.now())
+        sync.read_statuses("statuses", start)
         first = sync.poll("poll", start)
         for outcome in outcomes:
             out.write(_describe(outcome))
         clock.advance(61)  # a minute on: Zendesk's export leaves out the last minute
+        sync.read_statuses("statuses", start)
         second = sync.poll("poll", start)
     finally:
         helpdesk.close()

@@ -7,11 +7,13 @@ that would make the ticket show it. Changes nothing, in the helpdesk or in the s
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from connector.errors import printable
 from connector.helpdesks.adapter import Helpdesk, Item
 from connector.sla.explain import due_timeline
+from connector.sla.model import StatusChange
 from connector.state import State
 from connector.sync import Rules, Sync
 from connector.timeutil import format_instant
@@ -24,6 +26,20 @@ class _Quiet:
 
     def __getattr__(self, name: str) -> object:
         return lambda *args, **kwargs: None
+
+
+def _status_history(history: Sequence[StatusChange]) -> list[str]:
+    """The status changes the connector has seen, and how far back they are known."""
+    if not history:
+        return []
+    first = format_instant(history[0].at)
+    lines = [
+        f"Status history (known from {first}: sla-connector keeps the changes it sees; "
+        "before that the ticket counts as open):"
+    ]
+    lines.extend(f"  {format_instant(change.at)}  {change.status}" for change in history)
+    lines.append("")
+    return lines
 
 
 def explain(item: Item, helpdesk: Helpdesk, state: State, rules: Rules, now: datetime) -> str:
@@ -48,8 +64,10 @@ def explain(item: Item, helpdesk: Helpdesk, state: State, rules: Rules, now: dat
     else:
         lines.append(f"Facts (read with {rules.mapping.helpdesk} mapping):")
         dumped = facts.model_dump(mode="json", exclude_defaults=True)
+        dumped.pop("status_history", None)
         lines.extend(f"  {key}: {value}" for key, value in dumped.items())
         lines.append("")
+        lines.extend(_status_history(facts.status_history))
     contract = rules.contracts.get(facts.contract) if facts is not None else None
     if decision is not None:
         if decision.problem is not None:

@@ -23,7 +23,7 @@ import fcntl
 import json
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,11 +31,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from pydantic import TypeAdapter
+
 from connector.errors import ConfigError, ConnectorError, Problem
-from connector.sla.model import TicketFacts
+from connector.sla.model import StatusChange, TicketFacts
 from connector.timeutil import from_epoch, to_epoch
 
 __all__ = ["Busy", "State", "StateUnavailable", "TicketRecord"]
+
+_STATUS_HISTORY = TypeAdapter(list[StatusChange])
 
 # Each entry moves the schema one version up; never edit one that has shipped.
 MIGRATIONS: tuple[str, ...] = (
@@ -77,6 +81,11 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE tickets ADD COLUMN category TEXT;
     UPDATE tickets SET category = facts_category(facts) WHERE facts IS NOT NULL;
     CREATE INDEX tickets_by_category ON tickets (contract, customer, category, created_at);
+    """,
+    # The status changes seen on each ticket (JSON list of {"at", "status"}, oldest first):
+    # paused targets need them, and neither helpdesk gives them with the ticket.
+    """
+    ALTER TABLE tickets ADD COLUMN statuses TEXT;
     """,
 )
 
@@ -483,6 +492,23 @@ class State:
                     facts.category,
                     text,
                 ),
+            )
+
+    def status_history(self, ticket: str) -> list[StatusChange]:
+        """The status changes seen on `ticket`, oldest first (empty: none seen yet)."""
+        row = self.db.execute("SELECT statuses FROM tickets WHERE ticket = ?", (ticket,)).fetchone()
+        if row is None or row[0] is None:
+            return []
+        return _STATUS_HISTORY.validate_json(row[0])
+
+    def set_status_history(self, ticket: str, history: Sequence[StatusChange]) -> None:
+        """Replace the status changes kept for `ticket`."""
+        text = _STATUS_HISTORY.dump_json(list(history)).decode()
+        with self.transaction():
+            self.db.execute(
+                "INSERT INTO tickets (ticket, statuses) VALUES (?, ?) "
+                "ON CONFLICT (ticket) DO UPDATE SET statuses = excluded.statuses",
+                (ticket, text),
             )
 
     def forget_facts(self, ticket: str) -> None:

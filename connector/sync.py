@@ -38,9 +38,10 @@ from connector.helpdesks.mapping import (
     desired_results,
     read_facts,
 )
+from connector.helpdesks.statuses import merge, observe
 from connector.sla.contract import Contract
 from connector.sla.engine import decide, decide_with
-from connector.sla.model import Decision, TicketFacts
+from connector.sla.model import Decision, StatusChange, TicketFacts
 from connector.sla.quotas import Ledger, LedgerBook, Reach, reach
 from connector.state import State
 from connector.timeutil import format_instant
@@ -342,6 +343,35 @@ class Sync:
                 break  # `until` reached inside the page: its position is not saved
         return totals
 
+    def read_statuses(self, cursor_name: str, start: datetime) -> int:
+        """Merge the helpdesk's own record of status changes (Zendesk's ticket events export)
+        into the tickets' histories, from the saved position (or `start`) to the end.
+
+        A ticket whose history changed is queued for a re-decision now: a recent change also
+        brings it in the next poll (which decides it and replaces the wake-up), an old one
+        (a first run, a backfill, a daemon that was down) only this way. Returns how many.
+        """
+        statuses = self.rules.mapping.facts.statuses
+        changed = 0
+        for page in self.helpdesk.status_changes(self.state.cursor(cursor_name), start):
+            by_ticket: dict[str, list[StatusChange]] = {}
+            for seen in page.changes:
+                category = statuses.get(seen.key, seen.category)
+                if category is not None:
+                    by_ticket.setdefault(seen.ticket, []).append(
+                        StatusChange(at=seen.at, status=category)
+                    )
+            with self.state.writer(), self.state.transaction():
+                now = self.clock()
+                for ticket, changes in by_ticket.items():
+                    merged = merge(self.state.status_history(ticket), changes)
+                    if merged is not None:
+                        self.state.set_status_history(ticket, merged)
+                        self.state.wake_at(ticket, now)
+                        changed += 1
+                self.state.set_cursor(cursor_name, page.cursor, now)
+        return changed
+
     def wake(self, limit: int = 1000) -> Totals:
         """Re-decide the tickets whose wake-up time has come, reading them fresh."""
         totals = Totals()
@@ -361,7 +391,12 @@ class Sync:
         return totals
 
     def settle_journal(self) -> int:
-        """Settle the notes a crash left in flight (best effort); returns how many."""
+        """Settle the notes a crash left in flight (best effort); returns how many.
+
+        Each settled ticket is also queued for a re-decision now: its write may have landed
+        after all, and it may never come back in a poll (a backfill's own write moves it past
+        `--until`), so the wake-up records what it shows.
+        """
         settled = 0
         with self.state.writer():
             for ticket, _ in self.state.pending_notes():
@@ -370,6 +405,7 @@ class Sync:
                 except ApiError as exc:
                     self.log.warning("journal_unsettled", ticket=ticket, error=str(exc))
                 else:
+                    self.state.wake_at(ticket, self.clock())
                     settled += 1
         return settled
 
@@ -451,6 +487,7 @@ class Sync:
             outcome.problem, outcome.unmapped = exc.reason, True
             outcome.desired = _UNMAPPED
             return outcome
+        facts = self._with_statuses(item, facts, record=record)
         outcome.facts = facts
         contract = self.rules.contracts.get(facts.contract)
         ledger = before = book = None
@@ -484,6 +521,17 @@ class Sync:
             if book is not None and before is not None:
                 self._recheck_later(facts, now, book, before=before, shown=shown)
         return outcome
+
+    def _with_statuses(self, item: Item, facts: TicketFacts, *, record: bool) -> TicketFacts:
+        """The facts with the ticket's status history: the changes the state has seen, and
+        the status it shows now (kept with `record`), from when the helpdesk says it began."""
+        history = self.state.status_history(item.id)
+        seen = observe(history, facts.status, item.view.status_since or item.updated_at)
+        if seen is not None:
+            if record:
+                self.state.set_status_history(item.id, seen)
+            history = seen
+        return facts.model_copy(update={"status_history": history}) if history else facts
 
     def _handle(self, item: Item) -> Outcome:
         # The ledger entry and the re-decisions it queues commit together: after a kill between

@@ -5,9 +5,23 @@ Instants are timezone-aware everywhere. They are printed in UTC to the second wi
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timezone, tzinfo
 
-__all__ = ["format_instant", "format_local", "from_epoch", "parse_instant", "to_epoch"]
+from pydantic_core import TzInfo
+
+__all__ = [
+    "format_instant",
+    "format_local",
+    "format_span",
+    "from_epoch",
+    "parse_instant",
+    "to_epoch",
+]
+
+# The zone classes whose offset never changes: Python's own and the one pydantic parses into.
+_FIXED_ZONES = (timezone, TzInfo)
+_FIXED_OFFSETS: dict[tzinfo, int] = {}
+_ORDINAL_1970 = datetime(1970, 1, 1, tzinfo=UTC).toordinal()
 
 
 def parse_instant(text: str) -> datetime:
@@ -25,12 +39,27 @@ def parse_instant(text: str) -> datetime:
 
 
 def to_epoch(value: datetime) -> int:
-    """Whole seconds since the epoch; sub-second parts are dropped (output precision is 1 s)."""
-    if value.tzinfo is None:
-        raise ValueError(f"timestamp without a timezone: {value.isoformat()}")
-    stamp = value.timestamp()
-    whole = int(stamp)
-    return whole - 1 if whole > stamp else whole  # floor, also before 1970
+    """Whole seconds since the epoch; sub-second parts are dropped (output precision is 1 s).
+
+    Exact in integers (a float timestamp rounds `.999999` up to the next second in far years),
+    and quick: the offset of a fixed-offset zone (Python's own, and the one pydantic parses
+    ISO 8601 into) is remembered, so most instants cost a few attribute reads.
+    """
+    zone = value.tzinfo
+    offset = _FIXED_OFFSETS.get(zone) if zone is not None else None
+    if offset is None:
+        delta = value.utcoffset()
+        if delta is None:
+            raise ValueError(f"timestamp without a timezone: {value.isoformat()}")
+        if delta.microseconds:  # no real zone has them; exact all the same
+            return to_epoch(value.astimezone(UTC))
+        offset = delta.days * 86400 + delta.seconds
+        if isinstance(zone, _FIXED_ZONES):
+            if len(_FIXED_OFFSETS) > 1000:  # offsets come from input: keep the table small
+                _FIXED_OFFSETS.clear()
+            _FIXED_OFFSETS[zone] = offset
+    days = value.toordinal() - _ORDINAL_1970
+    return days * 86400 + value.hour * 3600 + value.minute * 60 + value.second - offset
 
 
 def from_epoch(seconds: int) -> datetime:
@@ -46,3 +75,10 @@ def format_instant(value: datetime) -> str:
 def format_local(value: datetime, zone: tzinfo) -> str:
     """The instant as a person reads it in `zone`: `Tue 2026-03-03 09:15 CET`."""
     return value.astimezone(zone).strftime("%a %Y-%m-%d %H:%M %Z")
+
+
+def format_span(seconds: int) -> str:
+    """A length of (business or elapsed) time in hours and minutes: `29h30`, `0h00m45s`."""
+    hours, rest = divmod(seconds, 3600)
+    minutes, left = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}" + (f"m{left:02d}s" if left else "")

@@ -44,6 +44,8 @@ class DictView:
     ticket_id: str = "101"
     created_at: datetime = datetime(2026, 3, 2, 8, 15, tzinfo=UTC)
     status: Status = "open"
+    status_key: str = "open"
+    status_since: datetime | None = None
 
     def ticket_field(self, key: int | str) -> Any:
         return self.fields.get(key)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from connector.errors import ConfigError
-from connector.sla.model import TicketFacts
+from connector.sla.model import StatusChange, TicketFacts
 from connector.state import MIGRATIONS, Busy, State, StateUnavailable
 from tests.conftest import ROOT
 
@@ -226,6 +226,32 @@ def test_the_category_column_is_filled_in_for_tickets_stored_before_it(tmp_path:
         )
         assert [f.id for f in found] == ["1"]
         assert state.record("2").results == "r"
+    finally:
+        state.close()
+
+
+def test_a_state_from_before_status_histories_keeps_its_tickets_and_gains_them(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "state.sqlite3"
+    db = sqlite3.connect(path)
+    db.create_function("facts_category", 1, lambda _: None)  # the migration's helper
+    db.executescript(MIGRATIONS[0] + ";" + MIGRATIONS[1] + "; PRAGMA user_version = 2;")
+    db.execute("INSERT INTO tickets (ticket, results, note) VALUES ('7', 'r', 'n')")
+    db.commit()
+    db.close()
+    state = State(path)
+    try:
+        assert state.status_history("7") == []
+        history = [
+            StatusChange(at=NOW, status="pending"),
+            StatusChange(at=NOW + timedelta(hours=2), status="open"),
+        ]
+        state.set_status_history("7", history)
+        state.set_status_history("8", history[:1])  # a ticket the state had not seen
+        assert state.status_history("7") == history
+        assert state.status_history("8") == history[:1]
+        assert (state.record("7").results, state.record("7").note) == ("r", "n")
     finally:
         state.close()
 

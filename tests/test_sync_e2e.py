@@ -42,6 +42,7 @@ class Desk:
     def run(self) -> Totals:
         """One pass as the daemon makes it: poll to the end, then the due wake-ups."""
         self.clock.advance(EXPORT_LAG)
+        self.sync.read_statuses("statuses", START - timedelta(days=400))
         totals = self.sync.poll("poll", START - timedelta(days=400))
         woken = self.sync.wake()
         totals.writes += woken.writes

@@ -14,8 +14,9 @@ from typing import Any, Protocol
 
 from connector.helpdesks.mapping import DesiredResults, WireView
 from connector.helpdesks.wire import Malformed
+from connector.sla.model import Status
 
-__all__ = ["Helpdesk", "Item", "Page", "Plan"]
+__all__ = ["Helpdesk", "Item", "Page", "Plan", "StatusPage", "StatusSeen"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +55,29 @@ class Plan:
     dropped: tuple[str, ...] = ()  # what the helpdesk would refuse and was left out
 
 
+@dataclass(frozen=True, slots=True)
+class StatusSeen:
+    """A status change the helpdesk recorded: ticket, instant, and the status it entered.
+
+    `key` is the helpdesk's own status (a custom status id where there is one), as the
+    mapping's `facts.statuses` names it; `category` the helpdesk's own category for it, None
+    when the record does not say (a custom status changed within its category).
+    """
+
+    ticket: str
+    at: datetime
+    key: str
+    category: Status | None
+
+
+@dataclass(frozen=True, slots=True)
+class StatusPage:
+    """Status changes of one page of a helpdesk's status stream, and the position after it."""
+
+    changes: list[StatusSeen]
+    cursor: str
+
+
 class Helpdesk(Protocol):
     """A helpdesk account the sync loop reads and writes."""
 
@@ -65,6 +89,11 @@ class Helpdesk(Protocol):
 
     def fetch(self, ids: Sequence[str]) -> list[Item]:
         """The tickets as they are now (missing ones are left out)."""
+        ...
+
+    def status_changes(self, cursor: str | None, start: datetime) -> Iterator[StatusPage]:
+        """Pages of status changes since `cursor` (None: since `start`), to the end; nothing
+        for a helpdesk without such a stream (its statuses are observed as tickets are read)."""
         ...
 
     def plan(self, item: Item, desired: DesiredResults, posted_note: str | None) -> Plan | None:

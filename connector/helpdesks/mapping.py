@@ -19,16 +19,23 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import cached_property
-from typing import Any, Literal, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from connector.errors import UnmappedTicket
 from connector.sla.calendar import FIRST_YEAR, LAST_YEAR
 from connector.sla.calendar import zone as load_zone
 from connector.sla.contract import Contract
 from connector.sla.model import CustomerFacts, Decision, Events, Status, TicketFacts
-from connector.timeutil import format_instant, parse_instant
+from connector.timeutil import format_instant, format_span, parse_instant
 
 __all__ = [
     "Changes",
@@ -46,6 +53,10 @@ __all__ = [
 ]
 
 Helpdesk = Literal["zendesk", "freshdesk"]
+# A status id as YAML gives it (Freshdesk's `6`, Zendesk's `4044396`), as text.
+StatusKey = Annotated[
+    str, BeforeValidator(lambda v: str(v) if isinstance(v, int) and not isinstance(v, bool) else v)
+]
 Scalar = str | int | float | bool
 
 # Which source kinds each helpdesk offers, and what each kind reads.
@@ -161,6 +172,10 @@ class FactSources(_Spec):
     flags: dict[str, Source] = Field(default_factory=dict)
     customer_facts: CustomerFactSources = Field(default_factory=CustomerFactSources)
     events: EventSources = Field(default_factory=EventSources)
+    # A helpdesk status (Freshdesk's status id, Zendesk's custom status id) → the category the
+    # contracts see (contracts.md §1, "Pausing"); statuses not listed keep the helpdesk's own
+    # category (Zendesk's `status`, Freshdesk's built-in ones; other Freshdesk ids: open).
+    statuses: dict[StatusKey, Status] = Field(default_factory=dict)
 
 
 class DueDestination(_Spec):
@@ -215,6 +230,11 @@ class HelpdeskMapping(_Spec):
         """The fact sources compiled into readers, once per mapping."""
         return _compile(self)
 
+    @cached_property
+    def waiting_statuses(self) -> frozenset[str]:
+        """The helpdesk statuses `facts.statuses` puts in `pending`."""
+        return frozenset(k for k, v in self.facts.statuses.items() if v == "pending")
+
     @property
     def priorities(self) -> dict[str, Scalar]:
         """Engine priority name → the helpdesk's priority value."""
@@ -227,7 +247,7 @@ class HelpdeskMapping(_Spec):
             value = getattr(facts, name)
             if isinstance(value, Source):
                 yield ("facts", name), value
-            elif isinstance(value, dict):
+            elif isinstance(value, dict) and name != "statuses":
                 for key, source in value.items():
                     yield ("facts", name, key), source
             elif isinstance(value, CustomerFactSources | EventSources):
@@ -317,7 +337,17 @@ class WireView(Protocol):
 
     @property
     def status(self) -> Status:
-        """The ticket status in the engine's words."""
+        """The ticket status in the engine's words (a custom status: its helpdesk category)."""
+        ...
+
+    @property
+    def status_key(self) -> str:
+        """The helpdesk's own status, as the mapping's `facts.statuses` names it."""
+        ...
+
+    @property
+    def status_since(self) -> datetime | None:
+        """When the ticket entered its present status, as the helpdesk says (None: unknown)."""
         ...
 
     @property
@@ -604,7 +634,7 @@ def read_facts(view: WireView, mapping: HelpdeskMapping) -> TicketFacts:
             id=ticket_id,
             created_at=view.created_at,
             contract=contract,
-            status=view.status,
+            status=mapping.facts.statuses.get(view.status_key, view.status),
             quantities=quantities,
             flags=flags,
             customer_facts=CustomerFacts(**customer),
@@ -650,6 +680,9 @@ class DesiredResults:
     note_fingerprint: str | None
     severity_tag: str | None = None
     corrected_tag: str = "sla_priority_corrected"
+    # The helpdesk's own statuses the mapping puts in `pending` (waiting on the customer):
+    # where a helpdesk stops its own SLA timer and refuses due dates (Freshdesk).
+    waiting_statuses: frozenset[str] = frozenset()
 
     def priority_correction(
         self, current: Scalar | None, tags: Iterable[str]
@@ -727,7 +760,11 @@ def desired_results(
         )
         due = None if target is None or target.best_effort else target.due
         text = None
-        if due is not None:
+        if target is not None and target.owed_seconds is not None:
+            # Paused: no due instant, and a field that says so (a date field is left empty).
+            if destination.format == "instant":
+                text = f"paused, {format_span(target.owed_seconds)} still owed"
+        elif due is not None:
             if destination.format == "date":
                 text = _local_date(due, zone).isoformat()
             else:
@@ -753,6 +790,7 @@ def desired_results(
         note_fingerprint=fingerprint,
         severity_tag=severity_tag,
         corrected_tag=tag_names.priority_corrected if tag_names else "sla_priority_corrected",
+        waiting_statuses=mapping.waiting_statuses,
     )
 
 

@@ -66,7 +66,10 @@ DEFAULT_WINDOW = timedelta(days=30)
 PRIORITY = {"low": 1, "normal": 2, "high": 3, "urgent": 4}
 PRIORITY_NAME = {1: "Low", 2: "Medium", 3: "High", 4: "Urgent"}
 STATUS = {"new": 2, "open": 2, "pending": 3, "solved": 4, "closed": 5}
-SLA_STOPPED = frozenset({3, 4, 5})  # pending, resolved, closed stop the SLA timer
+SLA_STOPPED = frozenset({3, 4, 5, 6})  # pending, resolved, closed, waiting on customer
+# The account's custom statuses, as a new Freshdesk account has them.
+CUSTOM_STATUSES = {6: "Waiting on Customer", 7: "Waiting on Third Party"}
+STATUS_IDS = frozenset({2, 3, 4, 5, *CUSTOM_STATUSES})
 ORDER_BY = ("created_at", "due_by", "updated_at", "status")
 
 # (key, type, choices) of the ticket custom fields the mapping reads.
@@ -277,6 +280,16 @@ class FreshdeskDesk:
         self._changes.discard(ticket)
         ticket.updated_at = at.astimezone(UTC).replace(microsecond=0)
         self._changes.add(ticket)
+
+    def set_status(self, ticket_id: int, status: int) -> None:
+        """An agent sets the status (2 open, 3 pending, 4 resolved, 5 closed, or a custom
+        status id): `stats.status_updated_at` moves to now."""
+        if status not in STATUS_IDS:
+            raise ValueError(f"not a status of this account: {status}")
+        ticket = self.tickets[ticket_id]
+        ticket.status = status
+        ticket.status_updated_at = self.now().astimezone(UTC).replace(microsecond=0)
+        self._touch(ticket, strictly_later=True)
 
     def solve(self, ticket_id: int, at: datetime | None = None) -> None:
         """An agent resolves the ticket (status 4)."""
@@ -720,8 +733,12 @@ def _validate_update(ticket: FreshdeskTicket, payload: dict[str, Any]) -> _Updat
     if isinstance(priority, bool) or priority not in PRIORITY.values():
         errors.append(_error("priority", _ONE_OF.format("1,2,3,4"), "invalid_value"))
     status = payload.get("status", ticket.status)
-    if isinstance(status, bool) or status not in (2, 3, 4, 5):
-        errors.append(_error("status", _ONE_OF.format("2,3,4,5"), "invalid_value"))
+    if isinstance(status, bool) or status not in STATUS_IDS:
+        errors.append(
+            _error(
+                "status", _ONE_OF.format(",".join(map(str, sorted(STATUS_IDS)))), "invalid_value"
+            )
+        )
     tags = ticket.tags
     if "tags" in payload:
         tags, tag_errors = _tags(payload["tags"])

@@ -221,6 +221,29 @@ class Sandbox:
             for desk in self._desks(helpdesk):
                 desk.agent_edit(ticket_id)
 
+    def set_status(
+        self,
+        ticket_id: int,
+        status: str,
+        *,
+        custom: int | None = None,
+        helpdesk: str | None = None,
+    ) -> None:
+        """An agent sets the status, in the engine's words (`open`, `pending`, `on_hold`,
+        `solved`, `closed`), now. `custom`: a custom status of that category (Zendesk's
+        `custom_status_id`; on Freshdesk, its status id, which replaces the built-in one)."""
+        zendesk = {"on_hold": "hold"}.get(status, status)
+        freshdesk = {"open": 2, "pending": 3, "solved": 4, "closed": 5}.get(status)
+        with self.lock:
+            for desk in self._desks(helpdesk):
+                if desk is self.zendesk:
+                    self.zendesk.set_status(ticket_id, zendesk, custom)
+                else:
+                    number = custom if custom is not None else freshdesk
+                    if number is None:
+                        raise ValueError(f"no built-in Freshdesk status {status!r}: give custom")
+                    self.freshdesk.set_status(ticket_id, number)
+
     def solve(
         self, ticket_id: int, at: datetime | None = None, *, helpdesk: str | None = None
     ) -> None:

@@ -82,6 +82,18 @@ EXPORT_LAG = 60  # seconds: the export leaves out the most recent minute
 
 
 @dataclass(frozen=True, slots=True)
+class StatusEvent:
+    """One audit that changed a ticket's status (and, with custom statuses, its specific one)."""
+
+    id: int
+    ticket_id: int
+    at: int  # epoch seconds
+    status: str
+    previous: str
+    custom_status_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class TicketField:
     """A custom ticket field: id, type and (for taggers) the option tags it can take."""
 
@@ -163,6 +175,8 @@ class ZendeskTicket:
     first_reply_at: datetime | None = None
     solved_at: datetime | None = None
     replies: int = 0
+    custom_status_id: int | None = None
+    status_changed_at: datetime | None = None  # None: at creation (or solving)
     # None until someone comments: the description and first reply are derived on demand,
     # which keeps a 200,000-ticket load sandbox small.
     comments: list[Comment] | None = None
@@ -240,6 +254,10 @@ class ZendeskDesk:
         self.tickets: dict[int, ZendeskTicket] = {}
         self.organizations: dict[int, SeedCustomer] = {}
         self._changes = ChangeOrder()
+        # The status changes made after seeding, oldest first, for the ticket events export
+        # (seeded tickets have none: their history starts where the connector first sees them).
+        self.status_events: list[StatusEvent] = []
+        self.events_rate = SlidingWindow(export_limit) if export_limit else None
         self._jobs: dict[str, _Job] = {}
         self._tokens = _Tokens()
         self.rate = SlidingWindow(rate_limit) if rate_limit else None
@@ -247,6 +265,7 @@ class ZendeskDesk:
         self.advertised_limit = advertised_limit
         self.routes = (
             _route("GET", "/api/v2/incremental/tickets/cursor.json", self._export),
+            _route("GET", "/api/v2/incremental/ticket_events.json", self._ticket_events),
             _route("GET", "/api/v2/tickets/show_many.json", self._show_many),
             _route("PUT", "/api/v2/tickets/update_many.json", self._update_many),
             _route("GET", "/api/v2/tickets/{id}.json", self._show),
@@ -343,7 +362,37 @@ class ZendeskDesk:
         ticket = self.tickets[ticket_id]
         ticket.status = "solved"
         ticket.solved_at = (at or self.now()).astimezone(UTC).replace(microsecond=0)
+        self._status_changed(ticket, "solved", None, ticket.solved_at)
         self._touch(ticket)
+
+    def set_status(self, ticket_id: int, status: str, custom_status_id: int | None = None) -> None:
+        """An agent sets the status (`hold` for on-hold) and, with custom statuses, the
+        specific one: the metric set's `status_updated_at` moves to now."""
+        if status not in STATUSES:
+            raise ValueError(f"not a Zendesk status: {status!r}")
+        ticket = self.tickets[ticket_id]
+        self._status_changed(ticket, status, custom_status_id, self.now())
+        self._touch(ticket, strictly_later=True)
+
+    def _status_changed(
+        self, ticket: ZendeskTicket, status: str, custom_status_id: int | None, at: datetime
+    ) -> None:
+        when = at.astimezone(UTC).replace(microsecond=0)
+        self.status_events.append(
+            StatusEvent(
+                id=9_300_000_000 + len(self.status_events),
+                ticket_id=ticket.id,
+                at=to_epoch(when),
+                status=status,
+                previous=ticket.status,
+                custom_status_id=custom_status_id,
+            )
+        )
+        ticket.status, ticket.custom_status_id, ticket.status_changed_at = (
+            status,
+            custom_status_id,
+            when,
+        )
 
     @property
     def tokens_issued(self) -> int:
@@ -439,8 +488,13 @@ class ZendeskDesk:
             ("ratelimit-remaining", str(remaining)),
             ("ratelimit-reset", str(reset)),
         ]
-        if match.route.name.startswith("/api/v2/incremental/") and self.export_rate is not None:
-            window = self.export_rate
+        window_of = (
+            self.events_rate
+            if match.route.name.endswith("/ticket_events.json")
+            else self.export_rate
+        )
+        if match.route.name.startswith("/api/v2/incremental/") and window_of is not None:
+            window = window_of
             if refused is None and not window.admit(now):
                 refused = self.rate_limited(str(window.resets_in(now)))
             headers.append(
@@ -492,7 +546,7 @@ class ZendeskDesk:
             "custom_fields": custom,
             "satisfaction_rating": None,
             "sharing_agreement_ids": [],
-            "custom_status_id": None,
+            "custom_status_id": ticket.custom_status_id,
             "fields": custom,
             "followup_ids": [],
             "brand_id": BRAND_ID,
@@ -522,7 +576,9 @@ class ZendeskDesk:
             "replies": ticket.replies,
             "assignee_updated_at": None,
             "requester_updated_at": format_instant(ticket.created_at),
-            "status_updated_at": format_instant(ticket.updated_at),
+            "status_updated_at": format_instant(
+                ticket.status_changed_at or ticket.solved_at or ticket.created_at
+            ),
             "initially_assigned_at": None,
             "assigned_at": None,
             "solved_at": format_instant(ticket.solved_at) if ticket.solved_at else None,
@@ -627,6 +683,81 @@ class ZendeskDesk:
         }
         self._sideload(body, tickets, request)
         return json_response(200, body)
+
+    def _ticket_events(self, request: ApiRequest, _: dict[str, str]) -> ApiResponse:
+        """The time-based ticket events export: the audits from `start_time` on (those of
+        the last minute left out), up to `per_page` (1000) a page; the next page starts at
+        the page's `end_time`, so audits of that second come again (told apart by id)."""
+        cutoff = to_epoch(self.now()) - EXPORT_LAG
+        start = request.arg("start_time")
+        if start is None or not start.lstrip("-").isdigit():
+            return self._invalid("start_time must be a Unix epoch time")
+        if int(start) > cutoff:
+            return self._invalid("Too recent start_time. Use a start_time older than 1 minute", 422)
+        per_page = MAX_EXPORT_PAGE
+        raw = request.arg("per_page")
+        if raw:
+            if not raw.isdigit() or int(raw) < 1:
+                return self._invalid("per_page must be a positive integer")
+            per_page = min(int(raw), MAX_EXPORT_PAGE)
+        times = [event.at for event in self.status_events]
+        first = bisect.bisect_left(times, int(start))
+        page = [e for e in self.status_events[first : first + per_page] if e.at <= cutoff]
+        # Audits of one second are never split across pages (Zendesk lets such a page run over).
+        while page and first + len(page) < len(times):
+            following = self.status_events[first + len(page)]
+            if following.at != page[-1].at or following.at > cutoff:
+                break
+            page.append(following)
+        end_time = page[-1].at if page else int(start)
+        end_of_stream = len(page) < per_page
+        next_page = f"{request.base_url}/api/v2/incremental/ticket_events.json?" + urlencode(
+            {"start_time": end_time, **({"per_page": raw} if raw else {})}
+        )
+        body = {
+            "ticket_events": [self._render_event(event) for event in page],
+            "next_page": None if end_of_stream else next_page,
+            "count": len(page),
+            "end_time": end_time,
+            "end_of_stream": end_of_stream,
+        }
+        return json_response(200, body)
+
+    @staticmethod
+    def _render_event(event: StatusEvent) -> dict[str, Any]:
+        children: list[dict[str, Any]] = [
+            {
+                "id": event.id * 10 + 1,
+                "via": "Web form",
+                "via_reference_id": None,
+                "status": event.status,
+                "event_type": "Change",
+                "previous_value": event.previous,
+            }
+        ]
+        if event.custom_status_id is not None:
+            children.append(
+                {
+                    "id": event.id * 10 + 2,
+                    "via": "Web form",
+                    "via_reference_id": None,
+                    "custom_status_id": event.custom_status_id,
+                    "event_type": "Change",
+                    "previous_value": None,
+                }
+            )
+        when = datetime.fromtimestamp(event.at, UTC)
+        return {
+            "id": event.id,
+            "ticket_id": event.ticket_id,
+            "timestamp": event.at,
+            "created_at": format_instant(when),
+            "updater_id": AGENT_ID,
+            "via": "Web form",
+            "system": {"client": "sandbox", "location": None},
+            "event_type": "Audit",
+            "child_events": children,
+        }
 
     def _sideload(
         self, body: dict[str, Any], tickets: list[ZendeskTicket], request: ApiRequest
@@ -763,7 +894,7 @@ class ZendeskDesk:
             return events
         ticket.fields, ticket.tags, ticket.priority = fields, tags, priority
         if status != ticket.status:
-            ticket.status = status
+            self._status_changed(ticket, status, None, self.now())
             if status == "solved" and ticket.solved_at is None:
                 ticket.solved_at = self.now()
         self._touch(ticket)

@@ -16,6 +16,7 @@ import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import cached_property
+from operator import itemgetter
 from typing import TypeVar
 from weakref import WeakKeyDictionary
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -48,7 +49,13 @@ from connector.sla.model import (
 )
 from connector.sla.pausing import Spell, accrue, paused_spells
 from connector.sla.quotas import STANDARD, Ledger, QuotaUse, reach
-from connector.timeutil import format_instant, format_local, from_epoch, to_epoch
+from connector.timeutil import (
+    format_instant,
+    format_local,
+    format_span,
+    from_epoch,
+    to_epoch,
+)
 
 __all__ = ["decide", "decide_all", "decide_each", "decide_in_order", "decide_with"]
 
@@ -325,24 +332,24 @@ class _Clock:
         return due, start + math.ceil(self.threshold * (due - start))
 
     def accrued(
-        self, start: int, spells: Sequence[Spell]
+        self, start: int, spells: Sequence[Spell], until: int
     ) -> tuple[int | None, int | None, int, int]:
         """With the clock stopped in `spells`: (due, at-risk instant, seconds owed, seconds
-        paused before the due). Due and at-risk are None when an open last spell stops the
-        clock before they accrue; the paused seconds are those of the measure (business or
-        elapsed) that the spells took out before the due (or before the open spell)."""
+        paused). Due and at-risk are None when an open last spell stops the clock before they
+        accrue; the paused seconds are those of the measure (business or elapsed) that the
+        spells took out before the due, or, paused at `until` (now), before `until`."""
         assert self.business or isinstance(self.duration, Hours)  # the loader refuses others
         add, measure = (
             (self.calendar.add_epoch, self.calendar.elapsed_epoch)
             if self.business
             else (_elapsed_add, _elapsed_measure)
         )
-        due, owed = accrue(add, measure, start, self.seconds, spells)
-        at_risk, _ = accrue(add, measure, start, self.risk_seconds, spells)
+        (at_risk, _), (due, owed) = accrue(
+            add, measure, start, (self.risk_seconds, self.seconds), spells
+        )
         if due is not None:
             return due, at_risk, 0, measure(start, due) - self.seconds
-        last = spells[-1][0]
-        return None, at_risk, owed, measure(start, last) - (self.seconds - owed)
+        return None, at_risk, owed, measure(start, until) - (self.seconds - owed)
 
     def where(self, defaulted: str | None) -> str:
         """Which clock the basis counts on: the calendar, nothing (elapsed time), the zone."""
@@ -863,7 +870,7 @@ class _Decider:
         for reply in replies:
             spells = self._spells(paused_by, start, reply) if paused_by else None
             if spells:
-                due = clock.accrued(start, spells)[0]
+                due = clock.accrued(start, spells, reply)[0]
                 assert due is not None  # the spells end at the reply at the latest
             else:
                 due = clock.due(start)
@@ -890,9 +897,16 @@ class _Decider:
     @cached_property
     def _history(self) -> list[tuple[int, str]]:
         """The status history as (epoch, status), oldest first (a stable sort by instant)."""
-        changes = self.facts.status_history
-        history: list[tuple[int, str]] = [(to_epoch(c.at), c.status) for c in changes]
-        history.sort(key=lambda entry: entry[0])  # stable: changes at one instant keep order
+        history: list[tuple[int, str]] = []
+        append, last, ordered = history.append, None, True
+        for change in self.facts.status_history:
+            whole = to_epoch(change.at)
+            if last is not None and whole < last:
+                ordered = False
+            append((whole, change.status))
+            last = whole
+        if not ordered:
+            history.sort(key=itemgetter(0))  # stable: changes at one instant keep their order
         return history
 
     def _paused(
@@ -907,10 +921,10 @@ class _Decider:
         missed: int | None = None,
     ) -> _Outcome:
         """A target whose clock the ticket's status stopped at least once."""
-        due, at_risk, owed, paused = clock.accrued(start, spells)
-        if paused:
-            basis = f"{basis}, {_span(paused)} paused"
+        due, at_risk, owed, paused = clock.accrued(start, spells, self.now)
         if due is not None:
+            if paused:
+                basis = f"{basis}, {format_span(paused)} paused"
             assert at_risk is not None
             return self._timed(
                 due, at_risk, done, basis, cycle=cycle, missed=missed, paused=paused or None
@@ -987,7 +1001,7 @@ class _Decider:
                 lines.append(effect.note.strip())
         for (name, result), due in zip(targets.items(), dues, strict=True):
             if result.owed_seconds is not None:
-                when = f"paused, {_span(result.owed_seconds)} still owed"
+                when = f"paused, {format_span(result.owed_seconds)} still owed"
             else:
                 when = "no due time" if due is None else _local_time(due, local)
             lines.append(f"{name}: {when} ({result.basis})")
@@ -1044,13 +1058,6 @@ def _seen(value: datetime | None, created: int, now: int) -> int | None:
         return None
     instant = to_epoch(value)
     return max(instant, created) if instant <= now else None
-
-
-def _span(seconds: int) -> str:
-    """Seconds of business (or elapsed) time as hours and minutes: `29h30`."""
-    hours, rest = divmod(seconds, 3600)
-    minutes = rest // 60
-    return f"{hours}h{minutes:02d}" if rest % 60 == 0 else f"{hours}h{minutes:02d}m{rest % 60:02d}s"
 
 
 def _dt(epoch: int | None) -> datetime | None:

@@ -11,8 +11,9 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from connector.sla.calendar import BusinessCalendar
-from connector.sla.contract import Contract
+from connector.sla.contract import Contract, TargetSpec
 from connector.sla.model import Decision, TargetResult, TicketFacts
+from connector.sla.pausing import paused_spells
 from connector.timeutil import from_epoch, to_epoch
 
 __all__ = ["due_timeline"]
@@ -39,12 +40,40 @@ def due_timeline(decision: Decision, contract: Contract, facts: TicketFacts) -> 
         names = names or _calendar_names(contract, decision.calendar, facts)
         lines.append(f"  {name}: {result.basis}")
         lines.append(f"    clock starts {_local(start, contract.zone)} (ticket created)")
+        spells = _spells(spec, facts, result, decision.now)
+        lines.extend(
+            f"    paused {_local(from_epoch(begin), contract.zone)} to "
+            f"{_local(from_epoch(end), contract.zone)} (status {_status_at(facts, begin)})"
+            for begin, end in spells
+        )
         if names is None or "business" not in result.basis:
             lines.append(f"    due {_local(result.due, contract.zone)}")
             continue
         calendar = contract.calendar(names, facts.customer_facts.timezone or "UTC")
-        lines.extend(_periods(calendar, start, result))
+        lines.extend(_periods(calendar, start, result, spells))
     return lines
+
+
+def _spells(
+    spec: TargetSpec | None, facts: TicketFacts, result: TargetResult, now: datetime
+) -> list[tuple[int, int]]:
+    """The closed spells that stopped the target's clock before its due instant."""
+    if spec is None or not spec.paused_by or not facts.status_history or result.due is None:
+        return []
+    history = sorted(((to_epoch(c.at), c.status) for c in facts.status_history), key=lambda e: e[0])
+    until = min(to_epoch(now), to_epoch(result.due))
+    if result.achieved_at is not None:
+        until = min(until, to_epoch(result.achieved_at))
+    spells = paused_spells(history, frozenset(spec.paused_by), to_epoch(facts.created_at), until)
+    return [(begin, until if end is None else end) for begin, end in spells]
+
+
+def _status_at(facts: TicketFacts, instant: int) -> str:
+    status = "open"
+    for change in facts.status_history:
+        if to_epoch(change.at) <= instant:
+            status = change.status
+    return status
 
 
 def _calendar_names(
@@ -58,7 +87,13 @@ def _calendar_names(
     return None if None in names else names  # type: ignore[return-value]
 
 
-def _periods(calendar: BusinessCalendar, start: datetime, result: TargetResult) -> list[str]:
+def _periods(
+    calendar: BusinessCalendar,
+    start: datetime,
+    result: TargetResult,
+    spells: list[tuple[int, int]],
+) -> list[str]:
+    """The open periods that counted, the paused spells cut out of them."""
     assert result.due is not None
     begin, due = to_epoch(start), to_epoch(result.due)
     zone = calendar.offices[0].zone
@@ -75,6 +110,14 @@ def _periods(calendar: BusinessCalendar, start: datetime, result: TargetResult) 
             merged[-1] = (merged[-1][0], max(merged[-1][1], closes))
         else:
             merged.append((opens, closes))
+    for paused_from, paused_to in spells:
+        kept: list[tuple[int, int]] = []
+        for opens, closes in merged:
+            if opens < paused_from:
+                kept.append((opens, min(closes, paused_from)))
+            if closes > paused_to:
+                kept.append((max(opens, paused_to), closes))
+        merged = kept
     lines, total = [], 0
     for index, (opens, closes) in enumerate(merged):
         total += closes - opens

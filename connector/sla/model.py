@@ -118,7 +118,8 @@ class TargetResult(_Frozen):
     cycles_breached: int | None = None
     # Paused targets: the business (or elapsed) seconds still owed when the clock resumes.
     owed_seconds: int | None = None
-    # The seconds the ticket's pauses took out before the due instant (None: it has none).
+    # The seconds the ticket's pauses took out before the due instant, or, paused now, so far
+    # (None: none).
     paused_seconds: int | None = None
 
 

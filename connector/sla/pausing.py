@@ -41,7 +41,9 @@ def paused_spells(
             continue
         instant = max(at, start)
         if now_paused:
-            since = instant
+            # Paused again at the instant a spell ended (an entry that never held, overridden
+            # at its own instant): one spell, not two that touch.
+            since = spells.pop()[0] if spells and spells[-1][1] == instant else instant
         elif instant > since:
             spells.append((since, instant))
         paused = now_paused
@@ -54,26 +56,31 @@ def accrue(
     add: Callable[[int, int], int],
     measure: Callable[[int, int], int],
     start: int,
-    seconds: int,
+    amounts: Sequence[int],
     spells: Sequence[Spell],
-) -> tuple[int | None, int]:
-    """Where `seconds` of time accrue from `start`, not counting `spells`: `(due, 0)`, or
-    `(None, owed)` when the clock is paused (an open last spell) before they are all accrued.
+) -> list[tuple[int | None, int]]:
+    """Where each of `amounts` (ascending) seconds of time has accrued from `start`, not
+    counting `spells`: `(due, 0)`, or `(None, owed)` when the clock is paused (an open last
+    spell) before that amount has accrued. One walk over the spells serves every amount.
 
     `add(t, n)` is the instant `n` seconds of the measure after `t` (at a close when they run
-    out exactly there); `measure(t, u)` the seconds of the measure in `[t, u)`. A duration
-    that runs out exactly where a spell begins is due there.
+    out exactly there); `measure(t, u)` the seconds of the measure in `[t, u)`. An amount that
+    runs out exactly where a spell begins is due there.
     """
-    cursor, left = start, seconds
+    results: list[tuple[int | None, int]] = []
+    pending = list(amounts)
+    cursor, accrued = start, 0
     for begin, end in spells:
         if end is not None and end <= cursor:
             continue
         if begin > cursor:
-            due = add(cursor, left)
-            if due <= begin:
-                return due, 0
-            left -= measure(cursor, begin)
+            reached = accrued + measure(cursor, begin)
+            while pending and pending[0] <= reached:
+                results.append((add(cursor, pending.pop(0) - accrued), 0))
+            if not pending:
+                return results
+            accrued = reached
         if end is None:
-            return None, left
+            return results + [(None, amount - accrued) for amount in pending]
         cursor = max(cursor, end)
-    return add(cursor, left), 0
+    return results + [(add(cursor, amount - accrued), 0) for amount in pending]

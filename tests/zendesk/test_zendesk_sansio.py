@@ -312,3 +312,64 @@ def test_a_page_whose_envelope_is_broken_is_still_refused() -> None:
     data.update(end_of_stream=True)
     with pytest.raises(MalformedResponse):
         sansio.decode_export(answer(200, json.dumps(data).encode()))
+
+
+# --- the ticket events export: status changes --------------------------------------------------
+
+
+def test_ticket_events_request_is_time_based() -> None:
+    request = sansio.ticket_events_request(BASE, 1772323200)
+    assert request.url == f"{BASE}/api/v2/incremental/ticket_events.json"
+    assert dict(request.params) == {"start_time": "1772323200"}
+
+
+def audit(ticket_id: int, at: int, *children: dict[str, object]) -> dict[str, object]:
+    """An audit as the export sends it: the changed field as each child event's own key."""
+    return {
+        "id": at * 10,
+        "ticket_id": ticket_id,
+        "timestamp": at,
+        "created_at": "2026-03-01T00:00:00Z",
+        "via": "Web form",  # a string here, an object elsewhere
+        "event_type": "Audit",
+        "child_events": list(children),
+    }
+
+
+def test_ticket_events_give_status_and_custom_status_changes_only() -> None:
+    body = {
+        "ticket_events": [
+            audit(1, 100, {"id": 1, "status": "new", "event_type": "Create"}),
+            audit(1, 200, {"id": 2, "priority": "high", "event_type": "Change"}),
+            audit(
+                1,
+                300,
+                {"id": 3, "status": "pending", "event_type": "Change", "previous_value": "0"},
+                {"id": 4, "custom_status_id": "4044396", "event_type": "Change"},
+            ),
+            audit(2, 300, {"id": 5, "custom_status_id": 17, "event_type": "Change"}),
+            audit(2, 400, {"id": 6, "status": "solved", "event_type": "Notification"}),
+        ],
+        "end_time": 400,
+        "count": 5,
+        "end_of_stream": True,
+    }
+    page = sansio.decode_ticket_events(answer(200, json.dumps(body).encode()))
+    assert [(c.ticket_id, c.at, c.status, c.custom_status_id) for c in page.changes] == [
+        (1, 100, "new", None),
+        (1, 300, "pending", "4044396"),
+        (2, 300, None, "17"),
+    ]
+    assert (page.end_time, page.end_of_stream) == (400, True)
+
+
+def test_ticket_events_without_end_of_stream_end_where_there_is_no_next_page() -> None:
+    more = {"ticket_events": [audit(1, 5)], "end_time": 5, "next_page": f"{BASE}/x"}
+    last = {"ticket_events": [], "end_time": 5, "next_page": None}
+    assert not sansio.decode_ticket_events(answer(200, json.dumps(more).encode())).end_of_stream
+    assert sansio.decode_ticket_events(answer(200, json.dumps(last).encode())).end_of_stream
+
+
+def test_a_ticket_events_page_that_is_not_one_is_malformed() -> None:
+    with pytest.raises(MalformedResponse):
+        sansio.decode_ticket_events(answer(200, b'{"ticket_events": [{"ticket_id": "x"}]}'))

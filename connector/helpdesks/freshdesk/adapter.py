@@ -7,11 +7,11 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 
 from connector.errors import Conflict, NotFound
-from connector.helpdesks.adapter import Item, Page, Plan
+from connector.helpdesks.adapter import Item, Page, Plan, StatusPage
 from connector.helpdesks.freshdesk.client import FreshdeskClient
 from connector.helpdesks.freshdesk.mapping import FreshdeskView, writes_for
 from connector.helpdesks.freshdesk.models import Company, Ticket, TicketUpdate
-from connector.helpdesks.freshdesk.sansio import PollPosition, TicketPoller
+from connector.helpdesks.freshdesk.sansio import TIMER_STOPPING_STATUSES, PollPosition, TicketPoller
 from connector.helpdesks.mapping import DesiredResults, find_note_fingerprint
 from connector.timeutil import format_instant
 
@@ -67,10 +67,23 @@ class FreshdeskHelpdesk:
                 continue
         return items
 
+    def status_changes(self, cursor: str | None, start: datetime) -> Iterator[StatusPage]:
+        """Nothing: Freshdesk's API has no status stream (statuses are observed as tickets are
+        read, from `stats.status_updated_at`)."""
+        return iter(())
+
     def plan(self, item: Item, desired: DesiredResults, posted_note: str | None) -> Plan | None:
         """The update and note `writes_for` computes, with a readable line per change."""
         ticket: Ticket = item.ticket
-        writes = writes_for(ticket, desired, posted_note=posted_note)
+        # A custom status the mapping puts in pending is taken to stop Freshdesk's SLA timer,
+        # as its own "Waiting on Customer" does: due dates are not sent while in it.
+        waiting = {int(key) for key in desired.waiting_statuses if key.isdigit()}
+        writes = writes_for(
+            ticket,
+            desired,
+            posted_note=posted_note,
+            timer_stopping_statuses=TIMER_STOPPING_STATUSES | waiting,
+        )
         if writes.is_empty:
             return None
         changes = _describe(ticket, writes.update) if writes.update is not None else ()

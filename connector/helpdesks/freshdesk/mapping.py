@@ -53,6 +53,16 @@ class FreshdeskView:
         return STATUSES.get(self.ticket.status, "open")
 
     @property
+    def status_key(self) -> str:
+        """The status id, as the mapping's `facts.statuses` names it."""
+        return str(self.ticket.status)
+
+    @property
+    def status_since(self) -> datetime | None:
+        """When the status last changed (`stats.status_updated_at`)."""
+        return None if self.ticket.stats is None else self.ticket.stats.status_updated_at
+
+    @property
     def tags(self) -> Sequence[str]:
         """The ticket's tags."""
         return self.ticket.tags

@@ -5,19 +5,21 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 
-from connector.helpdesks.adapter import Item, Page, Plan
+from connector.helpdesks.adapter import Item, Page, Plan, StatusPage, StatusSeen
 from connector.helpdesks.mapping import DesiredResults, find_note_fingerprint
 from connector.helpdesks.zendesk.client import ZendeskClient
-from connector.helpdesks.zendesk.mapping import ZendeskView, update_for
+from connector.helpdesks.zendesk.mapping import STATUSES, ZendeskView, update_for
 from connector.helpdesks.zendesk.models import Ticket, TicketPage, TicketUpdate
 from connector.helpdesks.zendesk.sansio import MAX_IDS
-from connector.timeutil import format_instant, parse_instant
+from connector.timeutil import format_instant, from_epoch, parse_instant, to_epoch
 
 __all__ = ["ZendeskHelpdesk"]
 
 # A saved position is either a cursor of the export or the start time of the first request.
 _CURSOR = "cursor:"
 _START = "start:"
+# The position in the ticket events export: the start time of the next page (epoch seconds).
+_EVENTS = "events:"
 
 
 class ZendeskHelpdesk:
@@ -45,6 +47,35 @@ class ZendeskHelpdesk:
             if page.end_of_stream or not page.after_cursor:
                 return
             page = self.client.export(cursor=page.after_cursor)
+
+    def status_changes(self, cursor: str | None, start: datetime) -> Iterator[StatusPage]:
+        """The ticket events export's status changes, page by page, from the saved position.
+
+        Time-based: each page starts at the second the last one ended, so the audits of that
+        second come again (harmless: a change already known changes nothing). A full page that
+        ends where it began would repeat for ever; the next one then starts a second later.
+        """
+        begin = to_epoch(start)
+        if cursor is not None and cursor.startswith(_EVENTS) and cursor[len(_EVENTS) :].isdigit():
+            begin = int(cursor[len(_EVENTS) :])
+        while True:
+            page = self.client.ticket_events(begin)
+            changes = [
+                StatusSeen(
+                    ticket=str(change.ticket_id),
+                    at=from_epoch(change.at),
+                    key=change.custom_status_id or change.status or "",
+                    category=None if change.status is None else STATUSES.get(change.status),
+                )
+                for change in page.changes
+            ]
+            end = begin if page.end_time is None else max(page.end_time, begin)
+            if not page.end_of_stream and end == begin:
+                end += 1
+            yield StatusPage(changes, _EVENTS + str(end))
+            if page.end_of_stream:
+                return
+            begin = end
 
     def fetch(self, ids: Sequence[str]) -> list[Item]:
         """The tickets as they are now, 100 to a request."""

@@ -9,6 +9,7 @@ from typing import TypeVar
 from connector.errors import ApiError
 from connector.helpdesks.zendesk import sansio
 from connector.helpdesks.zendesk.models import (
+    EventsPage,
     ExportPage,
     FieldsPage,
     JobStatus,
@@ -61,6 +62,11 @@ class ZendeskClient:
         while not page.end_of_stream:
             page = self.export(cursor=page.after_cursor)
             yield page
+
+    def ticket_events(self, start_time: int) -> EventsPage:
+        """One page of the ticket events export from `start_time` (epoch seconds)."""
+        request = sansio.ticket_events_request(self.base_url, start_time)
+        return self.shell.send(request, sansio.decode_ticket_events)
 
     def show(self, ticket_id: int) -> TicketPage:
         """One ticket with its organization and metric set."""

@@ -57,6 +57,17 @@ class ZendeskView:
         return STATUSES.get(self.ticket.status, "open")
 
     @property
+    def status_key(self) -> str:
+        """The custom status id when the account has custom statuses, else the status."""
+        custom = self.ticket.custom_status_id
+        return self.ticket.status if custom is None else str(custom)
+
+    @property
+    def status_since(self) -> datetime | None:
+        """When the status last changed (the metric set's `status_updated_at`)."""
+        return None if self.metrics is None else self.metrics.status_updated_at
+
+    @property
     def tags(self) -> Sequence[str]:
         """The ticket's tags."""
         return self.ticket.tags

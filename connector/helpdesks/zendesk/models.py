@@ -28,6 +28,8 @@ from connector.helpdesks.wire import Malformed
 __all__ = [
     "FINISHED_JOB_STATES",
     "CustomFieldValue",
+    "EventStatus",
+    "EventsPage",
     "ExportPage",
     "FieldOption",
     "FieldValue",
@@ -94,6 +96,9 @@ class Ticket(_Wire):
     updated_at: WireInstant
     generated_timestamp: int | None = None
     status: str
+    # With custom statuses: the specific status (`status` holds its category). Zendesk has
+    # been seen sending it as a number and as a string of digits.
+    custom_status_id: int | None = None
     priority: str | None = None
     organization_id: int | None = None
     requester_id: int | None = None
@@ -132,6 +137,7 @@ class MetricSet(_Wire):
 
     ticket_id: int
     solved_at: WireInstant | None = None
+    status_updated_at: WireInstant | None = None
     reply_time_in_minutes: Minutes | None = None
 
     def first_reply_at(self, created_at: datetime) -> datetime | None:
@@ -178,6 +184,25 @@ class ExportPage(TicketPage):
     """One page of the cursor-based incremental ticket export."""
 
     after_cursor: str | None = None
+    end_of_stream: bool
+
+
+@dataclass(frozen=True, slots=True)
+class EventStatus:
+    """One audit's status change: Zendesk's status (its category) and/or custom status id."""
+
+    ticket_id: int
+    at: int  # epoch seconds
+    status: str | None
+    custom_status_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class EventsPage:
+    """One page of the ticket events export: its status changes, and where it ends."""
+
+    changes: tuple[EventStatus, ...]
+    end_time: int | None
     end_of_stream: bool
 
 
