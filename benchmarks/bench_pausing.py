@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import gc
-import itertools
 import json
 import math
 import multiprocessing
@@ -44,13 +42,13 @@ from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bench_simulate import CHUNK, WARM, ticket_lines
+from bench_simulate import ticket_lines, timed_simulate
 
 from connector.mappingfiles import default_mappings_dir, load_contracts
 from connector.sla.contract import Contract
 from connector.sla.durations import BusinessDays
-from connector.sla.engine import decide, decide_all, decide_each
-from connector.sla.model import TicketFacts
+from connector.sla.engine import decide
+from connector.sla.model import Decision, TicketFacts
 from connector.sla.pausing import accrue, paused_spells
 from connector.timeutil import to_epoch
 
@@ -295,34 +293,17 @@ def run(tickets: int, customers: int, histories: bool) -> tuple[float, float, fl
     device), garbage collector off as `sla simulate` has it.
     """
     lines = sim_lines(tickets, customers, histories)
-    contracts = load_contracts(default_mappings_dir())
-    decide_all(contracts, [TicketFacts.model_validate_json(line) for line in lines[:WARM]], SIM_NOW)
-    gc.disable()
-    peak_before = _peak_rss()
     pauses: Counter[str] = Counter()
-    with open(os.devnull, "w", encoding="utf-8") as out:
-        begin = time.process_time()
-        parsed = [TicketFacts.model_validate_json(line) for line in lines]
-        parse = time.process_time() - begin
-        decide_s = write = 0.0
-        decisions = decide_each(contracts, parsed, SIM_NOW)
-        while True:
-            begin = time.process_time()
-            chunk = list(itertools.islice(decisions, CHUNK))
-            decided = time.process_time()
-            for decision in chunk:
-                out.write(decision.model_dump_json() + "\n")
-            decide_s += decided - begin
-            write += time.process_time() - decided
-            if not chunk:
-                break
-            for decision in chunk:  # not timed: how many targets the spells touched
-                for target in decision.targets.values():
-                    if target.state == "paused":
-                        pauses["paused now"] += 1
-                    elif target.paused_seconds:
-                        pauses["due moved by a pause"] += 1
-    return parse, decide_s, write, _peak_rss() - peak_before, pauses
+
+    def seen(decision: Decision) -> None:  # not timed: how many targets the spells touched
+        for target in decision.targets.values():
+            if target.state == "paused":
+                pauses["paused now"] += 1
+            elif target.paused_seconds:
+                pauses["due moved by a pause"] += 1
+
+    parse, decide_s, write, peak = timed_simulate(lines, SIM_NOW, seen)
+    return parse, decide_s, write, peak, pauses
 
 
 def history_mix(lines: list[str]) -> tuple[Counter[int], Counter[int]]:

@@ -24,13 +24,14 @@ import random
 import resource
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from connector.mappingfiles import load_contracts
 from connector.sla.engine import decide_all, decide_each, decide_in_order
-from connector.sla.model import TicketFacts
+from connector.sla.model import Decision, TicketFacts
 
 ROOT = Path(__file__).resolve().parent.parent
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -99,8 +100,15 @@ def ticket_lines(
 def run(tickets: int, customers: int) -> tuple[float, float, float, int]:
     """CPU seconds to parse, decide and write, and the peak bytes added, as `sla simulate`."""
     lines = ticket_lines(tickets, customers)
+    return timed_simulate(lines, datetime(2026, 12, 31, tzinfo=UTC))
+
+
+def timed_simulate(
+    lines: list[str], now: datetime, seen: Callable[[Decision], None] | None = None
+) -> tuple[float, float, float, int]:
+    """What `sla simulate` does with `lines`, timed: CPU seconds to parse, decide and write
+    (to the null device), and the peak bytes added. `seen` looks at each decision, untimed."""
     contracts = load_contracts(ROOT / "mappings")
-    now = datetime(2026, 12, 31, tzinfo=UTC)
     # One-off costs left out: the contracts' calendar tables and lookups, built by a first run.
     decide_all(contracts, [TicketFacts.model_validate_json(line) for line in lines[:WARM]], now)
     gc.disable()  # as `sla simulate` does
@@ -121,6 +129,9 @@ def run(tickets: int, customers: int) -> tuple[float, float, float, int]:
             write += time.process_time() - decided
             if not chunk:
                 break
+            if seen is not None:
+                for decision in chunk:
+                    seen(decision)
     return parse, decide, write, _peak_rss() - peak_before
 
 
