@@ -494,6 +494,13 @@ class State:
                 ),
             )
 
+    def written(self, ticket: str) -> bool:
+        """Whether results were ever recorded for `ticket` (it has been written, or decided)."""
+        row = self.db.execute(
+            "SELECT 1 FROM tickets WHERE ticket = ? AND results IS NOT NULL", (ticket,)
+        ).fetchone()
+        return row is not None
+
     def status_history(self, ticket: str) -> list[StatusChange]:
         """The status changes seen on `ticket`, oldest first (empty: none seen yet)."""
         row = self.db.execute("SELECT statuses FROM tickets WHERE ticket = ?", (ticket,)).fetchone()

@@ -24,6 +24,7 @@ from typing import Any
 
 from connector.errors import (
     ApiError,
+    AuthError,
     Conflict,
     Interrupted,
     MalformedResponse,
@@ -288,6 +289,7 @@ class Sync:
         self.dry_run = dry_run
         self.observe = observe
         self._failing = 0  # tickets deferred in a row by a transient failure
+        self._statuses_refused = False  # the status stream said no for good (not an admin)
         self.books = Books(state)
 
     # --- passes ---------------------------------------------------------------------------
@@ -347,10 +349,35 @@ class Sync:
         """Merge the helpdesk's own record of status changes (Zendesk's ticket events export)
         into the tickets' histories, from the saved position (or `start`) to the end.
 
-        A ticket whose history changed is queued for a re-decision now: a recent change also
-        brings it in the next poll (which decides it and replaces the wake-up), an old one
-        (a first run, a backfill, a daemon that was down) only this way. Returns how many.
+        A ticket already written whose history changed is queued for a re-decision now: a
+        recent change also brings it in the next poll (which decides it and replaces the
+        wake-up), an old one (a daemon that was down) only this way; a ticket not written yet
+        is decided when the poll reaches it. Returns how many histories changed.
+
+        The stream failing never holds up the poll: the error is logged and the stream tried
+        again next time from where it stopped; refused for good (the export is for admins),
+        it is logged once and left alone, and statuses are only observed as tickets are read.
         """
+        if self._statuses_refused:
+            return 0
+        changed = 0
+        try:
+            changed = self._read_statuses(cursor_name, start)
+        except Interrupted:
+            raise
+        except AuthError as exc:
+            self._statuses_refused = True
+            self.log.warning(
+                "status_stream_refused",
+                error=str(exc),
+                detail="status changes are observed as tickets are read; spells shorter than "
+                "a poll are missed (an admin's credentials let the connector read them)",
+            )
+        except ApiError as exc:
+            self.log.warning("status_stream_failed", error=str(exc), detail="tried again next time")
+        return changed
+
+    def _read_statuses(self, cursor_name: str, start: datetime) -> int:
         statuses = self.rules.mapping.facts.statuses
         changed = 0
         for page in self.helpdesk.status_changes(self.state.cursor(cursor_name), start):
@@ -367,7 +394,8 @@ class Sync:
                     merged = merge(self.state.status_history(ticket), changes)
                     if merged is not None:
                         self.state.set_status_history(ticket, merged)
-                        self.state.wake_at(ticket, now)
+                        if self.state.written(ticket):
+                            self.state.wake_at(ticket, now)
                         changed += 1
                 self.state.set_cursor(cursor_name, page.cursor, now)
         return changed

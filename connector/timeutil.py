@@ -5,7 +5,7 @@ Instants are timezone-aware everywhere. They are printed in UTC to the second wi
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timezone, tzinfo
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 
 from pydantic_core import TzInfo
 
@@ -46,20 +46,25 @@ def to_epoch(value: datetime) -> int:
     ISO 8601 into) is remembered, so most instants cost a few attribute reads.
     """
     zone = value.tzinfo
-    offset = _FIXED_OFFSETS.get(zone) if zone is not None else None
-    if offset is None:
-        delta = value.utcoffset()
-        if delta is None:
-            raise ValueError(f"timestamp without a timezone: {value.isoformat()}")
-        if delta.microseconds:  # no real zone has them; exact all the same
-            return to_epoch(value.astimezone(UTC))
-        offset = delta.days * 86400 + delta.seconds
-        if isinstance(zone, _FIXED_ZONES):
-            if len(_FIXED_OFFSETS) > 1000:  # offsets come from input: keep the table small
-                _FIXED_OFFSETS.clear()
-            _FIXED_OFFSETS[zone] = offset
-    days = value.toordinal() - _ORDINAL_1970
-    return days * 86400 + value.hour * 3600 + value.minute * 60 + value.second - offset
+    fixed = isinstance(zone, _FIXED_ZONES)
+    offset = _FIXED_OFFSETS.get(zone) if fixed and zone is not None else None
+    local = (value.toordinal() - _ORDINAL_1970) * 86400 + (
+        value.hour * 3600 + value.minute * 60 + value.second
+    )
+    if offset is not None:
+        return local - offset
+    delta = value.utcoffset()
+    if delta is None:
+        raise ValueError(f"timestamp without a timezone: {value.isoformat()}")
+    if delta.microseconds:  # no real zone has them; exact all the same
+        micros = local * 1_000_000 + value.microsecond - delta // timedelta(microseconds=1)
+        return micros // 1_000_000
+    offset = delta.days * 86400 + delta.seconds
+    if fixed and zone is not None:
+        if len(_FIXED_OFFSETS) > 1000:  # offsets come from input: keep the table small
+            _FIXED_OFFSETS.clear()
+        _FIXED_OFFSETS[zone] = offset
+    return local - offset
 
 
 def from_epoch(seconds: int) -> datetime:

@@ -819,6 +819,20 @@ def test_the_loader_refuses_paused_by_on_next_day_at(tmp_path: Path) -> None:
     assert load_contract(path).spec.targets["delivery"].paused_by == ["pending"]
 
 
+def test_the_loader_refuses_paused_by_when_the_expedited_variant_is_next_day_at(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "nextday.yaml"
+    text = NEXT_DAY.replace("DURATION", "8 business_hours") + (
+        "    expedite: {flag: expedite, duration: next_day_at 09:00}\n"
+    )
+    path.write_text(text, encoding="utf-8")
+    assert problems(path) == [
+        f"{path}:15: targets.delivery.paused_by: next_day_at is a promise about a calendar day:"
+        " it never pauses"
+    ]
+
+
 def test_the_loader_refuses_paused_by_on_a_capacity_target(tmp_path: Path) -> None:
     text = (MAPPINGS / "contracts" / "pixelz.yaml").read_text(encoding="utf-8")
     marker = "    achieved_by: [delivered_at]\n"

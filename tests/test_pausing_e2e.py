@@ -14,16 +14,20 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import structlog
 
 from connector.app import load_rules
 from connector.demo import demo_settings
 from connector.explain import explain
+from connector.sandbox.faults import FaultKind
 from connector.sla.model import StatusChange
+from connector.sync import Rules
 from tests.test_sync_e2e import FRESHDESK_URL, Desk, new_ticket, open_desk
 
 TICKET = 1300
 RESOLUTION_TEXT = 9100103  # the Zendesk example mapping's resolution due text field
-CUSTOM = {"zendesk": 4044396, "freshdesk": 6}  # a custom status in the pending category
+CUSTOM = {"zendesk": 4044396, "freshdesk": 6}
+EVENTS = "/api/v2/incremental/ticket_events.json"  # a custom status in the pending category
 
 
 @pytest.fixture(params=["zendesk", "freshdesk"])
@@ -139,3 +143,79 @@ def test_zendesk_events_give_a_spell_no_poll_saw(tmp_path: Path) -> None:
     writes = desk.writes()
     desk.run()
     assert desk.writes() == writes
+
+
+def test_the_status_stream_failing_never_holds_up_the_poll(tmp_path: Path) -> None:
+    desk = open_desk("zendesk", tmp_path)
+    desk.run()
+    new_ticket(desk, TICKET)
+    desk.sandbox.agent_reply(TICKET, helpdesk="zendesk")
+    desk.sandbox.set_status(TICKET, "pending", helpdesk="zendesk")
+    fault = desk.sandbox.faults.add(
+        FaultKind.SERVER_ERROR, helpdesk="zendesk", path=EVENTS, count=None
+    )
+    with structlog.testing.capture_logs() as logs:
+        desk.run()
+    assert [e["event"] for e in logs].count("status_stream_failed") == 1
+    assert "sla_paused" in desk.tags(TICKET)  # the poll went on, and observed the status
+    cursor = desk.state.cursor("statuses")
+    desk.sandbox.faults.remove(fault.id)
+    desk.run()
+    assert desk.state.cursor("statuses") != cursor  # read from where it stopped
+
+
+def test_freshdesk_due_dates_follow_the_accounts_own_sla_timer_flags(tmp_path: Path) -> None:
+    """An account where "Waiting on Third Party" (7) stops Freshdesk's SLA timer: the admin
+    field definitions say so, and a ticket in 7 gets its tags and note with no due date sent
+    (Freshdesk would refuse the whole update). The mapping puts 7 in on_hold, which pauses
+    nothing bundled, so only the account's own flag can tell."""
+    desk = open_desk("freshdesk", tmp_path)
+    desk.sandbox.freshdesk.sla_stopped = frozenset({3, 4, 5, 6, 7})
+    desk.run()
+    new_ticket(desk, TICKET)
+    desk.sandbox.set_status(TICKET, "on_hold", custom=7, helpdesk="freshdesk")
+    totals = desk.run()
+    assert totals.failed == 0
+    assert "sla_photoprism" in desk.tags(TICKET)
+    assert len(desk.notes(TICKET)) == 1
+    ticket = desk.tickets()[TICKET]
+    before = (ticket.fr_due_by, ticket.due_by)
+    desk.sandbox.set_status(TICKET, "open", helpdesk="freshdesk")
+    desk.run()
+    ticket = desk.tickets()[TICKET]
+    assert (ticket.fr_due_by, ticket.due_by) != before  # written once the timer runs again
+
+
+def test_a_zendesk_change_within_one_category_takes_the_custom_statuses_category(
+    tmp_path: Path,
+) -> None:
+    """The mapping counts "Awaiting your reply" (4044396, pending in Zendesk) as open; between
+    two polls an agent moves the ticket to "Waiting on logs" (4044397, pending) and back. The
+    audits name no status, only custom status ids: the account's custom statuses say the
+    first change entered pending, and the spell moves the due."""
+    desk = open_desk("zendesk", tmp_path)
+    mapping = desk.sync.rules.mapping
+    facts = mapping.facts.model_copy(update={"statuses": {"4044396": "open"}})
+    desk.sync.rules = Rules(desk.sync.rules.contracts, mapping.model_copy(update={"facts": facts}))
+    desk.run()
+    new_ticket(desk, TICKET)
+    desk.sandbox.agent_reply(TICKET, helpdesk="zendesk")
+    desk.sandbox.set_status(TICKET, "pending", custom=4044396, helpdesk="zendesk")
+    desk.run()
+    assert "sla_paused" not in desk.tags(TICKET)  # pending in Zendesk, open by the mapping
+    before = datetime.fromisoformat(str(resolution_due(desk)))
+    desk.clock.advance(300)
+    paused_at = desk.clock().replace(microsecond=0)
+    desk.sandbox.set_status(TICKET, "pending", custom=4044397, helpdesk="zendesk")
+    desk.clock.advance(600)
+    resumed_at = desk.clock().replace(microsecond=0)
+    desk.sandbox.set_status(TICKET, "pending", custom=4044396, helpdesk="zendesk")
+    desk.run()
+    history = desk.state.status_history(str(TICKET))
+    assert history[-2:] == [
+        StatusChange(at=paused_at, status="pending"),
+        StatusChange(at=resumed_at, status="open"),
+    ]
+    calendar = business_calendar(desk)
+    after = datetime.fromisoformat(str(resolution_due(desk)))
+    assert after == calendar.add(before, timedelta(minutes=10))  # type: ignore[attr-defined]

@@ -53,3 +53,9 @@ def test_far_instants_keep_their_second() -> None:
 def test_a_naive_instant_is_refused() -> None:
     with pytest.raises(ValueError, match="without a timezone"):
         to_epoch(datetime(2026, 3, 2))  # noqa: DTZ001 - the point of the test
+
+
+def test_an_offset_with_microseconds_is_exact() -> None:
+    odd = timezone(timedelta(hours=1, microseconds=1))
+    for value in (datetime(1, 1, 2, tzinfo=odd), datetime(2026, 3, 2, 0, 0, 0, 0, tzinfo=odd)):
+        assert to_epoch(value) == exact(value)

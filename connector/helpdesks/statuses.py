@@ -32,11 +32,14 @@ def merge(
 ) -> list[StatusChange] | None:
     """The history with the helpdesk's own records of changes merged in; None if unchanged.
 
-    Time order, the history's entry first at a tie; a status that repeats the one before it
-    is no change and goes (an entry observed late for a change the helpdesk recorded exactly
-    gives way to the exact one, as it comes second).
+    The helpdesk's record of a second is the whole truth of that second: what the history
+    kept at a second the changes speak of (an entry observed by a poll, or the same audits
+    read before) gives way to them, in their order. A status that repeats the one before it is
+    no change and goes. So merging the same changes again changes nothing.
     """
-    combined = sorted([*history, *changes], key=lambda change: change.at)
+    seconds = {change.at for change in changes}
+    kept = [change for change in history if change.at not in seconds]
+    combined = sorted([*kept, *changes], key=lambda change: change.at)  # stable
     merged: list[StatusChange] = []
     for change in combined:
         if not merged or merged[-1].status != change.status:

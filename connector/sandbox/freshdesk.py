@@ -70,6 +70,7 @@ SLA_STOPPED = frozenset({3, 4, 5, 6})  # pending, resolved, closed, waiting on c
 # The account's custom statuses, as a new Freshdesk account has them.
 CUSTOM_STATUSES = {6: "Waiting on Customer", 7: "Waiting on Third Party"}
 STATUS_IDS = frozenset({2, 3, 4, 5, *CUSTOM_STATUSES})
+ADMIN_STATUS_FIELD = 8_100_003
 ORDER_BY = ("created_at", "due_by", "updated_at", "status")
 
 # (key, type, choices) of the ticket custom fields the mapping reads.
@@ -174,6 +175,8 @@ class FreshdeskDesk:
     ) -> None:
         self._clock = clock
         self.api_key = api_key
+        # The statuses whose "stop SLA timer" is on (an admin setting: tests may change it).
+        self.sla_stopped = SLA_STOPPED
         self.tickets: dict[int, FreshdeskTicket] = {}
         self.companies: dict[int, SeedCustomer] = {}
         self._changes = ChangeOrder()
@@ -190,6 +193,10 @@ class FreshdeskDesk:
             _route("GET", "/api/v2/companies", "/api/v2/companies", self._companies),
             _route("GET", f"/api/v2/companies/{_ID}", "/api/v2/companies/{id}", self._company),
             _route("GET", "/api/v2/ticket_fields", "/api/v2/ticket_fields", self._ticket_fields),
+            _route("GET", "/api/v2/admin/ticket_fields", "/api/v2/admin/ticket_fields",
+                   self._admin_ticket_fields),
+            _route("GET", f"/api/v2/admin/ticket_fields/{_ID}", "/api/v2/admin/ticket_fields/{id}",
+                   self._admin_ticket_field),
             _route("GET", "/api/v2/company_fields", "/api/v2/company_fields", self._company_fields),
         )  # fmt: skip
 
@@ -562,7 +569,7 @@ class FreshdeskDesk:
         if ticket is None:
             return self.not_found()
         payload = request.json()
-        update = _validate_update(ticket, payload)
+        update = _validate_update(ticket, payload, self.sla_stopped)
         if isinstance(update, ApiResponse):
             return update
         if update != _Update.of(ticket):
@@ -674,6 +681,38 @@ class FreshdeskDesk:
             fields.append(entry)
         return json_response(200, fields)
 
+    def _admin_status_field(self, *, with_choices: bool) -> dict[str, Any]:
+        """The status field as the admin endpoints show it; the listing leaves the choices
+        out, as the connector must expect (the field's own page has them)."""
+        labels = {2: "Open", 3: "Pending", 4: "Resolved", 5: "Closed", **CUSTOM_STATUSES}
+        field: dict[str, Any] = {
+            "id": ADMIN_STATUS_FIELD,
+            "name": "status",
+            "type": "default_status",
+        }
+        if with_choices:
+            field["choices"] = [
+                {
+                    "id": number,
+                    "value": label,
+                    "label_for_customers": label,
+                    "stop_sla_timer": number in self.sla_stopped,
+                    "position": position,
+                    "default": number < 6,
+                    "deleted": False,
+                }
+                for position, (number, label) in enumerate(sorted(labels.items()), start=1)
+            ]
+        return field
+
+    def _admin_ticket_fields(self, request: ApiRequest, _: dict[str, str]) -> ApiResponse:
+        return json_response(200, [self._admin_status_field(with_choices=False)])
+
+    def _admin_ticket_field(self, request: ApiRequest, params: dict[str, str]) -> ApiResponse:
+        if int(params["id"]) != ADMIN_STATUS_FIELD:
+            return self.not_found()
+        return json_response(200, self._admin_status_field(with_choices=True))
+
     def _company_fields(self, request: ApiRequest, _: dict[str, str]) -> ApiResponse:
         defaults = [("name", "default_name"), ("domains", "default_domains")]
         fields = [
@@ -722,7 +761,9 @@ _ONE_OF = "It should be one of these values: '{}'"
 _ISO = "It should be in the 'combined date and time ISO8601' format"
 
 
-def _validate_update(ticket: FreshdeskTicket, payload: dict[str, Any]) -> _Update | ApiResponse:
+def _validate_update(
+    ticket: FreshdeskTicket, payload: dict[str, Any], sla_stopped: frozenset[int] = SLA_STOPPED
+) -> _Update | ApiResponse:
     """The ticket as the PUT would leave it, or Freshdesk's 400 listing every problem."""
     errors = [
         _error(key, "Unexpected/invalid field in request", "invalid_field")
@@ -749,8 +790,8 @@ def _validate_update(ticket: FreshdeskTicket, payload: dict[str, Any]) -> _Updat
     due = {"fr_due_by": ticket.fr_due_by, "due_by": ticket.due_by}
     due_errors = []
     for key in (k for k in due if k in payload):
-        if status in SLA_STOPPED:
-            message = "Due dates cannot be set while the status is pending, resolved or closed"
+        if status in sla_stopped:
+            message = "Due dates cannot be set while the status stops the SLA timer"
             due_errors.append(_error(key, message, "incompatible_field"))
             continue
         try:

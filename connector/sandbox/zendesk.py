@@ -81,6 +81,18 @@ MAX_SHOW_MANY = 100
 EXPORT_LAG = 60  # seconds: the export leaves out the most recent minute
 
 
+# The account's custom statuses: id → (category, agent label); one default per category.
+CUSTOM_STATUSES: dict[int, tuple[str, str]] = {
+    4044390: ("new", "New"),
+    4044391: ("open", "Open"),
+    4044392: ("hold", "On-hold"),
+    4044393: ("solved", "Solved"),
+    4044396: ("pending", "Awaiting your reply"),
+    4044397: ("pending", "Waiting on logs"),
+}
+DEFAULT_CUSTOM_STATUSES = frozenset({4044390, 4044391, 4044392, 4044393, 4044396})
+
+
 @dataclass(frozen=True, slots=True)
 class StatusEvent:
     """One audit that changed a ticket's status (and, with custom statuses, its specific one)."""
@@ -266,6 +278,7 @@ class ZendeskDesk:
         self.routes = (
             _route("GET", "/api/v2/incremental/tickets/cursor.json", self._export),
             _route("GET", "/api/v2/incremental/ticket_events.json", self._ticket_events),
+            _route("GET", "/api/v2/custom_statuses.json", self._custom_statuses),
             _route("GET", "/api/v2/tickets/show_many.json", self._show_many),
             _route("PUT", "/api/v2/tickets/update_many.json", self._update_many),
             _route("GET", "/api/v2/tickets/{id}.json", self._show),
@@ -370,6 +383,9 @@ class ZendeskDesk:
         specific one: the metric set's `status_updated_at` moves to now."""
         if status not in STATUSES:
             raise ValueError(f"not a Zendesk status: {status!r}")
+        category = CUSTOM_STATUSES.get(custom_status_id or 0, (status, ""))[0]
+        if category != status:
+            raise ValueError(f"custom status {custom_status_id} is not one of {status!r}")
         ticket = self.tickets[ticket_id]
         self._status_changed(ticket, status, custom_status_id, self.now())
         self._touch(ticket, strictly_later=True)
@@ -723,18 +739,36 @@ class ZendeskDesk:
         }
         return json_response(200, body)
 
+    def _custom_statuses(self, request: ApiRequest, _: dict[str, str]) -> ApiResponse:
+        body = [
+            {
+                "id": number,
+                "status_category": category,
+                "agent_label": label,
+                "end_user_label": label,
+                "active": True,
+                "default": number in DEFAULT_CUSTOM_STATUSES,
+            }
+            for number, (category, label) in sorted(CUSTOM_STATUSES.items())
+        ]
+        return json_response(200, {"custom_statuses": body})
+
     @staticmethod
     def _render_event(event: StatusEvent) -> dict[str, Any]:
-        children: list[dict[str, Any]] = [
-            {
-                "id": event.id * 10 + 1,
-                "via": "Web form",
-                "via_reference_id": None,
-                "status": event.status,
-                "event_type": "Change",
-                "previous_value": event.previous,
-            }
-        ]
+        # A change between two custom statuses of one category names no status: only the
+        # custom status id changes.
+        children: list[dict[str, Any]] = []
+        if event.status != event.previous:
+            children.append(
+                {
+                    "id": event.id * 10 + 1,
+                    "via": "Web form",
+                    "via_reference_id": None,
+                    "status": event.status,
+                    "event_type": "Change",
+                    "previous_value": event.previous,
+                }
+            )
         if event.custom_status_id is not None:
             children.append(
                 {

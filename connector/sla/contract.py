@@ -638,6 +638,8 @@ def _durations(target: TargetSpec) -> list[Duration]:
     durations.extend((target.by_severity or {}).values())
     for table in (target.by_plan or {}).values():
         durations.extend(table.values())
+    if target.expedite is not None:
+        durations.append(target.expedite.duration)
     return durations
 
 

@@ -14,7 +14,7 @@ from connector.sla.calendar import BusinessCalendar
 from connector.sla.contract import Contract, TargetSpec
 from connector.sla.model import Decision, TargetResult, TicketFacts
 from connector.sla.pausing import paused_spells
-from connector.timeutil import from_epoch, to_epoch
+from connector.timeutil import format_span, from_epoch, to_epoch
 
 __all__ = ["due_timeline"]
 
@@ -26,6 +26,12 @@ def due_timeline(decision: Decision, contract: Contract, facts: TicketFacts) -> 
     lines: list[str] = []
     for name, result in decision.targets.items():
         spec = contract.spec.targets.get(name)
+        if result.owed_seconds is not None:
+            lines.append(
+                f"  {name}: paused, {format_span(result.owed_seconds)} still owed "
+                f"({result.basis}); the due instant comes when the ticket resumes"
+            )
+            continue
         if result.due is None:
             lines.append(f"  {name}: no due instant ({result.basis})")
             continue
@@ -65,7 +71,8 @@ def _spells(
     if result.achieved_at is not None:
         until = min(until, to_epoch(result.achieved_at))
     spells = paused_spells(history, frozenset(spec.paused_by), to_epoch(facts.created_at), until)
-    return [(begin, until if end is None else end) for begin, end in spells]
+    closed = [(begin, until if end is None else end) for begin, end in spells]
+    return [(begin, end) for begin, end in closed if end > begin]
 
 
 def _status_at(facts: TicketFacts, instant: int) -> str:

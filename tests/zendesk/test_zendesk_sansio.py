@@ -363,13 +363,30 @@ def test_ticket_events_give_status_and_custom_status_changes_only() -> None:
     assert (page.end_time, page.end_of_stream) == (400, True)
 
 
-def test_ticket_events_without_end_of_stream_end_where_there_is_no_next_page() -> None:
-    more = {"ticket_events": [audit(1, 5)], "end_time": 5, "next_page": f"{BASE}/x"}
-    last = {"ticket_events": [], "end_time": 5, "next_page": None}
-    assert not sansio.decode_ticket_events(answer(200, json.dumps(more).encode())).end_of_stream
-    assert sansio.decode_ticket_events(answer(200, json.dumps(last).encode())).end_of_stream
+def test_ticket_events_without_end_of_stream_end_on_a_page_that_is_not_full() -> None:
+    # The recorded pages carry `next_page` always and no `end_of_stream`: a page of fewer than
+    # 1000 audits is the last, as for the older time-based exports.
+    link = f"{BASE}/api/v2/incremental/ticket_events.json?start_time=5"
+    full = {"ticket_events": [audit(1, 5)] * 1000, "end_time": 5, "next_page": link}
+    short = {"ticket_events": [audit(1, 5)], "end_time": 5, "next_page": link}
+    assert not sansio.decode_ticket_events(answer(200, json.dumps(full).encode())).end_of_stream
+    assert sansio.decode_ticket_events(answer(200, json.dumps(short).encode())).end_of_stream
+
+
+def test_an_audit_that_does_not_read_is_left_out_and_the_page_goes_on() -> None:
+    body = {
+        "ticket_events": [
+            {"id": 1, "ticket_id": 1, "metric": "reply_time", "time": "x", "type": "measure"},
+            audit(2, 7, {"id": 2, "status": "pending", "event_type": "Change"}),
+            {**audit(3, 8), "child_events": None},
+        ],
+        "end_time": 8,
+        "end_of_stream": True,
+    }
+    page = sansio.decode_ticket_events(answer(200, json.dumps(body).encode()))
+    assert [(c.ticket_id, c.status) for c in page.changes] == [(2, "pending")]
 
 
 def test_a_ticket_events_page_that_is_not_one_is_malformed() -> None:
     with pytest.raises(MalformedResponse):
-        sansio.decode_ticket_events(answer(200, b'{"ticket_events": [{"ticket_id": "x"}]}'))
+        sansio.decode_ticket_events(answer(200, b'{"events": []}'))

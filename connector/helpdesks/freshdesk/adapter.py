@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 
-from connector.errors import Conflict, NotFound
+from connector.errors import ApiError, Conflict, NotFound
 from connector.helpdesks.adapter import Item, Page, Plan, StatusPage
 from connector.helpdesks.freshdesk.client import FreshdeskClient
 from connector.helpdesks.freshdesk.mapping import FreshdeskView, writes_for
@@ -19,6 +19,9 @@ __all__ = ["FreshdeskHelpdesk"]
 
 # How long the companies listing is trusted before a ticket of an unknown company reloads it.
 COMPANIES_TTL = 300.0
+# How long the account's SLA timer flags of its statuses are trusted before they are read again.
+TIMER_FLAGS_TTL = 3600.0
+RESOLVED_OR_CLOSED = frozenset({4, 5})
 # Freshdesk has no conditional update and its PUT replaces the tags: a ticket read longer ago
 # than this is read again before an update that sets tags or priority, so that an agent's edit
 # made in between is seen (as a conflict: re-read, re-plan) rather than overwritten.
@@ -42,9 +45,14 @@ class FreshdeskHelpdesk:
         self._monotonic = monotonic
         self._companies: dict[int, Company | None] = {}
         self._listed_at: float | None = None
+        # The statuses whose SLA timer is off, as the account says (None: not known; then the
+        # built-in ones and those the mapping puts in pending), and when that was read.
+        self._stopping: frozenset[int] | None = None
+        self._stopping_read: float | None = None
 
     def poll(self, cursor: str | None, start: datetime) -> Iterator[Page]:
         """Pages of tickets updated since the saved position (or `start`), oldest first."""
+        self._read_timer_flags()
         if cursor is not None:
             poller = TicketPoller.resume(
                 PollPosition.model_validate_json(cursor), per_page=self.per_page
@@ -67,6 +75,24 @@ class FreshdeskHelpdesk:
                 continue
         return items
 
+    def _read_timer_flags(self) -> None:
+        """Learn (again, once an hour) which statuses stop the SLA timer on this account.
+
+        Freshdesk refuses due dates on those; the flags are in the admin field definitions
+        only. Without an admin key, or if the read fails, the last known (or assumed) set
+        stays in use and the read is tried again an hour later.
+        """
+        now = self._monotonic()
+        if self._stopping_read is not None and now - self._stopping_read < TIMER_FLAGS_TTL:
+            return
+        self._stopping_read = now
+        try:
+            found = self.client.timer_stopping_statuses()
+        except ApiError:
+            return
+        if found is not None:
+            self._stopping = found | RESOLVED_OR_CLOSED  # a finished ticket takes no due date
+
     def status_changes(self, cursor: str | None, start: datetime) -> Iterator[StatusPage]:
         """Nothing: Freshdesk's API has no status stream (statuses are observed as tickets are
         read, from `stats.status_updated_at`)."""
@@ -75,14 +101,14 @@ class FreshdeskHelpdesk:
     def plan(self, item: Item, desired: DesiredResults, posted_note: str | None) -> Plan | None:
         """The update and note `writes_for` computes, with a readable line per change."""
         ticket: Ticket = item.ticket
-        # A custom status the mapping puts in pending is taken to stop Freshdesk's SLA timer,
-        # as its own "Waiting on Customer" does: due dates are not sent while in it.
-        waiting = {int(key) for key in desired.waiting_statuses if key.isdigit()}
+        stopping = self._stopping
+        if stopping is None:
+            # Not known from the account: a custom status the mapping puts in pending is taken
+            # to stop the timer, as Freshdesk's own "Waiting on Customer" does.
+            waiting = {int(key) for key in desired.waiting_statuses if key.isdigit()}
+            stopping = TIMER_STOPPING_STATUSES | waiting
         writes = writes_for(
-            ticket,
-            desired,
-            posted_note=posted_note,
-            timer_stopping_statuses=TIMER_STOPPING_STATUSES | waiting,
+            ticket, desired, posted_note=posted_note, timer_stopping_statuses=stopping
         )
         if writes.is_empty:
             return None

@@ -89,6 +89,23 @@ class FreshdeskClient:
         request = sansio.ticket_fields_request(self.base_url)
         return self.shell.send(request, sansio.decode_ticket_fields)
 
+    def timer_stopping_statuses(self) -> frozenset[int] | None:
+        """The status ids whose SLA timer is off, from the admin field definitions (admins
+        only: `AuthError` otherwise); None when the account's status field does not say."""
+        fields = self.shell.send(
+            sansio.admin_ticket_fields_request(self.base_url), sansio.decode_admin_ticket_fields
+        )
+        status = next((field for field in fields if field.name == "status"), None)
+        if status is None:
+            return None
+        found = sansio.timer_stopping_choices(status)
+        if found is None:  # the listing left the choices out: the field's own page has them
+            request = sansio.admin_ticket_fields_request(self.base_url, status.id)
+            found = sansio.timer_stopping_choices(
+                self.shell.send(request, sansio.decode_admin_ticket_field)
+            )
+        return found
+
     def company_fields(self) -> list[CompanyField]:
         """The account's company field definitions (for `check`)."""
         request = sansio.company_fields_request(self.base_url)

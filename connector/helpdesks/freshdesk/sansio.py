@@ -76,12 +76,15 @@ __all__ = [
     "ApiKeyCredentials",
     "PollPosition",
     "TicketPoller",
+    "admin_ticket_fields_request",
     "base_url_for",
     "check_due_dates",
     "check_tags",
     "companies_request",
     "company_fields_request",
     "company_request",
+    "decode_admin_ticket_field",
+    "decode_admin_ticket_fields",
     "decode_companies",
     "decode_company",
     "decode_company_fields",
@@ -94,6 +97,7 @@ __all__ = [
     "refuses_tag",
     "show_request",
     "ticket_fields_request",
+    "timer_stopping_choices",
     "update_body",
     "update_request",
 ]
@@ -709,6 +713,53 @@ def ticket_fields_request(base_url: str) -> Request:
 def decode_ticket_fields(response: Response) -> list[TicketField]:
     """The ticket field definitions."""
     return _decode(response, TICKET_FIELD_LIST, "a JSON list of ticket fields")
+
+
+def admin_ticket_fields_request(base_url: str, field_id: int | None = None) -> Request:
+    """`GET /api/v2/admin/ticket_fields[/{id}]` (admins only): field definitions with the
+    status choices' `stop_sla_timer` flags, which the public endpoint leaves out."""
+    path = f"{base_url}{API}/admin/ticket_fields"
+    return Request("GET", path if field_id is None else f"{path}/{field_id}")
+
+
+class _AdminField(BaseModel):
+    """An admin field definition, as far as the status field's SLA timer flags go."""
+
+    id: int
+    name: str
+    choices: Any = None
+
+
+_ADMIN_FIELD = TypeAdapter(_AdminField)
+_ADMIN_FIELDS = TypeAdapter(list[_AdminField])
+
+
+def decode_admin_ticket_fields(response: Response) -> list[_AdminField]:
+    """The admin listing of ticket fields."""
+    return _decode(response, _ADMIN_FIELDS, "a JSON list of ticket fields")
+
+
+def decode_admin_ticket_field(response: Response) -> _AdminField:
+    """One admin ticket field definition."""
+    return _decode(response, _ADMIN_FIELD, "a ticket field")
+
+
+def timer_stopping_choices(field: _AdminField) -> frozenset[int] | None:
+    """The status ids whose choice says `stop_sla_timer: true` (None: the field lists no such
+    flags, as a listing may not). A choice's `id` is the status id (2 open ... 6, 7 custom)."""
+    if not isinstance(field.choices, list):
+        return None
+    stopping: set[int] = set()
+    flagged = False
+    for choice in field.choices:
+        if not isinstance(choice, dict) or "stop_sla_timer" not in choice:
+            continue
+        flagged = True
+        number = choice.get("id")
+        stops = choice.get("stop_sla_timer") is True and not choice.get("deleted")
+        if stops and isinstance(number, int) and not isinstance(number, bool):
+            stopping.add(number)
+    return frozenset(stopping) if flagged else None
 
 
 def company_fields_request(base_url: str) -> Request:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 
+from connector.errors import ApiError
 from connector.helpdesks.adapter import Item, Page, Plan, StatusPage, StatusSeen
 from connector.helpdesks.mapping import DesiredResults, find_note_fingerprint
 from connector.helpdesks.zendesk.client import ZendeskClient
 from connector.helpdesks.zendesk.mapping import STATUSES, ZendeskView, update_for
 from connector.helpdesks.zendesk.models import Ticket, TicketPage, TicketUpdate
 from connector.helpdesks.zendesk.sansio import MAX_IDS
+from connector.sla.model import Status
 from connector.timeutil import format_instant, from_epoch, parse_instant, to_epoch
 
 __all__ = ["ZendeskHelpdesk"]
@@ -20,6 +23,8 @@ _CURSOR = "cursor:"
 _START = "start:"
 # The position in the ticket events export: the start time of the next page (epoch seconds).
 _EVENTS = "events:"
+# How often, at most, the account's custom statuses are read again for an id not known yet.
+CUSTOM_STATUSES_TTL = 600.0
 
 
 class ZendeskHelpdesk:
@@ -27,8 +32,13 @@ class ZendeskHelpdesk:
 
     name = "zendesk"
 
-    def __init__(self, client: ZendeskClient) -> None:
+    def __init__(
+        self, client: ZendeskClient, *, monotonic: Callable[[], float] = time.monotonic
+    ) -> None:
         self.client = client
+        self._monotonic = monotonic
+        self._custom: dict[str, str] = {}  # custom status id → Zendesk category
+        self._custom_read: float | None = None
 
     def poll(self, cursor: str | None, start: datetime) -> Iterator[Page]:
         """Export pages from the saved cursor (or `start`) to the end of the stream."""
@@ -65,7 +75,11 @@ class ZendeskHelpdesk:
                     ticket=str(change.ticket_id),
                     at=from_epoch(change.at),
                     key=change.custom_status_id or change.status or "",
-                    category=None if change.status is None else STATUSES.get(change.status),
+                    category=(
+                        STATUSES.get(change.status)
+                        if change.status is not None
+                        else self._custom_category(change.custom_status_id)
+                    ),
                 )
                 for change in page.changes
             ]
@@ -76,6 +90,24 @@ class ZendeskHelpdesk:
             if page.end_of_stream:
                 return
             begin = end
+
+    def _custom_category(self, custom_status_id: str | None) -> Status | None:
+        """The category of a custom status, for an audit that changed only the custom status
+        (within one Zendesk category, so the audit names no status). The account's list is
+        read when an id is not in it, at most once every `CUSTOM_STATUSES_TTL`; None when
+        it cannot be read (the change is then left to the poll's observation)."""
+        if custom_status_id is None:
+            return None
+        if custom_status_id not in self._custom:
+            now = self._monotonic()
+            if self._custom_read is None or now - self._custom_read >= CUSTOM_STATUSES_TTL:
+                self._custom_read = now
+                try:
+                    self._custom = self.client.custom_statuses()
+                except ApiError:
+                    return None
+        category = self._custom.get(custom_status_id)
+        return None if category is None else STATUSES.get(category)
 
     def fetch(self, ids: Sequence[str]) -> list[Item]:
         """The tickets as they are now, 100 to a request."""

@@ -68,6 +68,11 @@ class ZendeskClient:
         request = sansio.ticket_events_request(self.base_url, start_time)
         return self.shell.send(request, sansio.decode_ticket_events)
 
+    def custom_statuses(self) -> dict[str, str]:
+        """The account's custom statuses: id (as text) → Zendesk category."""
+        request = sansio.custom_statuses_request(self.base_url)
+        return self.shell.send(request, sansio.decode_custom_statuses)
+
     def show(self, ticket_id: int) -> TicketPage:
         """One ticket with its organization and metric set."""
         request = sansio.show_request(self.base_url, ticket_id, include=self.include)

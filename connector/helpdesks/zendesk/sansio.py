@@ -49,6 +49,8 @@ __all__ = [
     "MAX_IDS",
     "SIDELOADS",
     "base_url_for",
+    "custom_statuses_request",
+    "decode_custom_statuses",
     "decode_error",
     "decode_export",
     "decode_job_status",
@@ -73,6 +75,7 @@ __all__ = [
 
 EXPORT_PATH = "/api/v2/incremental/tickets/cursor.json"
 EVENTS_PATH = "/api/v2/incremental/ticket_events.json"
+EVENTS_PAGE = 1000  # audits a full page of the events export holds
 # Documented: show_many for tickets and organizations, and update_many, take up to 100.
 MAX_IDS = 100
 # Documented: cursor pagination of ticket and organization fields returns at most 100 a page.
@@ -236,6 +239,29 @@ def _fields_request(url: str, after: str | None) -> Request:
     if after is not None:
         params.append(("page[after]", after))
     return Request("GET", url, params=tuple(params))
+
+
+def custom_statuses_request(base: str) -> Request:
+    """`GET /api/v2/custom_statuses` (not paginated): the account's statuses, each with its
+    category (`new`, `open`, `pending`, `hold`, `solved`)."""
+    return Request("GET", f"{base}/api/v2/custom_statuses.json")
+
+
+class _CustomStatus(BaseModel):
+    id: int
+    status_category: str
+
+
+class _CustomStatusesBody(BaseModel):
+    custom_statuses: list[dict[str, Any]]
+
+
+def decode_custom_statuses(response: Response) -> dict[str, str]:
+    """Custom status id (as text) → its Zendesk category; a record that does not read is left
+    out (its changes then stay unknown from the events export)."""
+    body = _decode(response, _CustomStatusesBody)
+    statuses, _ = each_valid(body.custom_statuses, _CustomStatus)
+    return {str(status.id): status.status_category for status in statuses}
 
 
 def ticket_fields_request(base: str, after: str | None = None) -> Request:
@@ -433,21 +459,24 @@ class _Audit(BaseModel):
 
 
 class _EventsBody(BaseModel):
-    ticket_events: list[_Audit]
+    ticket_events: list[dict[str, Any]]
     end_time: int | None = None
     end_of_stream: bool | None = None
-    next_page: str | None = None
+    count: int | None = None
 
 
 def decode_ticket_events(response: Response) -> EventsPage:
     """The status changes on one page of the events export, and where the next page starts.
 
-    Only `Create` and `Change` child events count (a `status` key, a `custom_status_id` key).
-    `end_of_stream` is not in every recording: a page without a next one ends the stream too.
+    Only `Create` and `Change` child events count (a `status` key, a `custom_status_id` key);
+    an audit that does not read is left out (one broken audit never holds up the stream).
+    `end_of_stream` is not in every recording; without it, as for the older time-based
+    exports, a page of fewer than 1000 items is the last (`next_page` is always there).
     """
     body = _decode(response, _EventsBody)
+    audits, _ = each_valid(body.ticket_events, _Audit)
     changes: list[EventStatus] = []
-    for audit in body.ticket_events:
+    for audit in audits:
         status: str | None = None
         custom: str | None = None
         for child in audit.child_events:
@@ -460,9 +489,10 @@ def decode_ticket_events(response: Response) -> EventsPage:
                 custom = str(value)
         if status is not None or custom is not None:
             changes.append(EventStatus(audit.ticket_id, audit.timestamp, status, custom))
-    last = max((audit.timestamp for audit in body.ticket_events), default=None)
+    last = max((audit.timestamp for audit in audits), default=None)
     end_time = body.end_time if body.end_time is not None else last
-    ended = body.end_of_stream if body.end_of_stream is not None else body.next_page is None
+    count = body.count if body.count is not None else len(body.ticket_events)
+    ended = body.end_of_stream if body.end_of_stream is not None else count < EVENTS_PAGE
     return EventsPage(tuple(changes), end_time, ended)
 
 
