@@ -20,11 +20,15 @@ from connector.errors import ConfigError, Problem
 from connector.helpdesks.adapter import Helpdesk
 from connector.helpdesks.freshdesk import ApiKeyCredentials, FreshdeskClient
 from connector.helpdesks.freshdesk.adapter import FreshdeskHelpdesk
+from connector.helpdesks.freshdesk.sansio import LIST_BUDGET as FRESHDESK_LIST
+from connector.helpdesks.freshdesk.sansio import PLAN_SUB_LIMITS
+from connector.helpdesks.freshdesk.sansio import UPDATE_BUDGET as FRESHDESK_UPDATE
 from connector.helpdesks.mapping import cross_check
 from connector.helpdesks.zendesk import ApiTokenCredentials, ZendeskClient
 from connector.helpdesks.zendesk.adapter import ZendeskHelpdesk
 from connector.helpdesks.zendesk.auth import OAuthCredentials, OAuthTokens
-from connector.http import Credentials, HttpShell, Interrupt, Observer, RetryPolicy
+from connector.helpdesks.zendesk.sansio import UPDATE_BUDGET
+from connector.http import Budget, Credentials, HttpShell, Interrupt, Observer, RetryPolicy
 from connector.mappingfiles import load_contracts, load_helpdesk_mapping
 from connector.state import State
 from connector.sync import Rules
@@ -87,11 +91,22 @@ def open_helpdesk(
         observers=observers,
         on_pace=on_pace,
         interrupt=interrupt,
+        budgets=_budgets(settings),
         **extra,
     )
     if settings.helpdesk == "zendesk":
         return ZendeskHelpdesk(ZendeskClient(shell, url))
     return FreshdeskHelpdesk(FreshdeskClient(shell, url))
+
+
+def _budgets(settings: Settings) -> dict[str, Budget]:
+    """The endpoint budgets the connector may spend, from the settings."""
+    if settings.helpdesk == "zendesk":
+        return {UPDATE_BUDGET: Budget(share=settings.zendesk.update_share)}
+    freshdesk = settings.freshdesk
+    limits = PLAN_SUB_LIMITS.get(freshdesk.plan or "", {})
+    names = {*limits, FRESHDESK_UPDATE, FRESHDESK_LIST}
+    return {name: Budget(share=freshdesk.budget_share, limit=limits.get(name)) for name in names}
 
 
 def _credentials(

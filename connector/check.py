@@ -12,10 +12,11 @@ from typing import TextIO
 from connector.app import load_rules, open_helpdesk
 from connector.config import Settings
 from connector.errors import ApiError, AuthError, ConfigError, Problem, masked_setting, printable
+from connector.helpdesks.freshdesk.sansio import PLAN_SUB_LIMITS
 from connector.state import State
 from connector.sync import Rules
 
-__all__ = ["mapped_field_problems", "run_checks"]
+__all__ = ["budgets_line", "mapped_field_problems", "run_checks"]
 
 
 def run_checks(settings: Settings, out: TextIO, *, offline: bool = False) -> int:
@@ -76,9 +77,32 @@ def run_checks(settings: Settings, out: TextIO, *, offline: bool = False) -> int
             f"ok    every mapped field exists ({len(tickets)} ticket fields, "
             f"{len(customers)} customer fields in the account)"
         )
+        say(f"ok    budgets: {budgets_line(settings)}")
         return 0
     finally:
         state.close()
+
+
+def budgets_line(settings: Settings) -> str:
+    """What the connector may spend of the endpoints' budgets it shares with people."""
+    if settings.helpdesk == "zendesk":
+        share = settings.zendesk.update_share
+        return (
+            f"at most {share:.0%} of Update Ticket's budget (the agents' saves in the UI spend "
+            f"the rest; [zendesk] update_share), paced from Zendesk's own headers"
+        )
+    freshdesk = settings.freshdesk
+    if freshdesk.plan is None:
+        return (
+            "Freshdesk announces no per-endpoint limits and no plan is set ([freshdesk] plan): "
+            "only the account's limit is paced"
+        )
+    limits = PLAN_SUB_LIMITS[freshdesk.plan]
+    parts = ", ".join(f"{name} {limit}/min" for name, limit in sorted(limits.items()))
+    return (
+        f"plan {freshdesk.plan}: {parts}, of which the connector spends at most "
+        f"{freshdesk.budget_share:.0%} ([freshdesk] budget_share)"
+    )
 
 
 def mapped_field_problems(rules: Rules, tickets: set[str], customers: set[str]) -> list[str]:

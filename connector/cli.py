@@ -215,6 +215,13 @@ def _service_commands(commands: Any) -> None:
     backfill.add_argument(
         "--restart", action="store_true", help="start the range again instead of resuming"
     )
+    backfill.add_argument(
+        "--notes",
+        choices=("all", "open", "none"),
+        default="open",
+        help="which tickets get the private note: all, open ones only (not solved or closed: "
+        "no agent reads those; the default), or none",
+    )
     with_state(backfill)
 
     explain = with_config(

@@ -251,6 +251,7 @@ def _backfill(settings: Settings, args: argparse.Namespace, out: TextIO, err: Te
             log=log,
             dry_run=args.dry_run,
             observe=observe,
+            notes=args.notes,
         )
         if not args.dry_run:
             # Notes a killed run left in flight: settled, and their tickets re-decided at the

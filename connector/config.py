@@ -108,6 +108,9 @@ class ZendeskSettings(_Section):
     email: str | None = None
     auth: Literal["api_token", "oauth"] = "api_token"
     client_id: str | None = None
+    # The share of the Update Ticket budget (100 a minute an account) the connector may spend:
+    # the agents' own updates in the Zendesk UI spend the same budget.
+    update_share: float = Field(default=0.5, gt=0, le=1)
 
     _https_only = field_validator("url")(_helpdesk_url)
 
@@ -116,6 +119,10 @@ class FreshdeskSettings(_Section):
     """`[freshdesk]`: where the account is (the API key is a secret)."""
 
     url: str | None = None
+    # The plan, for its per-endpoint sub-limits (Freshdesk announces none), and the share of
+    # them the connector may spend (the account's other integrations spend them too).
+    plan: Literal["growth", "pro", "enterprise"] | None = None
+    budget_share: float = Field(default=1.0, gt=0, le=1)
 
     _https_only = field_validator("url")(_helpdesk_url)
 

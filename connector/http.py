@@ -59,6 +59,7 @@ from connector.errors import (
 )
 
 __all__ = [
+    "Budget",
     "Credentials",
     "HttpShell",
     "Interrupt",
@@ -69,6 +70,7 @@ __all__ = [
     "RetryPolicy",
     "check_base_url",
     "error_for",
+    "parse_endpoint_limits",
     "parse_rate_limit",
     "retry_after_seconds",
 ]
@@ -88,6 +90,10 @@ class Request:
     params: tuple[tuple[str, str], ...] = ()
     json: Any = None
     headers: tuple[tuple[str, str], ...] = ()
+    # The endpoint's own rate budget, as the helpdesk names it in its per-endpoint headers
+    # (Zendesk's `tickets-update`) or as a plan's sub-limit is named (Freshdesk's
+    # `tickets-update`, `tickets-list`); None: only the account's budget applies.
+    budget: str | None = None
 
     @property
     def idempotent(self) -> bool:
@@ -147,7 +153,32 @@ def _pairs(value: str) -> dict[str, float]:
     return {key.lower(): float(number) for key, number in _PAIRS.findall(value)}
 
 
-def parse_rate_limit(headers: Mapping[str, str]) -> RateLimit | None:
+_ENDPOINT_HEADER = re.compile(r"^zendesk-rate-?limit-(.+)$")
+
+
+def parse_endpoint_limits(headers: Mapping[str, str]) -> dict[str, RateLimit]:
+    """The per-endpoint budgets a response announces, by endpoint name: Zendesk's
+    `Zendesk-RateLimit-<endpoint>: total=…; remaining=…; resets=…`, in either spelling seen
+    (`rate-limit`, `ratelimit`), e.g. `tickets-update` (100 a minute, shared with the agents'
+    own updates in the Zendesk UI) or `incremental-exports` (10 a minute)."""
+    found: dict[str, RateLimit] = {}
+    for key, value in headers.items():
+        match = _ENDPOINT_HEADER.match(key.lower())
+        if match is None:
+            continue
+        pairs = _pairs(value)
+        if "remaining" in pairs:
+            found[match.group(1)] = RateLimit(
+                pairs.get("total"),
+                max(pairs["remaining"], 0.0),
+                _reset_seconds(pairs.get("resets")),
+            )
+    return found
+
+
+def parse_rate_limit(
+    headers: Mapping[str, str], *, with_endpoints: bool = True
+) -> RateLimit | None:
     """Read every rate-limit header variant seen in the wild and keep the tightest.
 
     - `X-Rate-Limit` / `X-Rate-Limit-Remaining` (Zendesk, account-wide);
@@ -156,7 +187,8 @@ def parse_rate_limit(headers: Mapping[str, str]) -> RateLimit | None:
     - `X-RateLimit-Limit` or `X-RateLimit-Total` / `X-RateLimit-Remaining` / `X-RateLimit-Reset`
       (Freshdesk, as decimal strings; others);
     - `Zendesk-RateLimit-<endpoint>: total=…; remaining=…; resets=…` (per-endpoint budgets such
-      as the incremental export's 10 a minute).
+      as the incremental export's 10 a minute), unless `with_endpoints` is False (the shell
+      paces those endpoint by endpoint: see `parse_endpoint_limits`).
     """
     found: list[RateLimit] = []
     lower = {key.lower(): value for key, value in headers.items()}
@@ -187,10 +219,8 @@ def parse_rate_limit(headers: Mapping[str, str]) -> RateLimit | None:
             pairs.get("remaining", pairs.get("r")),
             pairs.get("reset", pairs.get("t")),
         )
-    for key, value in lower.items():
-        if key.startswith("zendesk-ratelimit-"):
-            pairs = _pairs(value)
-            add(pairs.get("total"), pairs.get("remaining"), pairs.get("resets"))
+    if with_endpoints:
+        found.extend(parse_endpoint_limits(headers).values())
     if not found:
         return None
     return min(found, key=lambda rate: (rate.remaining, -(rate.reset_after or 0.0)))
@@ -221,6 +251,28 @@ def retry_after_seconds(value: str | None, now: datetime, cap: float) -> float |
 
 
 # --- pacing ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """What the connector may spend of one endpoint's budget.
+
+    `share` of it (the rest is left to people and other integrations: Zendesk's agents spend
+    the Update Ticket budget from the UI); `limit` a minute when the helpdesk announces none
+    (Freshdesk's plan sub-limits), else what its headers say.
+    """
+
+    share: float = 1.0
+    limit: float | None = None
+
+    def of(self, rate: RateLimit) -> RateLimit:
+        """The announced budget as this connector's part of it: the others' share is taken
+        off both the limit and what remains (what they spent shows in what remains)."""
+        if self.share >= 1.0 or rate.limit is None:
+            return rate
+        kept = rate.limit * (1.0 - self.share)
+        return RateLimit(rate.limit * self.share, max(rate.remaining - kept, 0.0), rate.reset_after)
+
 
 _IDLE_BURST = 0.1  # the share of an unknown window spent at once, and the share kept in hand
 
@@ -318,6 +370,8 @@ class RetryPolicy:
 
 
 Observer = Callable[[Request, Response | None, ApiError | None, float], None]
+_ALL = Budget()
+_FULL = RateLimit(None, math.inf, None)
 
 
 class Interrupt:
@@ -373,11 +427,16 @@ class HttpShell:
         on_pace: Callable[[float], None] | None = None,
         rng: random.Random | None = None,
         interrupt: Interrupt | None = None,
+        budgets: Mapping[str, Budget] | None = None,
     ) -> None:
         self.client = client
         self.credentials = credentials
         self.policy = policy or RetryPolicy()
         self.pacer = pacer or Pacer()
+        # One pacer per endpoint budget, beside the account's (`pacer`): a request waits for
+        # both. Made as requests for them go out or their headers come back.
+        self.budgets = dict(budgets or {})
+        self.endpoint_pacers: dict[str, Pacer] = {}
         self.sleep = sleep if interrupt is None else partial(interrupt.sleep, step=sleep)
         self.clock = clock
         self.wall_clock = wall_clock
@@ -422,9 +481,25 @@ class HttpShell:
         )
         return retrying(attempt)
 
+    def endpoint_pacer(self, name: str) -> Pacer:
+        """The pacer of one endpoint budget; one with a plan limit starts at its steady pace."""
+        pacer = self.endpoint_pacers.get(name)
+        if pacer is None:
+            pacer = self.endpoint_pacers[name] = Pacer()
+            budget = self.budgets.get(name)
+            if budget is not None and budget.limit:
+                pacer.interval = pacer.window / (budget.limit * budget.share)
+        return pacer
+
+    def _delay(self, request: Request, at: float) -> float:
+        delay = self.pacer.delay(at)
+        if request.budget is not None:
+            delay = max(delay, self.endpoint_pacer(request.budget).delay(at))
+        return delay
+
     def _send_once(self, request: Request) -> Response:
         self._refuse_if_interrupted(request)
-        delay = self.pacer.delay(self.clock())
+        delay = self._delay(request, self.clock())
         if delay > 0:
             self.rate_limit_waits += 1
             if self.on_pace is not None:
@@ -436,6 +511,8 @@ class HttpShell:
             headers.update(self.credentials.headers())
         started = self.clock()
         self.pacer.sent(started)
+        if request.budget is not None:
+            self.endpoint_pacer(request.budget).sent(started)
         method, url = request.describe()
         deadline = self.policy.deadline
         watchdog = _Watchdog(deadline, self._streams)
@@ -480,12 +557,25 @@ class HttpShell:
             raw.headers.get("retry-after"), self.wall_clock(), self.policy.retry_after_cap
         )
         response = Response(raw.status_code, raw.headers, body, request, wait)
-        now = self.clock()
-        self.pacer.observe(parse_rate_limit(response.headers), now)
-        if wait is not None and response.status in (429, 503):
-            self.pacer.hold_off(wait, now)
+        self._observe(request, response, wait)
         self._notify(request, response, None, started)
         return response
+
+    def _observe(self, request: Request, response: Response, wait: float | None) -> None:
+        """Take the budgets a response announces: the account's, and each endpoint's (of which
+        this connector spends its `Budget.share`); a 429 holds off the budget that ran out."""
+        now = self.clock()
+        self.pacer.observe(parse_rate_limit(response.headers, with_endpoints=False), now)
+        endpoints = parse_endpoint_limits(response.headers)
+        for name, rate in endpoints.items():
+            self.endpoint_pacer(name).observe(self.budgets.get(name, _ALL).of(rate), now)
+        if wait is None or response.status not in (429, 503):
+            return
+        budget = request.budget
+        if budget is not None and endpoints.get(budget, _FULL).remaining < 1:
+            self.endpoint_pacer(budget).hold_off(wait, now)  # only its requests wait
+        else:
+            self.pacer.hold_off(wait, now)
 
     def _read_body(self, raw: httpx.Response, deadline: float) -> bytes:
         """All of the body, decoded; `_Unreadable` past the deadline or over the size cap."""

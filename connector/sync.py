@@ -16,11 +16,11 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import cached_property
 from itertools import islice
-from typing import Any
+from typing import Any, Literal
 
 from connector.errors import (
     ApiError,
@@ -280,8 +280,12 @@ class Sync:
         log: Any,
         dry_run: bool = False,
         observe: Callable[[Outcome], None] | None = None,
+        notes: Literal["all", "open", "none"] = "all",
     ) -> None:
         self.helpdesk = helpdesk
+        # Which tickets get the note: a backfill leaves solved and closed tickets without one
+        # (no agent reads them; a later change of the ticket brings it).
+        self.notes = notes
         self.state = state
         self.rules = rules
         self.clock = clock
@@ -572,6 +576,9 @@ class Sync:
             raise
         desired = outcome.desired
         assert desired is not None
+        if desired.note is not None and self._without_note(outcome):
+            desired = replace(desired, note=None, note_fingerprint=None)
+            outcome.desired = desired
         fingerprint = results_fingerprint(desired)
         record = self.state.record(item.id)
         outcome.changed = record.results != fingerprint
@@ -607,6 +614,13 @@ class Sync:
         outcome.wrote = True
         self.log.info("ticket_written", ticket=item.id, changes=list(plan.changes))
         return outcome
+
+    def _without_note(self, outcome: Outcome) -> bool:
+        """Whether the `notes` setting leaves this ticket without its note."""
+        if self.notes == "none":
+            return True
+        finished = outcome.facts is not None and outcome.facts.status in ("solved", "closed")
+        return self.notes == "open" and finished
 
     # --- the ledger -----------------------------------------------------------------------
 

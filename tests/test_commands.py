@@ -139,10 +139,27 @@ def test_check_passes_with_the_example_mappings(desk: Desk) -> None:
     status, out, err = desk.run("check")
     lines = out.splitlines()
     assert (status, err) == (0, "")
-    assert len(lines) == 5
+    assert len(lines) == 6
     assert all(line.startswith("ok    ") for line in lines), out
     assert f"signed in to {desk.server.root}/{desk.helpdesk}" in out
+    budgets = lines[-1]
+    if desk.helpdesk == "zendesk":
+        assert budgets.startswith("ok    budgets: at most 50% of Update Ticket's budget")
+    else:
+        assert "no plan is set ([freshdesk] plan)" in budgets
     assert desk.writes() == 0
+
+
+@pytest.mark.parametrize("helpdesk", ["freshdesk"])
+def test_check_shows_the_freshdesk_plans_sub_limits_and_the_share(desk: Desk) -> None:
+    with desk.config.open("a", encoding="utf-8") as config:
+        config.write('plan = "pro"\nbudget_share = 0.6\n')  # in [freshdesk], the last table
+    status, out, _ = desk.run("check")
+    assert status == 0
+    assert out.splitlines()[-1] == (
+        "ok    budgets: plan pro: tickets-list 100/min, tickets-update 160/min, of which the "
+        "connector spends at most 60% ([freshdesk] budget_share)"
+    )
 
 
 @pytest.mark.parametrize("helpdesk", ["zendesk"])
@@ -372,3 +389,34 @@ def test_no_command_takes_a_secret_on_the_command_line(
     assert "--help" in options
     secretive = re.compile(r"token|key|secret|password|passwd|credential|auth")
     assert {option for option in options if secretive.search(option)} == set()
+
+
+@pytest.mark.parametrize("notes", ["open", "all", "none"])
+def test_backfill_posts_notes_where_agents_read_them(desk: Desk, notes: str) -> None:
+    """`--notes open` (the default) leaves solved and closed tickets without a note."""
+    argv = ["backfill", "--since", "2020-01-01"] + ([] if notes == "open" else ["--notes", notes])
+    status, _, _ = desk.run(*argv)
+    assert status == 0
+    noted, finished = set(), set()
+    if desk.helpdesk == "zendesk":
+        for ticket in desk.sandbox.zendesk.tickets.values():
+            if any(not c.public for c in ticket.thread()):
+                noted.add(ticket.id)
+            if ticket.status in ("solved", "closed"):
+                finished.add(ticket.id)
+    else:
+        for ticket in desk.sandbox.freshdesk.tickets.values():
+            if any(n.private for n in ticket.thread()):
+                noted.add(ticket.id)
+            if ticket.status in (4, 5):
+                finished.add(ticket.id)
+    assert finished  # the bundled tickets have some
+    unmapped = {n for n, t in desk.sandbox.freshdesk.tickets.items() if "sla_unmapped" in t.tags}
+    tagged = sla_tagged(desk) - unmapped  # an unmapped ticket gets its tag, and no note
+    if notes == "all":
+        assert finished & tagged <= noted
+    elif notes == "open":
+        assert not noted & finished
+        assert tagged - finished <= noted
+    else:
+        assert not noted

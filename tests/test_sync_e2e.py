@@ -214,6 +214,26 @@ def test_freshdesk_reads_a_ticket_again_before_replacing_tags_it_read_long_ago(
     assert desk.sandbox.counters.total(helpdesk="freshdesk", method="PUT") == 1
 
 
+def test_freshdesk_checks_the_aged_tickets_of_a_page_with_one_listing(tmp_path: Path) -> None:
+    # A page read long ago (a slow page, a paced backfill): its tickets are checked against one
+    # listing of what changed since, not read again one by one (issue 17: Freshdesk's floor).
+    desk = open_desk("freshdesk", tmp_path)
+    helpdesk = desk.sync.helpdesk
+    helpdesk._monotonic = lambda: 0.0  # type: ignore[attr-defined]
+    desk.clock.advance(EXPORT_LAG)
+    page = next(iter(helpdesk.poll(None, START - timedelta(days=400))))
+    helpdesk._monotonic = lambda: 100.0  # type: ignore[attr-defined]  # every copy has aged
+    desk.sandbox.agent_edit(1002, helpdesk="freshdesk")  # one of them changed meanwhile
+    reads = desk.sandbox.counters.total(helpdesk="freshdesk", method="GET")
+
+    outcomes = [desk.sync.handle(item) for item in page.items]
+
+    assert all(o.wrote for o in outcomes)
+    assert "agent_edit" in desk.tags(1002)  # not overwritten: seen changed, read again
+    lists = desk.sandbox.counters.total(helpdesk="freshdesk", method="GET") - reads
+    assert lists <= 3  # the listing (a page or two), and the one changed ticket read again
+
+
 @pytest.mark.parametrize("helpdesk", ["zendesk", "freshdesk"])
 def test_a_cut_connection_after_the_write_posts_no_second_note(
     helpdesk: str, tmp_path: Path

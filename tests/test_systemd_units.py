@@ -193,13 +193,13 @@ def test_example_config_has_every_key_of_the_format_and_no_secret() -> None:
         "metrics",
         "log",
     }
-    assert set(config["zendesk"]) == {"url", "auth", "email", "client_id"}
-    assert set(config["freshdesk"]) == {"url"}
+    assert set(config["zendesk"]) == {"url", "auth", "email", "client_id", "update_share"}
+    assert set(config["freshdesk"]) == {"url", "budget_share"}
     assert set(config["metrics"]) == {"listen"}
     assert set(config["log"]) == {"format", "level"}
     assert config["metrics"]["listen"].startswith("127.0.0.1:")
     # Keys whose defaults suit the service are documented, commented out.
-    for key in ("helpdesk_mapping", "state_dir", "start", "textfile"):
+    for key in ("helpdesk_mapping", "state_dir", "start", "textfile", "plan"):
         assert re.search(rf"^# {key} = ", text, re.MULTILINE), key
     # Hosts are example ones, and no secret has a key in the file.
     for url in (config["zendesk"]["url"], config["freshdesk"]["url"]):

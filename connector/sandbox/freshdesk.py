@@ -71,6 +71,17 @@ SLA_STOPPED = frozenset({3, 4, 5, 6})  # pending, resolved, closed, waiting on c
 CUSTOM_STATUSES = {6: "Waiting on Customer", 7: "Waiting on Third Party"}
 STATUS_IDS = frozenset({2, 3, 4, 5, *CUSTOM_STATUSES})
 ADMIN_STATUS_FIELD = 8_100_003
+# Freshdesk's plans (a minute): the account's limit in credits, the ticket update and tickets
+# list sub-limits in calls (Freshdesk's API rate limits page).
+PLANS: dict[str, dict[str, int]] = {
+    "growth": {"account": 200, "tickets-update": 80, "tickets-list": 20},
+    "pro": {"account": 400, "tickets-update": 160, "tickets-list": 100},
+    "enterprise": {"account": 700, "tickets-update": 280, "tickets-list": 200},
+}
+_SUB_LIMITED = {
+    ("PUT", "/api/v2/tickets/{id}"): "tickets-update",
+    ("GET", "/api/v2/tickets"): "tickets-list",
+}
 ORDER_BY = ("created_at", "due_by", "updated_at", "status")
 
 # (key, type, choices) of the ticket custom fields the mapping reads.
@@ -171,10 +182,23 @@ class FreshdeskDesk:
     name = "freshdesk"
 
     def __init__(
-        self, clock: Any, *, api_key: str, rate_limit: int | None, advertised_limit: int
+        self,
+        clock: Any,
+        *,
+        api_key: str,
+        rate_limit: int | None,
+        advertised_limit: int,
+        plan: str | None = None,
     ) -> None:
         self._clock = clock
         self.api_key = api_key
+        # A plan's limits: the account's (in credits) unless `rate_limit` says otherwise, and
+        # the per-endpoint sub-limits (in calls), which Freshdesk enforces but announces not.
+        limits = PLANS[plan] if plan is not None else {}
+        rate_limit = rate_limit or limits.get("account")
+        self.sub_limits = {
+            name: SlidingWindow(limit) for name, limit in limits.items() if name != "account"
+        }
         # The statuses whose "stop SLA timer" is on (an admin setting: tests may change it).
         self.sla_stopped = SLA_STOPPED
         self.tickets: dict[int, FreshdeskTicket] = {}
@@ -356,8 +380,11 @@ class FreshdeskDesk:
             includes = [p for p in (request.arg("include") or "").split(",") if p.strip()]
             cost += 2 * len(includes)
         refused: ApiResponse | None = None
+        sub = self.sub_limits.get(_SUB_LIMITED.get((request.method, match.route.name), ""))
+        if sub is not None and not sub.admit(now):
+            refused = self.rate_limited(str(sub.resets_in(now)))
         if self.rate is not None:
-            if not self.rate.admit(now, cost):
+            if refused is None and not self.rate.admit(now, cost):
                 refused = self.rate_limited(str(self.rate.resets_in(now)))
             limit, remaining = self.rate.limit, self.rate.remaining(now)
         else:

@@ -113,12 +113,17 @@ class Sandbox:
         incremental_export_limit: int | None = 10,
         advertised_limit: int = 100_000,
         fault_seed: int = 0,
+        zendesk_update_limit: int | None = None,
+        freshdesk_plan: str | None = None,
     ) -> None:
         """`rate_limit` (per minute) applies to both helpdesks unless one has its own.
 
         Without an enforced limit the rate-limit headers still come, announcing
         `advertised_limit` so that a pacing client never holds back. The incremental export's
-        own 10 a minute is on by default, as in Zendesk (None turns it off).
+        own 10 a minute is on by default, as in Zendesk (None turns it off);
+        `zendesk_update_limit` turns on Update Ticket's own budget (100 a minute on a real
+        account), which `agent_ui_update` spends too; `freshdesk_plan` (growth, pro,
+        enterprise) the plan's limits, its sub-limits included.
         """
         self._clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
         if sleep is not None:
@@ -143,12 +148,14 @@ class Sandbox:
             rate_limit=zendesk_rate_limit or rate_limit,
             export_limit=incremental_export_limit,
             advertised_limit=advertised_limit,
+            update_limit=zendesk_update_limit,
         )
         self.freshdesk = FreshdeskDesk(
             self.now,
             api_key=creds.freshdesk_api_key,
             rate_limit=freshdesk_rate_limit or rate_limit,
             advertised_limit=advertised_limit,
+            plan=freshdesk_plan,
         )
         self._zendesk_app = wsgi_app(self, self.zendesk)
         self._freshdesk_app = wsgi_app(self, self.freshdesk)
@@ -243,6 +250,12 @@ class Sandbox:
                     if number is None:
                         raise ValueError(f"no built-in Freshdesk status {status!r}: give custom")
                     self.freshdesk.set_status(ticket_id, number)
+
+    def agent_ui_update(self, ticket_id: int) -> bool:
+        """A Zendesk agent saves the ticket in the UI (spends Update Ticket's budget); False:
+        refused with a 429, as the agent would see it."""
+        with self.lock:
+            return self.zendesk.agent_ui_update(ticket_id)
 
     def solve(
         self, ticket_id: int, at: datetime | None = None, *, helpdesk: str | None = None

@@ -255,6 +255,7 @@ class ZendeskDesk:
         rate_limit: int | None,
         export_limit: int | None,
         advertised_limit: int,
+        update_limit: int | None = None,
     ) -> None:
         self._clock = clock
         self.email = email
@@ -270,6 +271,11 @@ class ZendeskDesk:
         # (seeded tickets have none: their history starts where the connector first sees them).
         self.status_events: list[StatusEvent] = []
         self.events_rate = SlidingWindow(export_limit) if export_limit else None
+        # Update Ticket's own budget (100 a minute an account), spent by the API's PUTs and by
+        # the agents' saves in the UI alike; what the agents were refused is counted.
+        self.update_rate = SlidingWindow(update_limit) if update_limit else None
+        self.agent_updates = 0
+        self.agent_429s = 0
         self._jobs: dict[str, _Job] = {}
         self._tokens = _Tokens()
         self.rate = SlidingWindow(rate_limit) if rate_limit else None
@@ -520,7 +526,29 @@ class ZendeskDesk:
                     f"resets={window.resets_in(now)}",
                 )
             )
+        if match.route.name == "/api/v2/tickets/{id}.json" and request.method == "PUT":
+            update = self.update_rate
+            if update is not None:
+                if refused is None and not update.admit(now):
+                    refused = self.rate_limited(str(update.resets_in(now)))
+                headers.append(
+                    (
+                        "Zendesk-RateLimit-tickets-update",
+                        f"total={update.limit}; remaining={update.remaining(now)}; "
+                        f"resets={update.resets_in(now)}",
+                    )
+                )
         return refused, headers
+
+    def agent_ui_update(self, ticket_id: int) -> bool:
+        """An agent saves the ticket in the Zendesk UI: it spends the Update Ticket budget
+        (not the API's); False when the budget is spent (the agent sees the 429)."""
+        self.agent_updates += 1
+        if self.update_rate is not None and not self.update_rate.admit(self.now()):
+            self.agent_429s += 1
+            return False
+        self.agent_edit(ticket_id)
+        return True
 
     # --- rendering --------------------------------------------------------------------------
 

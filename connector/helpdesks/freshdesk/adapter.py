@@ -49,6 +49,9 @@ class FreshdeskHelpdesk:
         # built-in ones and those the mapping puts in pending), and when that was read.
         self._stopping: frozenset[int] | None = None
         self._stopping_read: float | None = None
+        # What changed since an instant, listed once for the aged tickets of a page: (since,
+        # when listed, ticket id → latest updated_at).
+        self._recent: tuple[datetime, float, dict[int, datetime]] | None = None
 
     def poll(self, cursor: str | None, start: datetime) -> Iterator[Page]:
         """Pages of tickets updated since the saved position (or `start`), oldest first."""
@@ -132,14 +135,34 @@ class FreshdeskHelpdesk:
             return  # only the due dates, which are ours
         if self._monotonic() - item.read_at <= FRESH_FOR:
             return
-        now = self.client.show(int(item.id))
-        if now.updated_at != item.updated_at:
+        latest = self._changed_since(item.updated_at).get(int(item.id))
+        if latest is not None and latest != item.updated_at:
             raise Conflict(
                 f"ticket {item.id} changed since it was read",
                 method="PUT",
                 url=f"{self.client.base_url}/api/v2/tickets/{item.id}",
                 status=409,
             )
+
+    def _changed_since(self, since: datetime) -> dict[int, datetime]:
+        """Every ticket changed since `since`, with its latest `updated_at`, as one listing
+        (a page or two for a page of writes) instead of a read of each ticket: the tickets of
+        a page still to be written when it has aged are checked against it. Kept
+        `FRESH_FOR` seconds (the tolerance of a ticket read just now), for any `since` it
+        covers."""
+        now = self._monotonic()
+        cached = self._recent
+        if cached is not None and now - cached[1] <= FRESH_FOR and cached[0] <= since:
+            return cached[2]
+        found: dict[int, datetime] = {}
+        poller = TicketPoller(since, per_page=self.per_page, include=None)
+        for tickets in self.client.poll(poller):
+            for ticket in tickets:
+                known = found.get(ticket.id)
+                if known is None or ticket.updated_at > known:
+                    found[ticket.id] = ticket.updated_at
+        self._recent = (since, now, found)
+        return found
 
     def last_note_mark(self, ticket_id: str) -> str | None:
         """The latest private note carrying a note fingerprint."""

@@ -70,9 +70,12 @@ from connector.http import Request, Response, check_base_url, error_for
 from connector.timeutil import format_instant
 
 __all__ = [
+    "LIST_BUDGET",
     "MAX_PAGE",
+    "PLAN_SUB_LIMITS",
     "TAG_MAX_LENGTH",
     "TIMER_STOPPING_STATUSES",
+    "UPDATE_BUDGET",
     "ApiKeyCredentials",
     "PollPosition",
     "TicketPoller",
@@ -107,6 +110,15 @@ T = TypeVar("T")
 API = "/api/v2"
 MAX_PAGE = 300
 TAG_MAX_LENGTH = 32
+# The plans' sub-limits, a minute (Growth, Pro, Enterprise), shared with the account's other
+# integrations; Freshdesk sends no header for them: the connector paces them from the plan.
+UPDATE_BUDGET = "tickets-update"
+LIST_BUDGET = "tickets-list"
+PLAN_SUB_LIMITS: dict[str, dict[str, int]] = {
+    "growth": {UPDATE_BUDGET: 80, LIST_BUDGET: 20},
+    "pro": {UPDATE_BUDGET: 160, LIST_BUDGET: 100},
+    "enterprise": {UPDATE_BUDGET: 280, LIST_BUDGET: 200},
+}
 PER_PAGE_MAX = 100
 # Statuses whose "stop SLA timer" is on out of the box: pending, resolved, closed.
 TIMER_STOPPING_STATUSES = frozenset({3, 4, 5})
@@ -402,7 +414,7 @@ class TicketPoller:
         if self.include:
             params.append(("include", self.include))
         params.append(("page", str(self._page)))
-        return Request("GET", f"{base_url}{API}/tickets", params=tuple(params))
+        return Request("GET", f"{base_url}{API}/tickets", params=tuple(params), budget=LIST_BUDGET)
 
     def feed(self, response: Response) -> list[Ticket]:
         """Take one page's answer; return the tickets (or new versions) not reported before.
@@ -646,7 +658,7 @@ def update_request(base_url: str, ticket_id: int, update: TicketUpdate) -> Reque
         raise ValueError(f"ticket {ticket_id}: an empty update has nothing to send")
     if update.tags is not None:
         check_tags(update.tags, method="PUT", url=url)
-    return Request("PUT", url, json=update_body(update))
+    return Request("PUT", url, json=update_body(update), budget=UPDATE_BUDGET)
 
 
 # --- notes -----------------------------------------------------------------------------------
