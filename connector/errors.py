@@ -280,7 +280,11 @@ def _masked(text: str) -> str:
 
 
 class RateLimited(ApiError):
-    """The helpdesk refused the call for rate; `retry_after` seconds (None: not said)."""
+    """The helpdesk refused the call for rate; `retry_after` seconds (None: not said).
+
+    `one_ticket`: the budget spent is the ticket's own (Zendesk's 30 updates a ticket in 10
+    minutes), not the account's: that ticket waits for a later try, nothing else does.
+    """
 
     def __init__(
         self,
@@ -291,8 +295,10 @@ class RateLimited(ApiError):
         status: int | None = 429,
         request_id: str | None = None,
         retry_after: float | None = None,
+        one_ticket: bool = False,
     ) -> None:
         self.retry_after = retry_after
+        self.one_ticket = one_ticket
         super().__init__(message, method=method, url=url, status=status, request_id=request_id)
 
 

@@ -371,6 +371,9 @@ class RetryPolicy:
 
 Observer = Callable[[Request, Response | None, ApiError | None, float], None]
 _ALL = Budget()
+# Budgets of one ticket, not of the account: Zendesk's 30 updates a ticket in 10 minutes
+# (`zendesk-ratelimit-per-ticket-updates`, as observed).
+PER_TICKET_BUDGETS = frozenset({"per-ticket-updates"})
 _FULL = RateLimit(None, math.inf, None)
 
 
@@ -571,8 +574,11 @@ class HttpShell:
             self.endpoint_pacer(name).observe(self.budgets.get(name, _ALL).of(rate), now)
         if wait is None or response.status not in (429, 503):
             return
+        spent = {name for name, rate in endpoints.items() if rate.remaining < 1}
         budget = request.budget
-        if budget is not None and endpoints.get(budget, _FULL).remaining < 1:
+        if spent and spent <= PER_TICKET_BUDGETS:
+            return  # one ticket's own budget: that ticket waits for a later try, nobody else
+        if budget is not None and budget in spent:
             self.endpoint_pacer(budget).hold_off(wait, now)  # only its requests wait
         else:
             self.pacer.hold_off(wait, now)
@@ -636,7 +642,7 @@ class HttpShell:
         if isinstance(exc, Interrupted):
             return False
         if isinstance(exc, RateLimited):
-            return True
+            return not exc.one_ticket  # a ticket's own budget: minutes away, tried later
         if isinstance(exc, NotAvailable):
             return request.idempotent or getattr(exc, "never_sent", False)
         return False
@@ -686,8 +692,14 @@ def error_for(response: Response, message: str) -> ApiError:
     request_id = _request_id(response.headers)
     status = response.status
     if status == 429:
+        spent = [n for n, r in parse_endpoint_limits(response.headers).items() if r.remaining < 1]
         return RateLimited(
-            message, method=method, url=url, request_id=request_id, retry_after=response.retry_after
+            message,
+            method=method,
+            url=url,
+            request_id=request_id,
+            retry_after=response.retry_after,
+            one_ticket=bool(spent) and all(name in PER_TICKET_BUDGETS for name in spent),
         )
     if status == 503 and response.retry_after is not None:
         return RateLimited(

@@ -30,6 +30,7 @@ from connector.errors import (
     MalformedResponse,
     NotAvailable,
     NotFound,
+    RateLimited,
     UnmappedTicket,
 )
 from connector.helpdesks.adapter import Helpdesk, Item, Plan
@@ -487,8 +488,21 @@ class Sync:
         """Queue a ticket whose write failed for another try; raise if all writes fail.
 
         Queued in both cases: deciding the ticket may have removed the wake-up it was taken
-        from, and a wake-up pass has no page to take again.
+        from, and a wake-up pass has no page to take again. A ticket over its own rate budget
+        (Zendesk's 30 updates in 10 minutes) is tried again when that budget allows, and says
+        nothing of the helpdesk: it does not count as a failure in a row.
         """
+        if isinstance(exc, RateLimited) and exc.one_ticket:
+            wait = timedelta(seconds=exc.retry_after or WRITE_RETRY.total_seconds())
+            retry_at = self.clock() + max(wait, WRITE_RETRY)
+            self.state.wake_at(item.id, retry_at)
+            self.log.info(
+                "ticket_write_deferred",
+                ticket=item.id,
+                error=str(exc),
+                retry_at=retry_at.isoformat(),
+            )
+            return Outcome(item.id, item.updated_at, problem=f"over its own update limit: {exc}")
         retry_at = self.clock() + WRITE_RETRY
         self.state.wake_at(item.id, retry_at)
         self._failing += 1

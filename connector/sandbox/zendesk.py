@@ -79,6 +79,7 @@ BRAND_ID = 360_000_001
 MAX_EXPORT_PAGE = 1000
 MAX_SHOW_MANY = 100
 EXPORT_LAG = 60  # seconds: the export leaves out the most recent minute
+PER_TICKET_UPDATES = 30  # updates of one ticket in 10 minutes
 
 
 # The account's custom statuses: id → (category, agent label); one default per category.
@@ -276,6 +277,8 @@ class ZendeskDesk:
         self.update_rate = SlidingWindow(update_limit) if update_limit else None
         self.agent_updates = 0
         self.agent_429s = 0
+        # 30 updates of one ticket in 10 minutes, the API's and the agents' alike.
+        self._per_ticket: dict[int, SlidingWindow] = {}
         self._jobs: dict[str, _Job] = {}
         self._tokens = _Tokens()
         self.rate = SlidingWindow(rate_limit) if rate_limit else None
@@ -527,6 +530,16 @@ class ZendeskDesk:
                 )
             )
         if match.route.name == "/api/v2/tickets/{id}.json" and request.method == "PUT":
+            ticket_window = self._ticket_window(int(match.params["id"]))
+            if refused is None and not ticket_window.admit(now):
+                refused = self.rate_limited(str(ticket_window.resets_in(now)))
+            headers.append(
+                (
+                    "zendesk-ratelimit-per-ticket-updates",
+                    f"total={ticket_window.limit}; remaining={ticket_window.remaining(now)}; "
+                    f"resets={ticket_window.resets_in(now)}",
+                )
+            )
             update = self.update_rate
             if update is not None:
                 if refused is None and not update.admit(now):
@@ -544,11 +557,21 @@ class ZendeskDesk:
         """An agent saves the ticket in the Zendesk UI: it spends the Update Ticket budget
         (not the API's); False when the budget is spent (the agent sees the 429)."""
         self.agent_updates += 1
-        if self.update_rate is not None and not self.update_rate.admit(self.now()):
+        now = self.now()
+        if self.update_rate is not None and not self.update_rate.admit(now):
+            self.agent_429s += 1
+            return False
+        if not self._ticket_window(ticket_id).admit(now):
             self.agent_429s += 1
             return False
         self.agent_edit(ticket_id)
         return True
+
+    def _ticket_window(self, ticket_id: int) -> SlidingWindow:
+        window = self._per_ticket.get(ticket_id)
+        if window is None:
+            window = self._per_ticket[ticket_id] = SlidingWindow(PER_TICKET_UPDATES, 600.0)
+        return window
 
     # --- rendering --------------------------------------------------------------------------
 
