@@ -252,6 +252,7 @@ def _backfill(settings: Settings, args: argparse.Namespace, out: TextIO, err: Te
             dry_run=args.dry_run,
             observe=observe,
             notes=args.notes,
+            batches=args.batch,
         )
         if not args.dry_run:
             # Notes a killed run left in flight: settled, and their tickets re-decided at the

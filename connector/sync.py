@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import cached_property
@@ -60,6 +60,21 @@ WRITE_RETRY = timedelta(minutes=1)
 # (its position unsaved) and the daemon backs off.
 FAILURES_IN_A_ROW = 3
 UNMAPPED_TAG = "sla_unmapped"
+# A page (or a wake-up pass) with this many writes or more sends them as batch jobs where the
+# helpdesk has them; fewer go one by one (a job costs its status polls and seconds of waiting).
+BATCH_FROM = 10
+BATCH_SIZE = 100  # Zendesk's update_many takes 100 tickets a request
+
+
+@dataclass
+class _Pending:
+    """A decided ticket's write, ready to send: the plan, the results it records, its note."""
+
+    item: Item
+    outcome: Outcome
+    plan: Plan
+    fingerprint: str
+    note: str | None  # the fingerprint of the note it carries
 
 
 @dataclass(frozen=True)
@@ -282,8 +297,11 @@ class Sync:
         dry_run: bool = False,
         observe: Callable[[Outcome], None] | None = None,
         notes: Literal["all", "open", "none"] = "all",
+        batches: bool = False,
     ) -> None:
         self.helpdesk = helpdesk
+        # Whether writes may go in batch jobs where the helpdesk has them (see `handle_all`).
+        self.batches = batches
         # Which tickets get the note: a backfill leaves solved and closed tickets without one
         # (no agent reads them; a later change of the ticket brings it).
         self.notes = notes
@@ -323,10 +341,12 @@ class Sync:
                 self.log.error("ticket_malformed", ticket=bad.id, problem=bad.problem)
                 totals.unmapped += 1
             with self.state.writer():
+                within = [i for i in page.items if until is None or i.updated_at <= until]
+                for outcome in self.handle_all(within):
+                    self._count(totals, outcome)
                 for item in page.items:
                     if until is not None and item.updated_at > until:
                         break
-                    self._count(totals, self.handle(item))
                     if item.id in page.ahead:
                         self.log.warning(
                             "ticket_dated_in_future",
@@ -414,12 +434,15 @@ class Sync:
             return totals
         items = {item.id: item for item in self.helpdesk.fetch(ids)}
         with self.state.writer():
+            present = []
             for ticket_id in ids:
                 item = items.get(ticket_id)
                 if item is None:  # deleted meanwhile
                     self.state.wake_at(ticket_id, None)
-                    continue
-                self._count(totals, self.handle(item))
+                else:
+                    present.append(item)
+            for outcome in self.handle_all(present):
+                self._count(totals, outcome)
                 totals.woken += 1
         return totals
 
@@ -580,6 +603,21 @@ class Sync:
         return facts.model_copy(update={"status_history": history}) if history else facts
 
     def _handle(self, item: Item) -> Outcome:
+        prepared = self._prepare(item)
+        if isinstance(prepared, Outcome):
+            return prepared
+        self._begin(prepared)
+        try:
+            self.helpdesk.apply(item, prepared.plan)
+        except ApiError as exc:
+            if prepared.plan.note is not None:
+                self._settle_after_failure(item.id, exc)
+            raise
+        return self._written(prepared)
+
+    def _prepare(self, item: Item) -> Outcome | _Pending:
+        """Decide one ticket and plan its write: the outcome when nothing is to be sent (or a
+        dry run), else what to send."""
         # The ledger entry and the re-decisions it queues commit together: after a kill between
         # them, the stored facts would match and the later tickets would never be re-decided.
         try:
@@ -614,20 +652,153 @@ class Sync:
             self.log.info("ticket_due_dropped", ticket=item.id, why=list(plan.dropped))
         if self.dry_run:
             return outcome
-        if plan.note is not None and desired.note_fingerprint is not None:
-            self.state.begin_note(item.id, desired.note_fingerprint, self.clock())
-        try:
-            self.helpdesk.apply(item, plan)
-        except ApiError as exc:
-            if plan.note is not None:
-                self._settle_after_failure(item.id, exc)
-            raise
-        self.state.set_written(
-            item.id, fingerprint, desired.note_fingerprint if plan.note else None
-        )
+        note = desired.note_fingerprint if plan.note is not None else None
+        return _Pending(item, outcome, plan, fingerprint, note)
+
+    def _begin(self, pending: _Pending) -> None:
+        """Journal the note a write carries, before sending it."""
+        if pending.note is not None:
+            self.state.begin_note(pending.item.id, pending.note, self.clock())
+
+    def _written(self, pending: _Pending) -> Outcome:
+        """Record a write the helpdesk took."""
+        item, outcome = pending.item, pending.outcome
+        self.state.set_written(item.id, pending.fingerprint, pending.note)
         outcome.wrote = True
-        self.log.info("ticket_written", ticket=item.id, changes=list(plan.changes))
+        self.log.info("ticket_written", ticket=item.id, changes=list(pending.plan.changes))
         return outcome
+
+    # --- batches ----------------------------------------------------------------------------
+
+    def handle_all(self, items: Sequence[Item]) -> list[Outcome]:
+        """`handle` each ticket; where the helpdesk takes batch jobs (Zendesk's update_many)
+        and `BATCH_FROM` or more of them need a write, their writes go in jobs of up to
+        `BATCH_SIZE`: one request where there were a hundred, none of Update Ticket's budget
+        (which the agents share). Each ticket is decided in order first, as alone; its note
+        is journalled before its job is sent; a ticket whose entry failed is handled alone
+        (a conflict: read again, decided again), as after a failed single write.
+        """
+        batches = self.batches and self.helpdesk.batches
+        ids = [item.id for item in items]
+        if not batches or self.dry_run or len(items) < BATCH_FROM or len(set(ids)) < len(ids):
+            return [self.handle(item) for item in items]
+        outcomes: dict[str, Outcome] = {}
+        pending: list[_Pending] = []
+        for item in items:
+            try:
+                prepared = self._prepare(item)
+            except Interrupted:
+                self.state.wake_at(item.id, self.clock())
+                raise
+            except ApiError:  # a conversation that did not read, say: the single path decides
+                outcomes[item.id] = self.handle(item)
+                continue
+            if isinstance(prepared, Outcome):
+                outcomes[item.id] = prepared
+            else:
+                pending.append(prepared)
+        pending = self._decided_again(pending, outcomes)
+        if len(pending) < BATCH_FROM:
+            for prepared in pending:
+                outcomes[prepared.item.id] = self._send_alone(prepared)
+        else:
+            for start in range(0, len(pending), BATCH_SIZE):
+                for prepared, outcome in self._send_batch(pending[start : start + BATCH_SIZE]):
+                    outcomes[prepared.item.id] = outcome
+        return [outcomes[item_id] for item_id in ids]
+
+    def _decided_again(
+        self, pending: list[_Pending], outcomes: dict[str, Outcome]
+    ) -> list[_Pending]:
+        """The prepared writes of tickets a quota or capacity counts, decided again now that
+        the whole page is counted.
+
+        One by one, a later ticket that moves an earlier one's place in its customer's ledger
+        re-decides it (`_recheck_later`), but only one that shows results: here none of the
+        page is written yet, so an earlier ticket's plan may be stale. Its facts are counted
+        already: deciding again counts nothing twice.
+        """
+        again: list[_Pending] = []
+        for prepared in pending:
+            facts = prepared.outcome.facts
+            contract = None if facts is None else self.rules.contracts.get(facts.contract)
+            if contract is None or not contract.needs_ledger:
+                again.append(prepared)
+                continue
+            redone = self._prepare(prepared.item)
+            if isinstance(redone, Outcome):
+                outcomes[prepared.item.id] = redone
+            else:
+                again.append(redone)
+        return again
+
+    def _send_alone(self, prepared: _Pending) -> Outcome:
+        """A prepared write sent by itself, as `handle` would have sent it."""
+        item = prepared.item
+        self._begin(prepared)
+        try:
+            self.helpdesk.apply(item, prepared.plan)
+        except Interrupted:
+            self.state.wake_at(item.id, self.clock())
+            raise
+        except ApiError as exc:
+            if prepared.plan.note is not None:
+                self._settle_after_failure(item.id, exc)
+            return self._failed_write(prepared, exc)
+        self._failing = 0
+        return self._written(prepared)
+
+    def _send_batch(self, batch: list[_Pending]) -> list[tuple[_Pending, Outcome]]:
+        # A process that dies with the job in flight leaves up to a hundred writes whose
+        # results were not recorded, and whose tickets the job itself moved to the last
+        # minute of the export, which a backfill finishing then does not read: each is queued
+        # for a re-decision now, and given back its own wake-up once its result is known.
+        now = self.clock()
+        with self.state.transaction():
+            for prepared in batch:
+                self._begin(prepared)
+                self.state.wake_at(prepared.item.id, now)
+        try:
+            errors = self.helpdesk.apply_many([(p.item, p.plan) for p in batch])
+        except Interrupted:
+            for prepared in batch:  # the job may or may not have run: read again first thing
+                self.state.wake_at(prepared.item.id, self.clock())
+            raise
+        except ApiError as exc:
+            # The job's outcome is not known (refused, cut, failed as a whole): each ticket as
+            # after a failed single write of it.
+            errors = [exc] * len(batch)
+        done: list[tuple[_Pending, Outcome]] = []
+        for prepared, error in zip(batch, errors, strict=True):
+            # The ticket's own wake-up again: a retry below sets its own.
+            decision = prepared.outcome.decision
+            next_change = None if decision is None else decision.next_change_at
+            self.state.wake_at(prepared.item.id, next_change)
+            if error is None:
+                self._failing = 0
+                done.append((prepared, self._written(prepared)))
+                continue
+            if prepared.plan.note is not None:
+                self._settle_after_failure(prepared.item.id, error)
+            done.append((prepared, self._failed_write(prepared, error)))
+        self.log.info(
+            "batch_written", tickets=len(batch), failed=sum(e is not None for e in errors)
+        )
+        return done
+
+    def _failed_write(self, prepared: _Pending, error: ApiError) -> Outcome:
+        """A write of a prepared ticket that did not land, as `handle` takes one."""
+        item = prepared.item
+        if isinstance(error, Conflict):
+            self.log.info("ticket_conflict", ticket=item.id)
+            fresh = self.helpdesk.fetch([item.id])
+            if not fresh:
+                return Outcome(item.id, item.updated_at, problem="deleted while being written")
+            return self.handle(fresh[0])
+        if _permanent(error):
+            self.log.error("ticket_write_failed", ticket=item.id, error=str(error))
+            return Outcome(item.id, item.updated_at, problem=str(error))
+        return self._defer(item, error)
 
     def _without_note(self, outcome: Outcome) -> bool:
         """Whether the `notes` setting leaves this ticket without its note."""

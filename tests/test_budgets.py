@@ -14,10 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-import structlog
 
-from connector.app import load_rules, open_helpdesk
-from connector.demo import demo_settings, sandbox_secrets
 from connector.errors import RateLimited
 from connector.helpdesks.freshdesk.sansio import PLAN_SUB_LIMITS
 from connector.http import (
@@ -31,10 +28,10 @@ from connector.http import (
     error_for,
     parse_endpoint_limits,
 )
-from connector.sandbox import FRESHDESK_URL, ZENDESK_URL, ManualClock, Sandbox, generate
+from connector.sandbox import ManualClock, Sandbox, generate
 from connector.sandbox.freshdesk import PLANS
-from connector.state import State
-from connector.sync import Sync, Totals
+from connector.sync import Totals
+from tests.test_sync_e2e import open_desk
 
 START = datetime(2026, 3, 6, 15, 0, tzinfo=UTC)
 REQUEST_TAKES = 0.25  # simulated seconds a request takes
@@ -140,26 +137,21 @@ def backfill(tmp_path: Path, share: float) -> tuple[Sandbox, Totals, Agents]:
     )
     sandbox.seed(generate(400, seed=3, anchor=START), customers=(), helpdesks=("zendesk",))
     agents = Agents(sandbox, clock)
-    settings = demo_settings("zendesk", ZENDESK_URL, tmp_path / str(share))
-    zendesk = settings.zendesk.model_copy(update={"update_share": share})
-    settings = settings.model_copy(update={"zendesk": zendesk})
-    state = State(settings.state_file)
-    helpdesk = open_helpdesk(
-        settings,
-        state,
-        transport=sandbox.zendesk_transport(),
-        secrets=sandbox_secrets(sandbox),
+    desk = open_desk(
+        "zendesk",
+        tmp_path / str(share),
+        sandbox,
+        clock,
+        section={"update_share": share},
         sleep=agents.advance,
         observers=[agents.request_took],
     )
-    log = structlog.wrap_logger(structlog.ReturnLogger())
-    sync = Sync(helpdesk, state, load_rules(settings), clock=clock, log=log)
     try:
         clock.advance(61)
-        totals = sync.poll("poll", START - timedelta(days=400))
+        totals = desk.sync.poll("poll", START - timedelta(days=400))
     finally:
-        helpdesk.close()
-        state.close()
+        desk.sync.helpdesk.close()
+        desk.state.close()
     return sandbox, totals, agents
 
 
@@ -199,27 +191,21 @@ def freshdesk_backfill(tmp_path: Path, plan: str | None) -> Sandbox:
     clock = ManualClock(START)
     sandbox = Sandbox.seeded(clock=clock, anchor=START, freshdesk_plan="growth")
     sandbox.seed(generate(300, seed=4, anchor=START), customers=(), helpdesks=("freshdesk",))
-    settings = demo_settings("freshdesk", FRESHDESK_URL, tmp_path / str(plan))
-    freshdesk = settings.freshdesk.model_copy(update={"plan": plan})
-    settings = settings.model_copy(update={"freshdesk": freshdesk})
-    state = State(settings.state_file)
-    helpdesk = open_helpdesk(
-        settings,
-        state,
-        transport=sandbox.freshdesk_transport(),
-        secrets=sandbox_secrets(sandbox),
-        sleep=clock.sleep,
+    desk = open_desk(
+        "freshdesk",
+        tmp_path / str(plan),
+        sandbox,
+        clock,
+        section={"plan": plan},
         observers=[lambda *_: clock.advance(0.05)],
     )
-    log = structlog.wrap_logger(structlog.ReturnLogger())
-    sync = Sync(helpdesk, state, load_rules(settings), clock=clock, log=log)
     try:
-        totals = sync.poll("poll", START - timedelta(days=400))
+        totals = desk.sync.poll("poll", START - timedelta(days=400))
         assert totals.failed == 0
         assert totals.writes > 300
     finally:
-        helpdesk.close()
-        state.close()
+        desk.sync.helpdesk.close()
+        desk.state.close()
     return sandbox
 
 
@@ -243,17 +229,8 @@ def test_one_busy_ticket_over_its_own_limit_holds_up_no_other(tmp_path: Path) ->
     request for the ticket's Retry-After."""
     clock = ManualClock(START)
     sandbox = Sandbox.seeded(clock=clock, anchor=START, incremental_export_limit=None)
-    settings = demo_settings("zendesk", ZENDESK_URL, tmp_path)
-    state = State(settings.state_file)
-    helpdesk = open_helpdesk(
-        settings,
-        state,
-        transport=sandbox.zendesk_transport(),
-        secrets=sandbox_secrets(sandbox),
-        sleep=clock.sleep,
-    )
-    log = structlog.wrap_logger(structlog.ReturnLogger())
-    sync = Sync(helpdesk, state, load_rules(settings), clock=clock, log=log)
+    desk = open_desk("zendesk", tmp_path, sandbox, clock)
+    sync, state = desk.sync, desk.state
     for _ in range(30):  # agents busy on ticket 1001
         assert sandbox.agent_ui_update(1001)
     try:
@@ -267,5 +244,5 @@ def test_one_busy_ticket_over_its_own_limit_holds_up_no_other(tmp_path: Path) ->
         refused = sandbox.counters.total(helpdesk="zendesk", method="PUT", status=429)
         assert refused == 1
     finally:
-        helpdesk.close()
+        sync.helpdesk.close()
         state.close()

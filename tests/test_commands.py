@@ -420,3 +420,17 @@ def test_backfill_posts_notes_where_agents_read_them(desk: Desk, notes: str) -> 
         assert tagged - finished <= noted
     else:
         assert not noted
+
+
+def test_backfill_batch_sends_zendesk_writes_as_jobs(desk: Desk) -> None:
+    status, out, _ = desk.run("backfill", "--since", "2020-01-01", "--batch")
+    [summary] = BACKFILL.finditer(out)
+    assert status == 0
+    assert int(summary["written"]) > 20
+    counters = desk.sandbox.counters
+    jobs = counters.total(helpdesk="zendesk", route="/api/v2/tickets/update_many.json")
+    singles = counters.total(helpdesk=desk.helpdesk, method="PUT") - jobs
+    if desk.helpdesk == "zendesk":
+        assert (jobs, singles) == (1, 0)
+    else:  # Freshdesk has no batch of different changes: one by one, as without --batch
+        assert (jobs, singles) == (0, int(summary["written"]))

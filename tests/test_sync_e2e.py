@@ -92,19 +92,35 @@ class Desk:
 
 
 def open_desk(
-    name: str, tmp_path: Path, sandbox: Sandbox | None = None, clock: ManualClock | None = None
+    name: str,
+    tmp_path: Path,
+    sandbox: Sandbox | None = None,
+    clock: ManualClock | None = None,
+    *,
+    section: dict[str, Any] | None = None,
+    batches: bool = False,
+    **options: Any,
 ) -> Desk:
+    """The sync of one sandbox helpdesk in `tmp_path / name`; `section`: settings of its
+    `[zendesk]` or `[freshdesk]` table; `options`: for `open_helpdesk` (sleep, observers)."""
     clock = clock or ManualClock(START)
     sandbox = sandbox or Sandbox.seeded(clock=clock, anchor=START, incremental_export_limit=None)
     url = ZENDESK_URL if name == "zendesk" else FRESHDESK_URL
     transport = sandbox.zendesk_transport() if name == "zendesk" else sandbox.freshdesk_transport()
     settings = demo_settings(name, url, tmp_path / name)
+    if section:
+        table = getattr(settings, name).model_copy(update=section)
+        settings = settings.model_copy(update={name: table})
     state = State(settings.state_file)
     helpdesk = open_helpdesk(
-        settings, state, transport=transport, secrets=sandbox_secrets(sandbox), sleep=clock.sleep
+        settings,
+        state,
+        transport=transport,
+        secrets=sandbox_secrets(sandbox),
+        **{"sleep": clock.sleep, **options},
     )
     log = structlog.wrap_logger(structlog.ReturnLogger())
-    sync = Sync(helpdesk, state, load_rules(settings), clock=clock, log=log)
+    sync = Sync(helpdesk, state, load_rules(settings), clock=clock, log=log, batches=batches)
     return Desk(name, sandbox, clock, state, sync)
 
 

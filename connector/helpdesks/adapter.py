@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from connector.errors import ApiError
 from connector.helpdesks.mapping import DesiredResults, WireView
 from connector.helpdesks.wire import Malformed
 from connector.sla.model import Status
@@ -82,6 +83,7 @@ class Helpdesk(Protocol):
     """A helpdesk account the sync loop reads and writes."""
 
     name: str
+    batches: bool  # whether `apply_many` sends batch jobs
 
     def poll(self, cursor: str | None, start: datetime) -> Iterator[Page]:
         """Pages of tickets changed since `cursor` (None: since `start`), to the end."""
@@ -102,6 +104,12 @@ class Helpdesk(Protocol):
 
     def apply(self, item: Item, plan: Plan) -> None:
         """Send `plan`; raises `Conflict` when the ticket changed since it was read."""
+        ...
+
+    def apply_many(self, writes: Sequence[tuple[Item, Plan]]) -> list[ApiError | None]:
+        """Send up to 100 plans as one batch job (helpdesks whose `batches` is True); each
+        entry's error (`Conflict` when the ticket changed since it was read), None when it
+        landed. Raises when the job's outcome as a whole is not known."""
         ...
 
     def last_note_mark(self, ticket_id: str) -> str | None:

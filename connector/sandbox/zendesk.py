@@ -513,44 +513,21 @@ class ZendeskDesk:
             ("ratelimit-remaining", str(remaining)),
             ("ratelimit-reset", str(reset)),
         ]
-        window_of = (
-            self.events_rate
-            if match.route.name.endswith("/ticket_events.json")
-            else self.export_rate
-        )
-        if match.route.name.startswith("/api/v2/incremental/") and window_of is not None:
-            window = window_of
+        windows: list[tuple[str, SlidingWindow]] = []
+        name = match.route.name
+        export = self.events_rate if name.endswith("/ticket_events.json") else self.export_rate
+        if name.startswith("/api/v2/incremental/") and export is not None:
+            windows.append(("Zendesk-RateLimit-incremental-exports", export))
+        if name == "/api/v2/tickets/{id}.json" and request.method == "PUT":
+            ticket = self._ticket_window(int(match.params["id"]))
+            windows.append(("zendesk-ratelimit-per-ticket-updates", ticket))
+            if self.update_rate is not None:
+                windows.append(("Zendesk-RateLimit-tickets-update", self.update_rate))
+        for header, window in windows:  # each endpoint's own budget, with its header
             if refused is None and not window.admit(now):
                 refused = self.rate_limited(str(window.resets_in(now)))
-            headers.append(
-                (
-                    "Zendesk-RateLimit-incremental-exports",
-                    f"total={window.limit}; remaining={window.remaining(now)}; "
-                    f"resets={window.resets_in(now)}",
-                )
-            )
-        if match.route.name == "/api/v2/tickets/{id}.json" and request.method == "PUT":
-            ticket_window = self._ticket_window(int(match.params["id"]))
-            if refused is None and not ticket_window.admit(now):
-                refused = self.rate_limited(str(ticket_window.resets_in(now)))
-            headers.append(
-                (
-                    "zendesk-ratelimit-per-ticket-updates",
-                    f"total={ticket_window.limit}; remaining={ticket_window.remaining(now)}; "
-                    f"resets={ticket_window.resets_in(now)}",
-                )
-            )
-            update = self.update_rate
-            if update is not None:
-                if refused is None and not update.admit(now):
-                    refused = self.rate_limited(str(update.resets_in(now)))
-                headers.append(
-                    (
-                        "Zendesk-RateLimit-tickets-update",
-                        f"total={update.limit}; remaining={update.remaining(now)}; "
-                        f"resets={update.resets_in(now)}",
-                    )
-                )
+            budget = f"total={window.limit}; remaining={window.remaining(now)}"
+            headers.append((header, f"{budget}; resets={window.resets_in(now)}"))
         return refused, headers
 
     def agent_ui_update(self, ticket_id: int) -> bool:

@@ -32,6 +32,7 @@ class FreshdeskHelpdesk:
     """One Freshdesk account through `FreshdeskClient`; companies are cached."""
 
     name = "freshdesk"
+    batches = False  # its bulk update applies one change to many tickets: not ours to use
 
     def __init__(
         self,
@@ -119,6 +120,10 @@ class FreshdeskHelpdesk:
         if writes.note:
             changes = (*changes, "note: " + writes.note.splitlines()[0])
         return Plan(writes.update, writes.note, changes, writes.dropped)
+
+    def apply_many(self, writes: Sequence[tuple[Item, Plan]]) -> list[ApiError | None]:
+        """Not offered (`batches` is False): each write goes alone."""
+        raise NotImplementedError("Freshdesk writes go one by one")
 
     def apply(self, item: Item, plan: Plan) -> None:
         """The update first, then the note (a note is never sent before its fields)."""

@@ -6,13 +6,13 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 
-from connector.errors import ApiError
+from connector.errors import ApiError, Conflict, NotAvailable
 from connector.helpdesks.adapter import Item, Page, Plan, StatusPage, StatusSeen
 from connector.helpdesks.mapping import DesiredResults, find_note_fingerprint
 from connector.helpdesks.zendesk.client import ZendeskClient
 from connector.helpdesks.zendesk.mapping import STATUSES, ZendeskView, update_for
-from connector.helpdesks.zendesk.models import Ticket, TicketPage, TicketUpdate
-from connector.helpdesks.zendesk.sansio import MAX_IDS
+from connector.helpdesks.zendesk.models import Ticket, TicketPage, TicketUpdate, TicketWrite
+from connector.helpdesks.zendesk.sansio import MAX_IDS, update_many_request
 from connector.sla.model import Status
 from connector.timeutil import format_instant, from_epoch, parse_instant, to_epoch
 
@@ -31,6 +31,7 @@ class ZendeskHelpdesk:
     """One Zendesk account through `ZendeskClient`."""
 
     name = "zendesk"
+    batches = True
 
     def __init__(
         self, client: ZendeskClient, *, monotonic: Callable[[], float] = time.monotonic
@@ -129,6 +130,42 @@ class ZendeskHelpdesk:
         """One safe PUT: fields, tags, priority and the note land together or not at all."""
         ticket: Ticket = item.ticket
         self.client.update(ticket.id, plan.update, ticket.updated_at)
+
+    def apply_many(self, writes: Sequence[tuple[Item, Plan]]) -> list[ApiError | None]:
+        """One update_many job of safe updates (each entry with its own stamp, fields, tags,
+        priority and note), waited for; each entry's result. Zendesk reports a collision of a
+        safe update as a failed entry: it comes back as `Conflict`."""
+        batch = [
+            TicketWrite(item.ticket.id, plan.update, item.ticket.updated_at)
+            for item, plan in writes
+        ]
+        job = self.client.update_many(batch)
+        if not job.finished:
+            job = self.client.wait_for_job(job.id)
+        request = update_many_request(self.client.base_url, batch)
+        method, url = request.describe()
+        by_id = {result.id: result for result in job.results if result.id is not None}
+        errors: list[ApiError | None] = []
+        for write in batch:
+            result = by_id.get(write.ticket_id)
+            if result is None:
+                why = f"job {job.id} ({job.status}) has no result for ticket {write.ticket_id}"
+                errors.append(NotAvailable(why, method=method, url=url))
+            elif result.success:
+                errors.append(None)
+            else:
+                text = f"{result.error or 'failed'}: {result.details or ''}".strip(": ")
+                conflict = "conflict" in text.lower()
+                kind: type[ApiError] = Conflict if conflict else ApiError
+                errors.append(
+                    kind(
+                        f"ticket {write.ticket_id}: {text}",
+                        method=method,
+                        url=url,
+                        status=409 if conflict else 422,
+                    )
+                )
+        return errors
 
     def last_note_mark(self, ticket_id: str) -> str | None:
         """The newest private comment carrying a note fingerprint."""
