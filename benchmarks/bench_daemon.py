@@ -1,6 +1,6 @@
 """The sync daemon against the sandbox: requests, throughput, memory and write-back latency.
 
-Usage: python benchmarks/bench_daemon.py [--quick] [--parts economy,latency,memory,load]
+Usage: python benchmarks/bench_daemon.py [--quick] [--parts economy,latency,memory,load,limits]
                                          [--sizes 50000,100000,200000] [--helpdesks zendesk,...]
 
 1. Economy (in process, sandbox clock). The sandbox enforces a per-minute rate limit on its
@@ -26,6 +26,13 @@ Usage: python benchmarks/bench_daemon.py [--quick] [--parts economy,latency,memo
    Printed: the backlog of changes not yet written, the time from a change to its write (goal:
    poll interval + 2 s, plus the Zendesk export's minute), requests, 429s and memory (goal:
    flat, within 5 MB, once the ledger books hold the customers' open periods).
+5. Limits (in process, sandbox clock; not in the default parts). A Zendesk backfill at a
+   Professional account's limits (400 requests a minute, Update Ticket 100 a minute, the export
+   10) while agents save 30 tickets a minute in the UI; each request takes 0.25 s of the sandbox
+   clock. Run twice, single PUTs and update_many batch jobs. Printed: sandbox minutes until
+   every ticket is written, tickets a minute, requests per ticket, PUTs by route, 429s of the
+   daemon and of the agents (goals: agents 0, daemon ≤ 1 per 10,000 tickets, batches ≥ 20 times
+   single PUTs). The run ends with one `LIMITS <helpdesk> ...` line (Zendesk only for now).
 
 Generated tickets (`connector.sandbox.generate`) are moved onto copies of the bundled
 customers, about 100 tickets a customer (`--per-customer`), as in a helpdesk with many
@@ -114,6 +121,7 @@ class Mode:
     load: dict[str, tuple[int, int, int]]  # helpdesk -> (tickets, limit per minute, poll s)
     load_minutes: int  # of steady changes after the catch-up
     load_changes_per_minute: int
+    limits_tickets: int  # the Zendesk backfill at a real account's limits
 
 
 FULL = Mode(
@@ -128,6 +136,7 @@ FULL = Mode(
     load={"zendesk": (100_000, 2500, 10), "freshdesk": (100_000, 5000, 5)},
     load_minutes=5,
     load_changes_per_minute=300,
+    limits_tickets=10_000,
 )
 QUICK = Mode(
     "quick",
@@ -141,6 +150,7 @@ QUICK = Mode(
     load={"freshdesk": (5_000, 10_000, 5)},
     load_minutes=1,
     load_changes_per_minute=300,
+    limits_tickets=2_000,
 )
 
 
@@ -1306,6 +1316,205 @@ def part_load(mode: Mode, helpdesks: tuple[str, ...]) -> None:
         print(flush=True)
 
 
+# --- limits: a Zendesk backfill at a real account's limits, agents working beside it ---------
+
+LIMITS_ACCOUNT = 400  # Zendesk Professional: requests a minute, the whole account
+LIMITS_UPDATE = 100  # Update Ticket a minute, the agents' saves in the UI included
+LIMITS_EXPORT = 10  # incremental export requests a minute
+REQUEST_TAKES = 0.25  # sandbox seconds each request of the connector takes
+AGENT_EVERY = 2.0  # sandbox seconds between two agents' saves in the UI: 30 a minute
+SINGLE_ROUTE = "/api/v2/tickets/{id}.json"
+BATCH_ROUTE = "/api/v2/tickets/update_many.json"
+
+
+class Agents:
+    """Agents saving tickets in the Zendesk UI, one every `AGENT_EVERY` s of the sandbox clock.
+
+    As in tests/test_budgets.py: it is the shell's `sleep` (waiting moves the clock, and the
+    agents save meanwhile) and an HTTP observer (each request takes `REQUEST_TAKES`). It also
+    notes when the connector's last accepted write went.
+    """
+
+    def __init__(self, sandbox: Sandbox, clock: ManualClock) -> None:
+        self.sandbox, self.clock = sandbox, clock
+        self.next_save = clock() + timedelta(seconds=AGENT_EVERY)
+        self.tickets = sorted(sandbox.zendesk.tickets)
+        self.saved = 0
+        self.last_write: datetime | None = None
+
+    def advance(self, seconds: float) -> None:
+        end = self.clock() + timedelta(seconds=seconds)
+        while self.next_save <= end:
+            self.clock.advance((self.next_save - self.clock()).total_seconds())
+            self.sandbox.agent_ui_update(self.tickets[self.saved % len(self.tickets)])
+            self.saved += 1
+            self.next_save += timedelta(seconds=AGENT_EVERY)
+        self.clock.advance(max((end - self.clock()).total_seconds(), 0.0))
+
+    def seconds(self) -> float:
+        """The sandbox clock, in seconds, as the shell's monotonic clock."""
+        return (self.clock() - NOW).total_seconds()
+
+    def request_took(self, request: Any, response: Any, *_: object) -> None:
+        # The sandbox applies a write (an update_many job too) when it answers the PUT.
+        if request.method == "PUT" and response is not None and response.status < 300:
+            self.last_write = self.clock()
+        self.advance(REQUEST_TAKES)
+
+
+@dataclass
+class LimitsRun:
+    path: str  # "single" or "batches"
+    tickets: int
+    written_min: float  # sandbox minutes from the start to the last accepted write
+    total_min: float  # sandbox minutes of the whole backfill (its own writes read back too)
+    requests: int
+    single_puts: int
+    batch_puts: int
+    daemon_429: int
+    conflicts: int  # 409s: an agent saved the ticket after the connector read it
+    agent_429: int
+    agent_saves: int
+    writes: int
+    failed: int
+    cpu_s: float
+
+    @property
+    def per_minute(self) -> float:
+        return self.tickets / self.written_min if self.written_min > 0 else math.nan
+
+
+def limits_run(count: int, *, batches: bool, scratch: Path) -> LimitsRun:
+    """Backfill `count` generated tickets (plus the bundled ones) on a fresh sandbox at
+    Zendesk Professional's limits, agents saving 30 tickets a minute throughout."""
+    start = NOW
+    clock = ManualClock(start)
+    sandbox = Sandbox.seeded(
+        clock=clock,
+        anchor=start,
+        incremental_export_limit=LIMITS_EXPORT,
+        zendesk_rate_limit=LIMITS_ACCOUNT,
+        zendesk_update_limit=LIMITS_UPDATE,
+    )
+    sandbox.seed(
+        generate(count, seed=11, anchor=start - GENERATE_LAG),
+        customers=(),
+        helpdesks=("zendesk",),
+    )
+    tickets = len(sandbox.zendesk.tickets)
+    agents = Agents(sandbox, clock)
+    settings = demo_settings("zendesk", ZENDESK_URL, scratch / ("batches" if batches else "single"))
+    state = State(settings.state_file)
+    desk = open_helpdesk(
+        settings,
+        state,
+        transport=sandbox.zendesk_transport(),
+        secrets=sandbox_secrets(sandbox),
+        sleep=agents.advance,
+        observers=[agents.request_took],
+        monotonic=agents.seconds,  # one time for the shell's pacing and the sandbox's limits
+    )
+    sync = Sync(desk, state, load_rules(settings), clock=clock, log=_log(), batches=batches)
+    try:
+        agents.advance(61)  # the export shows a change a minute after it: the seed is visible
+        began, cpu = clock(), time.process_time()
+        totals = sync.poll("backfill", start - timedelta(days=400))
+        woken = sync.wake()
+        cpu = time.process_time() - cpu
+        ended = clock()
+    finally:
+        desk.close()
+        state.close()
+    last = agents.last_write or ended
+
+    def puts(route: str) -> int:
+        return sandbox.counters.total(helpdesk="zendesk", method="PUT", route=route)
+
+    return LimitsRun(
+        "batches" if batches else "single",
+        tickets,
+        (last - began).total_seconds() / 60,
+        (ended - began).total_seconds() / 60,
+        sandbox.counters.total(helpdesk="zendesk"),
+        puts(SINGLE_ROUTE),
+        puts(BATCH_ROUTE),
+        sandbox.counters.total(helpdesk="zendesk", status=429),
+        sandbox.counters.total(helpdesk="zendesk", method="PUT", status=409),
+        sandbox.zendesk.agent_429s,
+        agents.saved,
+        totals.writes + woken.writes,
+        totals.failed + woken.failed,
+        cpu,
+    )
+
+
+def part_limits(mode: Mode, helpdesks: tuple[str, ...]) -> list[str]:
+    """Print the part's tables; returns its `LIMITS` lines, printed last of all."""
+    print(
+        "\n## 5. Limits: a Zendesk backfill at a real account's limits, agents beside it "
+        "(in process, sandbox clock)\n"
+    )
+    if "zendesk" not in helpdesks:
+        print("- zendesk not among --helpdesks: nothing run (Freshdesk is not in this part yet)")
+        return []
+    count = mode.limits_tickets
+    print(
+        f"Zendesk Professional: {LIMITS_ACCOUNT} requests/min for the account, Update Ticket "
+        f"{LIMITS_UPDATE}/min (the agents' UI saves included), the export {LIMITS_EXPORT}/min; "
+        f"`update_share` 0.5 (the default). {count:,} generated tickets plus the bundled ones; "
+        f"agents save one ticket every {AGENT_EVERY:.0f} s; each request takes "
+        f"{REQUEST_TAKES} s of the sandbox clock."
+    )
+    print()
+    runs = []
+    for batches in (False, True):
+        with tempfile.TemporaryDirectory(prefix="bench-daemon-limits-") as scratch:
+            runs.append(limits_run(count, batches=batches, scratch=Path(scratch)))
+    single, batch = runs
+    speedup = batch.per_minute / single.per_minute
+    print(
+        "| path | tickets | all written, sandbox min | whole backfill, sandbox min "
+        "| tickets/min | requests/ticket | PUT tickets/{id} | PUT update_many | daemon 429s "
+        "| 409s | agents' 429s | agents' saves | failed | client CPU s |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in runs:
+        print(
+            f"| {r.path} | {r.tickets:,} | {r.written_min:.1f} | {r.total_min:.1f} "
+            f"| {r.per_minute:,.0f} | {r.requests / r.tickets:.3f} | {r.single_puts:,} "
+            f"| {r.batch_puts:,} | {r.daemon_429} | {r.conflicts:,} | {r.agent_429} "
+            f"| {r.agent_saves:,} | {r.failed} | {r.cpu_s:.1f} |"
+        )
+    print()
+
+    def met(ok: bool) -> str:
+        return "met" if ok else "NOT MET"
+
+    agents_429 = sum(r.agent_429 for r in runs)
+    daemon_429 = sum(r.daemon_429 for r in runs)
+    tickets = sum(r.tickets for r in runs)
+    print("| goal | figure | status |")
+    print("|---|---|---|")
+    print(
+        f"| agents see 0 429s caused by us | {agents_429} (single {single.agent_429}, "
+        f"batches {batch.agent_429}) | {met(agents_429 == 0)} |"
+    )
+    print(
+        f"| daemon ≤ 1 429 per 10,000 tickets | {daemon_429} in {tickets:,} tickets "
+        f"(single {single.daemon_429}, batches {batch.daemon_429}) "
+        f"| {met(daemon_429 * 10_000 <= tickets)} |"
+    )
+    print(
+        f"| batches ≥ 20 times single PUTs, tickets/min | {batch.per_minute:,.0f} / "
+        f"{single.per_minute:,.0f} = {speedup:.1f} times | {met(speedup >= 20)} |"
+    )
+    return [
+        f"LIMITS zendesk agents_429={agents_429} daemon_429={daemon_429} "
+        f"tickets_per_min={batch.per_minute:.0f} "
+        f"single_put_tickets_per_min={single.per_minute:.0f} speedup={speedup:.1f}"
+    ]
+
+
 # --- the run ---------------------------------------------------------------------------------
 
 
@@ -1319,7 +1528,8 @@ def main() -> None:
     parser.add_argument(
         "--parts",
         default="economy,latency,memory",
-        help="comma-separated; `load` (about 50 min a helpdesk, 3 with --quick) only when named",
+        help="comma-separated; `load` (about 50 min a helpdesk, 3 with --quick) and `limits` "
+        "only when named",
     )
     parser.add_argument("--helpdesks", default="zendesk,freshdesk")
     parser.add_argument("--sizes", help="memory run sizes, comma-separated (default by mode)")
@@ -1343,7 +1553,10 @@ def main() -> None:
         part_memory(mode, args.per_customer, helpdesks, sizes)
     if "load" in parts:
         part_load(mode, helpdesks)
+    verdicts = part_limits(mode, helpdesks) if "limits" in parts else []
     print(f"\nbenchmark wall time: {time.perf_counter() - started:.1f} s")
+    for line in verdicts:  # last of all, one line a helpdesk, for scripts to read
+        print(line)
 
 
 if __name__ == "__main__":

@@ -74,6 +74,7 @@ def open_helpdesk(
     sleep: Callable[[float], None] | None = None,
     secrets: Mapping[str, str] | None = None,
     interrupt: Interrupt | None = None,
+    monotonic: Callable[[], float] | None = None,
 ) -> Helpdesk:
     """A connected helpdesk of the configured kind, with its credentials.
 
@@ -84,6 +85,8 @@ def open_helpdesk(
     url = settings.helpdesk_url
     credentials = _credentials(settings, state, http, secrets)
     extra: dict[str, Any] = {} if sleep is None else {"sleep": sleep}
+    if monotonic is not None:  # a simulated clock (tests, benchmarks), with its `sleep`
+        extra["clock"] = monotonic
     shell = HttpShell(
         http,
         credentials=credentials,

@@ -35,6 +35,7 @@ import threading
 import time
 import weakref
 import zlib
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -265,13 +266,15 @@ class Budget:
     share: float = 1.0
     limit: float | None = None
 
-    def of(self, rate: RateLimit) -> RateLimit:
-        """The announced budget as this connector's part of it: the others' share is taken
-        off both the limit and what remains (what they spent shows in what remains)."""
+    def of(self, rate: RateLimit, own: int = 0) -> RateLimit:
+        """The announced budget as this connector's part of it, `own` requests of which it
+        sent in the window: at most `share` of the limit for itself, whatever the others
+        spend of theirs, and never more than what remains at all."""
         if self.share >= 1.0 or rate.limit is None:
             return rate
-        kept = rate.limit * (1.0 - self.share)
-        return RateLimit(rate.limit * self.share, max(rate.remaining - kept, 0.0), rate.reset_after)
+        mine = rate.limit * self.share
+        left = max(min(mine - own, rate.remaining), 0.0)
+        return RateLimit(mine, left, rate.reset_after)
 
 
 _IDLE_BURST = 0.1  # the share of an unknown window spent at once, and the share kept in hand
@@ -440,6 +443,9 @@ class HttpShell:
         # both. Made as requests for them go out or their headers come back.
         self.budgets = dict(budgets or {})
         self.endpoint_pacers: dict[str, Pacer] = {}
+        # When this shell sent each endpoint's requests in the last window: its own part of
+        # a budget it shares with others.
+        self._endpoint_sends: dict[str, deque[float]] = {}
         self.sleep = sleep if interrupt is None else partial(interrupt.sleep, step=sleep)
         self.clock = clock
         self.wall_clock = wall_clock
@@ -494,6 +500,15 @@ class HttpShell:
                 pacer.interval = pacer.window / (budget.limit * budget.share)
         return pacer
 
+    def _own(self, name: str, now: float, pacer: Pacer) -> int:
+        """How many requests of an endpoint this shell sent in the last window."""
+        sends = self._endpoint_sends.get(name)
+        if sends is None:
+            return 0
+        while sends and sends[0] <= now - pacer.window:
+            sends.popleft()
+        return len(sends)
+
     def _delay(self, request: Request, at: float) -> float:
         delay = self.pacer.delay(at)
         if request.budget is not None:
@@ -516,6 +531,7 @@ class HttpShell:
         self.pacer.sent(started)
         if request.budget is not None:
             self.endpoint_pacer(request.budget).sent(started)
+            self._endpoint_sends.setdefault(request.budget, deque()).append(started)
         method, url = request.describe()
         deadline = self.policy.deadline
         watchdog = _Watchdog(deadline, self._streams)
@@ -571,7 +587,17 @@ class HttpShell:
         self.pacer.observe(parse_rate_limit(response.headers, with_endpoints=False), now)
         endpoints = parse_endpoint_limits(response.headers)
         for name, rate in endpoints.items():
-            self.endpoint_pacer(name).observe(self.budgets.get(name, _ALL).of(rate), now)
+            pacer = self.endpoint_pacer(name)
+            own = self._own(name, now, pacer)
+            mine = self.budgets.get(name, _ALL).of(rate, own)
+            if mine.remaining < 1 and own and mine.limit is not None and own >= mine.limit:
+                # Our part is spent: the next request waits until our own oldest leaves the
+                # window (the header's reset is when anyone's oldest does: a probe each time
+                # would spend the others' part).
+                oldest = self._endpoint_sends[name][0]
+                wait = max(mine.reset_after or 0.0, oldest + pacer.window - now)
+                mine = RateLimit(mine.limit, 0.0, wait)
+            pacer.observe(mine, now)
         if wait is None or response.status not in (429, 503):
             return
         spent = {name for name, rate in endpoints.items() if rate.remaining < 1}

@@ -367,7 +367,10 @@ def run_command(
     (the kill points drawn from it), then to the end."""
     clock = OffsetClock()
     sandbox, requests, end = seeded(length.tickets, clock, helpdesk)
-    args = ("run",) if command == "run" else ("backfill", "--since", START.isoformat())
+    # Every ticket noted (a backfill notes open tickets only by default): the most writes,
+    # and the notes in flight that the journal must settle.
+    backfill = ("backfill", "--since", START.isoformat(), "--notes", "all")
+    args = ("run",) if command == "run" else backfill
     with served(sandbox, clock, helpdesk, folder, args) as setup:
         run = Run(setup, requests, command, length.deadline)
         if rng is not None:
