@@ -93,6 +93,7 @@ from connector.sandbox import (
     SeedTicket,
     generate,
 )
+from connector.sandbox.agents import Agents
 from connector.state import State
 from connector.sync import BOOK_ENTRIES, Outcome, Sync
 
@@ -1327,41 +1328,6 @@ SINGLE_ROUTE = "/api/v2/tickets/{id}.json"
 BATCH_ROUTE = "/api/v2/tickets/update_many.json"
 
 
-class Agents:
-    """Agents saving tickets in the Zendesk UI, one every `AGENT_EVERY` s of the sandbox clock.
-
-    As in tests/test_budgets.py: it is the shell's `sleep` (waiting moves the clock, and the
-    agents save meanwhile) and an HTTP observer (each request takes `REQUEST_TAKES`). It also
-    notes when the connector's last accepted write went.
-    """
-
-    def __init__(self, sandbox: Sandbox, clock: ManualClock) -> None:
-        self.sandbox, self.clock = sandbox, clock
-        self.next_save = clock() + timedelta(seconds=AGENT_EVERY)
-        self.tickets = sorted(sandbox.zendesk.tickets)
-        self.saved = 0
-        self.last_write: datetime | None = None
-
-    def advance(self, seconds: float) -> None:
-        end = self.clock() + timedelta(seconds=seconds)
-        while self.next_save <= end:
-            self.clock.advance((self.next_save - self.clock()).total_seconds())
-            self.sandbox.agent_ui_update(self.tickets[self.saved % len(self.tickets)])
-            self.saved += 1
-            self.next_save += timedelta(seconds=AGENT_EVERY)
-        self.clock.advance(max((end - self.clock()).total_seconds(), 0.0))
-
-    def seconds(self) -> float:
-        """The sandbox clock, in seconds, as the shell's monotonic clock."""
-        return (self.clock() - NOW).total_seconds()
-
-    def request_took(self, request: Any, response: Any, *_: object) -> None:
-        # The sandbox applies a write (an update_many job too) when it answers the PUT.
-        if request.method == "PUT" and response is not None and response.status < 300:
-            self.last_write = self.clock()
-        self.advance(REQUEST_TAKES)
-
-
 @dataclass
 class LimitsRun:
     path: str  # "single" or "batches"
@@ -1402,7 +1368,7 @@ def limits_run(count: int, *, batches: bool, scratch: Path) -> LimitsRun:
         helpdesks=("zendesk",),
     )
     tickets = len(sandbox.zendesk.tickets)
-    agents = Agents(sandbox, clock)
+    agents = Agents(sandbox, clock, every=AGENT_EVERY, request_takes=REQUEST_TAKES)
     settings = demo_settings("zendesk", ZENDESK_URL, scratch / ("batches" if batches else "single"))
     state = State(settings.state_file)
     desk = open_helpdesk(

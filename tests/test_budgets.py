@@ -29,13 +29,12 @@ from connector.http import (
     parse_endpoint_limits,
 )
 from connector.sandbox import ManualClock, Sandbox, generate
+from connector.sandbox.agents import Agents
 from connector.sandbox.freshdesk import PLANS
 from connector.sync import Totals
 from tests.test_sync_e2e import open_desk
 
 START = datetime(2026, 3, 6, 15, 0, tzinfo=UTC)
-REQUEST_TAKES = 0.25  # simulated seconds a request takes
-AGENT_EVERY = 2.0  # simulated seconds between two agents' saves in the UI: 30 a minute
 
 
 def test_endpoint_headers_are_read_in_both_spellings() -> None:
@@ -102,42 +101,6 @@ def test_an_endpoints_429_holds_off_that_endpoint_only() -> None:
     slept.clear()
     shell.send(Request("GET", "https://x.example/api/v2/tickets/1.json"), decode)
     assert slept == []
-
-
-class Agents:
-    """Agents saving tickets in the Zendesk UI, 30 a minute, on the sandbox clock; each
-    request the connector makes takes `REQUEST_TAKES` of that clock."""
-
-    def __init__(self, sandbox: Sandbox, clock: ManualClock) -> None:
-        self.sandbox, self.clock = sandbox, clock
-        self.next_save = clock() + timedelta(seconds=AGENT_EVERY)
-        self.tickets = sorted(sandbox.zendesk.tickets)
-        self.saved = 0
-        self.puts: list[float] = []  # when the connector's PUTs went, in sandbox seconds
-
-    def advance(self, seconds: float) -> None:
-        end = self.clock() + timedelta(seconds=seconds)
-        while self.next_save <= end:
-            self.clock.advance((self.next_save - self.clock()).total_seconds())
-            self.sandbox.agent_ui_update(self.tickets[self.saved % len(self.tickets)])
-            self.saved += 1
-            self.next_save += timedelta(seconds=AGENT_EVERY)
-        self.clock.advance(max((end - self.clock()).total_seconds(), 0.0))
-
-    def seconds(self) -> float:
-        """The sandbox clock as the shell's monotonic clock: one time for both."""
-        return (self.clock() - START).total_seconds()
-
-    def request_took(self, request: Request, *_: object) -> None:
-        if request.method == "PUT":
-            self.puts.append((self.clock() - START).total_seconds())
-        self.advance(REQUEST_TAKES)
-
-    def busiest_minute(self) -> int:
-        """The most PUTs the connector sent in any 60 s."""
-        return max(
-            sum(1 for other in self.puts if start <= other < start + 60) for start in self.puts
-        )
 
 
 def backfill(tmp_path: Path, share: float) -> tuple[Sandbox, Totals | None, Agents]:
