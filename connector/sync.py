@@ -604,14 +604,17 @@ class Sync:
 
     def _handle(self, item: Item) -> Outcome:
         prepared = self._prepare(item)
-        if isinstance(prepared, Outcome):
-            return prepared
+        return prepared if isinstance(prepared, Outcome) else self._send(prepared)
+
+    def _send(self, prepared: _Pending) -> Outcome:
+        """Send one prepared write, its note journalled first; a failure is raised, its
+        note settled first (did it land after all?)."""
         self._begin(prepared)
         try:
-            self.helpdesk.apply(item, prepared.plan)
+            self.helpdesk.apply(prepared.item, prepared.plan)
         except ApiError as exc:
             if prepared.plan.note is not None:
-                self._settle_after_failure(item.id, exc)
+                self._settle_after_failure(prepared.item.id, exc)
             raise
         return self._written(prepared)
 
@@ -733,20 +736,16 @@ class Sync:
         return again
 
     def _send_alone(self, prepared: _Pending) -> Outcome:
-        """A prepared write sent by itself, as `handle` would have sent it."""
-        item = prepared.item
-        self._begin(prepared)
+        """A prepared write sent by itself, its failure taken as `handle` takes one."""
         try:
-            self.helpdesk.apply(item, prepared.plan)
+            outcome = self._send(prepared)
         except Interrupted:
-            self.state.wake_at(item.id, self.clock())
+            self.state.wake_at(prepared.item.id, self.clock())
             raise
         except ApiError as exc:
-            if prepared.plan.note is not None:
-                self._settle_after_failure(item.id, exc)
             return self._failed_write(prepared, exc)
         self._failing = 0
-        return self._written(prepared)
+        return outcome
 
     def _send_batch(self, batch: list[_Pending]) -> list[tuple[_Pending, Outcome]]:
         # A process that dies with the job in flight leaves up to a hundred writes whose

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from connector.errors import NotFound
 from connector.sandbox import ManualClock, OffsetClock, Sandbox, generate
 from connector.state import State
 from connector.sync import Totals
@@ -179,3 +180,26 @@ def test_a_backfill_in_batches_killed_twice_ends_as_an_uninterrupted_one(tmp_pat
         state = State(tmp_path / "killed" / "state" / "state.sqlite3")
         assert state.pending_notes() == []
         state.close()
+
+
+def test_freshdesk_takes_a_batch_one_write_at_a_time(tmp_path: Path) -> None:
+    """Freshdesk has no batch of different changes (`batches` is False): `apply_many` sends
+    each write alone and reports each one's outcome, a refused one among them."""
+    desk = open_desk("freshdesk", tmp_path)
+    helpdesk = desk.sync.helpdesk
+    assert not helpdesk.batches
+    desk.clock.advance(61)
+    page = next(iter(helpdesk.poll(None, BEGIN)))
+    writes = []
+    for item in page.items[:3]:
+        desired = desk.sync.decide(item, record=False).desired
+        assert desired is not None
+        plan = helpdesk.plan(item, desired, None)
+        assert plan is not None
+        writes.append((item, plan))
+    del desk.sandbox.freshdesk.tickets[int(writes[1][0].id)]  # gone meanwhile
+    errors = helpdesk.apply_many(writes)
+    assert errors[0] is None
+    assert isinstance(errors[1], NotFound)
+    assert errors[2] is None
+    assert "sla_" in " ".join(desk.tags(int(writes[2][0].id)))

@@ -16,7 +16,6 @@ import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import cached_property
-from operator import itemgetter
 from typing import TypeVar
 from weakref import WeakKeyDictionary
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -47,7 +46,7 @@ from connector.sla.model import (
     TicketFacts,
     trusted,
 )
-from connector.sla.pausing import Spell, accrue, paused_spells
+from connector.sla.pausing import Spell, accrue, epoch_history, paused_spells
 from connector.sla.quotas import STANDARD, Ledger, QuotaUse, reach
 from connector.timeutil import (
     format_instant,
@@ -896,18 +895,8 @@ class _Decider:
 
     @cached_property
     def _history(self) -> list[tuple[int, str]]:
-        """The status history as (epoch, status), oldest first (a stable sort by instant)."""
-        history: list[tuple[int, str]] = []
-        append, last, ordered = history.append, None, True
-        for change in self.facts.status_history:
-            whole = to_epoch(change.at)
-            if last is not None and whole < last:
-                ordered = False
-            append((whole, change.status))
-            last = whole
-        if not ordered:
-            history.sort(key=itemgetter(0))  # stable: changes at one instant keep their order
-        return history
+        """The status history as (epoch, status), oldest first."""
+        return epoch_history(self.facts.status_history)
 
     def _paused(
         self,

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from connector.sla.calendar import BusinessCalendar
 from connector.sla.contract import Contract, TargetSpec
 from connector.sla.model import Decision, TargetResult, TicketFacts
-from connector.sla.pausing import paused_spells
+from connector.sla.pausing import epoch_history, paused_spells
 from connector.timeutil import format_span, from_epoch, to_epoch
 
 __all__ = ["due_timeline"]
@@ -66,7 +66,7 @@ def _spells(
     """The closed spells that stopped the target's clock before its due instant."""
     if spec is None or not spec.paused_by or not facts.status_history or result.due is None:
         return []
-    history = sorted(((to_epoch(c.at), c.status) for c in facts.status_history), key=lambda e: e[0])
+    history = epoch_history(facts.status_history)
     until = min(to_epoch(now), to_epoch(result.due))
     if result.achieved_at is not None:
         until = min(until, to_epoch(result.achieved_at))

@@ -15,11 +15,21 @@ No loop over minutes or days: between two spells the measure's own `add` finds t
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable, Sequence
+from operator import itemgetter
 
-__all__ = ["Spell", "accrue", "paused_spells"]
+from connector.sla.model import StatusChange
+from connector.timeutil import to_epoch
+
+__all__ = ["Spell", "accrue", "epoch_history", "paused_spells"]
 
 # [start, end) in epoch seconds; end None: still paused at the last instant known.
 Spell = tuple[int, int | None]
+
+
+def epoch_history(changes: Iterable[StatusChange]) -> list[tuple[int, str]]:
+    """A status history as (epoch seconds, status), oldest first; changes at one instant keep
+    their order (a stable sort: the last of them holds)."""
+    return sorted(((to_epoch(c.at), c.status) for c in changes), key=itemgetter(0))
 
 
 def paused_spells(

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 
-from connector.errors import ApiError, Conflict, NotFound
+from connector.errors import ApiError, Conflict, Interrupted, NotFound
 from connector.helpdesks.adapter import Item, Page, Plan, StatusPage
 from connector.helpdesks.freshdesk.client import FreshdeskClient
 from connector.helpdesks.freshdesk.mapping import FreshdeskView, writes_for
@@ -122,8 +122,19 @@ class FreshdeskHelpdesk:
         return Plan(writes.update, writes.note, changes, writes.dropped)
 
     def apply_many(self, writes: Sequence[tuple[Item, Plan]]) -> list[ApiError | None]:
-        """Not offered (`batches` is False): each write goes alone."""
-        raise NotImplementedError("Freshdesk writes go one by one")
+        """Each write sent alone, in turn (Freshdesk's bulk update applies one change to many
+        tickets, not a different change to each): each one's error, None when it landed."""
+        errors: list[ApiError | None] = []
+        for item, plan in writes:
+            try:
+                self.apply(item, plan)
+            except Interrupted:
+                raise
+            except ApiError as exc:
+                errors.append(exc)
+            else:
+                errors.append(None)
+        return errors
 
     def apply(self, item: Item, plan: Plan) -> None:
         """The update first, then the note (a note is never sent before its fields)."""

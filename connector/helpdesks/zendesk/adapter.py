@@ -12,7 +12,7 @@ from connector.helpdesks.mapping import DesiredResults, find_note_fingerprint
 from connector.helpdesks.zendesk.client import ZendeskClient
 from connector.helpdesks.zendesk.mapping import STATUSES, ZendeskView, update_for
 from connector.helpdesks.zendesk.models import Ticket, TicketPage, TicketUpdate, TicketWrite
-from connector.helpdesks.zendesk.sansio import MAX_IDS, update_many_request
+from connector.helpdesks.zendesk.sansio import MAX_IDS, UPDATE_MANY_PATH
 from connector.sla.model import Status
 from connector.timeutil import format_instant, from_epoch, parse_instant, to_epoch
 
@@ -142,8 +142,7 @@ class ZendeskHelpdesk:
         job = self.client.update_many(batch)
         if not job.finished:
             job = self.client.wait_for_job(job.id)
-        request = update_many_request(self.client.base_url, batch)
-        method, url = request.describe()
+        method, url = "PUT", f"{self.client.base_url}{UPDATE_MANY_PATH}"
         by_id = {result.id: result for result in job.results if result.id is not None}
         errors: list[ApiError | None] = []
         for write in batch:

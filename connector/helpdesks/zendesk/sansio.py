@@ -50,6 +50,7 @@ __all__ = [
     "MAX_IDS",
     "SIDELOADS",
     "UPDATE_BUDGET",
+    "UPDATE_MANY_PATH",
     "base_url_for",
     "custom_statuses_request",
     "decode_custom_statuses",
@@ -76,6 +77,7 @@ __all__ = [
 ]
 
 EXPORT_PATH = "/api/v2/incremental/tickets/cursor.json"
+UPDATE_MANY_PATH = "/api/v2/tickets/update_many.json"
 EVENTS_PATH = "/api/v2/incremental/ticket_events.json"
 EVENTS_PAGE = 1000  # audits a full page of the events export holds
 # The endpoints' own budgets, as Zendesk names them in its `Zendesk-RateLimit-<name>` headers:
@@ -224,7 +226,7 @@ def update_many_request(base: str, writes: Sequence[TicketWrite]) -> Request:
         if write.update.is_empty:
             raise ValueError(f"ticket {write.ticket_id}: nothing to update")
         tickets.append({"id": write.ticket_id, **ticket_body(write.update, write.updated_stamp)})
-    return Request("PUT", f"{base}/api/v2/tickets/update_many.json", json={"tickets": tickets})
+    return Request("PUT", f"{base}{UPDATE_MANY_PATH}", json={"tickets": tickets})
 
 
 def job_status_request(base: str, job_id: str) -> Request:
