@@ -1391,7 +1391,9 @@ def limits_run(count: int, *, batches: bool, scratch: Path) -> LimitsRun:
     finally:
         desk.close()
         state.close()
-    last = agents.last_write or ended
+    # The last write that landed: a PUT's answer, or the last update_many entry that ran.
+    landed = [t for t in (agents.last_write, sandbox.zendesk.last_entry_at) if t is not None]
+    last = max(landed, default=ended)
 
     def puts(route: str) -> int:
         return sandbox.counters.total(helpdesk="zendesk", method="PUT", route=route)
@@ -1414,15 +1416,212 @@ def limits_run(count: int, *, batches: bool, scratch: Path) -> LimitsRun:
     )
 
 
+FRESHDESK_PLAN = "pro"  # 400 credits a minute, ticket update 160, tickets list 100
+NOTE_ROUTE = "/api/v2/tickets/{id}/notes"
+
+
+@dataclass
+class FreshdeskLimitsRun:
+    tickets: int
+    open_tickets: int  # neither resolved nor closed
+    written_min: float
+    requests: int
+    by_route: dict[tuple[str, str], int]  # (method, route) -> requests
+    open_requests: int  # the requests naming an open ticket (update, note, conversation)
+    closed_notes: int  # notes posted on resolved or closed tickets
+    per_ticket_requests: int  # the requests naming any one ticket
+    notes: int
+    daemon_429: int
+    busiest: dict[str, int]  # sub-limit name -> most calls in any 60 s of the sandbox clock
+    failed: int
+    cpu_s: float
+
+    @property
+    def per_minute(self) -> float:
+        return self.tickets / self.written_min if self.written_min > 0 else math.nan
+
+    @property
+    def lists(self) -> int:
+        return self.by_route.get(("GET", "/api/v2/tickets"), 0)
+
+
+def limits_run_freshdesk(count: int, *, scratch: Path) -> FreshdeskLimitsRun:
+    """Backfill `count` generated tickets (plus the bundled ones) on a fresh sandbox at
+    Freshdesk Pro's limits and sub-limits; `--notes open`, as `backfill` by default."""
+    start = NOW
+    clock = ManualClock(start)
+    sandbox = Sandbox.seeded(clock=clock, anchor=start, freshdesk_plan=FRESHDESK_PLAN)
+    sandbox.seed(
+        generate(count, seed=11, anchor=start - GENERATE_LAG),
+        customers=(),
+        helpdesks=("freshdesk",),
+    )
+    tickets = sandbox.freshdesk.tickets
+    open_ids = {str(i) for i, t in tickets.items() if t.status not in (4, 5)}
+    agents = Agents(sandbox, clock, every=None, request_takes=REQUEST_TAKES)
+    sent: list[tuple[float, str, str, int]] = []  # (clock s, method, path, status)
+
+    def record(request: Any, response: Any = None, *_: object) -> None:
+        status = 0 if response is None else response.status
+        sent.append((agents.seconds(), request.method, httpx.URL(request.url).path, status))
+
+    settings = demo_settings(
+        "freshdesk",
+        FRESHDESK_URL,
+        scratch / "freshdesk",
+        freshdesk={"url": FRESHDESK_URL, "plan": FRESHDESK_PLAN},
+    )
+    state = State(settings.state_file)
+    desk = open_helpdesk(
+        settings,
+        state,
+        transport=sandbox.freshdesk_transport(),
+        secrets=sandbox_secrets(sandbox),
+        sleep=agents.advance,
+        observers=[record, agents.request_took],
+        monotonic=agents.seconds,
+    )
+    sync = Sync(desk, state, load_rules(settings), clock=clock, log=_log(), notes="open")
+    try:
+        began, cpu = clock(), time.process_time()
+        totals = sync.poll("backfill", start - timedelta(days=400))
+        woken = sync.wake()
+        cpu = time.process_time() - cpu
+        ended = clock()
+    finally:
+        desk.close()
+        state.close()
+    last = agents.last_write or ended
+    by_route: dict[tuple[str, str], int] = {}
+    open_requests = per_ticket = closed_notes = 0
+    for _, method, path, _status in sent:
+        parts = path.split("/")  # /api/v2/tickets/{id}[/notes|/conversations]
+        ticket = parts[4] if len(parts) > 4 and parts[4].isdigit() else None
+        route = "/".join([*parts[:4], *(["{id}"] if ticket else parts[4:5]), *parts[5:]])
+        by_route[(method, route)] = by_route.get((method, route), 0) + 1
+        if ticket is not None:
+            per_ticket += 1
+            open_requests += ticket in open_ids
+            closed_notes += route == NOTE_ROUTE and ticket not in open_ids
+    busiest = {
+        "tickets-update": _busiest(s for s, m, p, _ in sent if m == "PUT"),
+        "tickets-list": _busiest(
+            s for s, m, p, _ in sent if m == "GET" and p.endswith("/api/v2/tickets")
+        ),
+        "account": _busiest(s for s, *_ in sent),
+    }
+    return FreshdeskLimitsRun(
+        len(tickets),
+        len(open_ids),
+        (last - began).total_seconds() / 60,
+        len(sent),
+        by_route,
+        open_requests,
+        closed_notes,
+        per_ticket,
+        by_route.get(("POST", NOTE_ROUTE), 0),
+        sum(1 for *_, status in sent if status == 429),
+        busiest,
+        totals.failed + woken.failed,
+        cpu,
+    )
+
+
+def _busiest(instants: Iterable[float]) -> int:
+    """The most of these instants in any 60 s."""
+    times = sorted(instants)
+    most, first = 0, 0
+    for last, at in enumerate(times):
+        while at - times[first] >= 60:
+            first += 1
+        most = max(most, last - first + 1)
+    return most
+
+
+def part_limits_freshdesk(mode: Mode) -> str:
+    """Print the Freshdesk table; returns its `LIMITS` line."""
+    from connector.sandbox.freshdesk import PLANS
+
+    limits = PLANS[FRESHDESK_PLAN]
+    count = mode.limits_tickets
+    print(
+        f"\nFreshdesk Pro: {limits['account']} credits/min for the account, ticket update "
+        f"{limits['tickets-update']}/min, tickets list {limits['tickets-list']}/min (Freshdesk "
+        f'announces neither sub-limit: `plan = "pro"` tells the connector); '
+        f"`budget_share` 1.0 (the default). {count:,} generated tickets plus the bundled ones; "
+        f"`--notes open` (the default). Each request takes {REQUEST_TAKES} s of the sandbox "
+        "clock.\n"
+    )
+    with tempfile.TemporaryDirectory(prefix="bench-daemon-limits-") as scratch:
+        r = limits_run_freshdesk(count, scratch=Path(scratch))
+    notes = r.notes
+    lists_per_ticket = r.lists / r.tickets
+    print(
+        "| tickets | open | all written, sandbox min | tickets/min | requests | requests/ticket "
+        "| list pages | PUT tickets/{id} | POST notes | other | daemon 429s | failed "
+        "| client CPU s |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    puts = r.by_route.get(("PUT", "/api/v2/tickets/{id}"), 0)
+    other = r.requests - r.lists - puts - notes
+    print(
+        f"| {r.tickets:,} | {r.open_tickets:,} | {r.written_min:.1f} | {r.per_minute:,.0f} "
+        f"| {r.requests:,} | {r.requests / r.tickets:.3f} | {r.lists:,} | {puts:,} | {notes:,} "
+        f"| {other:,} | {r.daemon_429} | {r.failed} | {r.cpu_s:.1f} |"
+    )
+    print()
+    print("| endpoint | limit/min | busiest minute | share |")
+    print("|---|---:|---:|---:|")
+    for name, busiest in r.busiest.items():
+        limit = limits[name]
+        print(f"| {name} | {limit} | {busiest} | {busiest / limit:.2f} |")
+    print()
+    open_per_ticket = r.open_requests / r.open_tickets + lists_per_ticket
+    open_notes = notes / r.open_tickets
+    print("| goal | figure | status |")
+    print("|---|---|---|")
+    print(
+        f"| daemon ≤ 1 429 per 10,000 tickets | {r.daemon_429} in {r.tickets:,} tickets "
+        f"| {'met' if r.daemon_429 * 10_000 <= r.tickets else 'NOT MET'} |"
+    )
+    without_note = open_per_ticket - open_notes
+    print(
+        f"| ≤ 1.05 requests per open ticket | {open_per_ticket:.3f}: {without_note:.3f} for "
+        f"the list pages and the update, {open_notes:.3f} for the private note (Freshdesk "
+        f"takes a note only as a request of its own) | "
+        f"{'met' if without_note <= 1.05 else 'NOT MET'} without the note; "
+        f"{open_notes:.2f} more with it |"
+    )
+    print(
+        f"| no note on solved or closed tickets (`--notes open`) | {r.closed_notes} notes on "
+        f"{r.tickets - r.open_tickets:,} resolved or closed tickets ({notes:,} on "
+        f"{r.open_tickets:,} open ones) | {'met' if r.closed_notes == 0 else 'NOT MET'} |"
+    )
+    return (
+        f"LIMITS freshdesk agents_429=0 daemon_429={r.daemon_429} "
+        f"tickets_per_min={r.per_minute:.0f} single_put_tickets_per_min={r.per_minute:.0f} "
+        f"speedup=1.0 requests_per_ticket={r.requests / r.tickets:.3f} "
+        f"requests_per_open_ticket={open_per_ticket:.3f} "
+        f"requests_per_open_ticket_without_note={without_note:.3f}"
+    )
+
+
 def part_limits(mode: Mode, helpdesks: tuple[str, ...]) -> list[str]:
     """Print the part's tables; returns its `LIMITS` lines, printed last of all."""
     print(
-        "\n## 5. Limits: a Zendesk backfill at a real account's limits, agents beside it "
+        "\n## 5. Limits: backfills at real accounts' limits, Zendesk's agents beside it "
         "(in process, sandbox clock)\n"
     )
-    if "zendesk" not in helpdesks:
-        print("- zendesk not among --helpdesks: nothing run (Freshdesk is not in this part yet)")
-        return []
+    verdicts = []
+    if "zendesk" in helpdesks:
+        verdicts.append(part_limits_zendesk(mode))
+    if "freshdesk" in helpdesks:
+        verdicts.append(part_limits_freshdesk(mode))
+    return verdicts
+
+
+def part_limits_zendesk(mode: Mode) -> str:
+    """Print the Zendesk tables; returns its `LIMITS` line."""
     count = mode.limits_tickets
     print(
         f"Zendesk Professional: {LIMITS_ACCOUNT} requests/min for the account, Update Ticket "
@@ -1474,11 +1673,11 @@ def part_limits(mode: Mode, helpdesks: tuple[str, ...]) -> list[str]:
         f"| batches ≥ 20 times single PUTs, tickets/min | {batch.per_minute:,.0f} / "
         f"{single.per_minute:,.0f} = {speedup:.1f} times | {met(speedup >= 20)} |"
     )
-    return [
+    return (
         f"LIMITS zendesk agents_429={agents_429} daemon_429={daemon_429} "
         f"tickets_per_min={batch.per_minute:.0f} "
         f"single_put_tickets_per_min={single.per_minute:.0f} speedup={speedup:.1f}"
-    ]
+    )
 
 
 # --- the run ---------------------------------------------------------------------------------

@@ -217,10 +217,11 @@ def _service_commands(commands: Any) -> None:
     )
     backfill.add_argument(
         "--batch",
-        action="store_true",
+        action=argparse.BooleanOptionalAction,
         help="send the writes in batch jobs of up to 100 tickets where the helpdesk has them "
-        "(Zendesk's update_many): one request for a hundred, none of the Update Ticket budget "
-        "the agents share",
+        "(Zendesk's update_many; the default unless [zendesk] batch_writes is false): one "
+        "request for a hundred, none of the Update Ticket budget the agents share; "
+        "--no-batch sends one update per ticket",
     )
     backfill.add_argument(
         "--notes",

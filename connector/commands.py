@@ -131,7 +131,7 @@ def _sync_once(settings: Settings, out: TextIO, new_state: bool) -> int:
     log = logs.get_logger("sla-connector")
     rules = load_rules(settings)
     with _opened(settings, claim="sync --once", new_state=new_state) as (state, helpdesk):
-        sync = Sync(helpdesk, state, rules, clock=_utcnow, log=log)
+        sync = Sync(helpdesk, state, rules, clock=_utcnow, log=log, batches=settings.batch_writes)
         sync.settle_journal()
         start = settings.first_poll_start(_utcnow())
         sync.read_statuses(STATUS_CURSOR, start)
@@ -252,7 +252,7 @@ def _backfill(settings: Settings, args: argparse.Namespace, out: TextIO, err: Te
             dry_run=args.dry_run,
             observe=observe,
             notes=args.notes,
-            batches=args.batch,
+            batches=settings.batch_writes if args.batch is None else args.batch,
         )
         if not args.dry_run:
             # Notes a killed run left in flight: settled, and their tickets re-decided at the

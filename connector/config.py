@@ -111,6 +111,10 @@ class ZendeskSettings(_Section):
     # The share of the Update Ticket budget (100 a minute an account) the connector may spend:
     # the agents' own updates in the Zendesk UI spend the same budget.
     update_share: float = Field(default=0.5, gt=0, le=1)
+    # Bursts of writes (a backfill's pages, the first poll, many tickets turning at risk at
+    # once) go in update_many jobs of up to 100 tickets: one request of the account's budget
+    # and none of Update Ticket's. Off: one update a ticket, always.
+    batch_writes: bool = True
 
     _https_only = field_validator("url")(_helpdesk_url)
 
@@ -180,6 +184,12 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The file's values arrive as init arguments; the environment wins over them.
         return env_settings, init_settings
+
+    @property
+    def batch_writes(self) -> bool:
+        """Whether bursts of writes may go in the helpdesk's batch jobs (`[zendesk]
+        batch_writes`; Freshdesk has none)."""
+        return self.zendesk.batch_writes
 
     @property
     def mapping_file(self) -> Path:

@@ -71,7 +71,13 @@ class Daemon:
         self.notifier = notifier or Notifier()
         self.clock = clock
         self.sync = Sync(
-            helpdesk, state, load_rules(settings), clock=clock, log=log, observe=self._observe
+            helpdesk,
+            state,
+            load_rules(settings),
+            clock=clock,
+            log=log,
+            observe=self._observe,
+            batches=settings.batch_writes,
         )
         self._stop = False
         self._reload = False

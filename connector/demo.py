@@ -91,7 +91,15 @@ def _demo_one(
 ) -> int:
     rules = load_rules(settings)
     state = State(settings.state_file)
-    helpdesk = open_helpdesk(settings, state, secrets=sandbox_secrets(sandbox))
+    # The demo's world runs on the sandbox's clock: a wait of the connector (a batch job
+    # running, a rate limit) moves that clock instead of holding the terminal.
+    helpdesk = open_helpdesk(
+        settings,
+        state,
+        secrets=sandbox_secrets(sandbox),
+        sleep=clock.sleep,
+        monotonic=lambda: clock().timestamp(),
+    )
     out.write(f"\n== {settings.helpdesk} ({settings.helpdesk_url})\n")
     outcomes: list[Outcome] = []
     try:

@@ -7,7 +7,8 @@ What it keeps, and why:
   open periods are read from here instead of the helpdesk), the fingerprint of the results last
   made true on the helpdesk and of the last note posted (a note is never posted twice).
 - `journal`: a note-carrying write in flight. A row left behind means the process died between
-  sending and recording: the helpdesk's conversation is read to learn whether the note landed.
+  sending and recording: the helpdesk's conversation is read to learn whether the note landed,
+  or, for a write sent in a batch job whose id came back, the job's own results.
 - `wakeups`: when each ticket's decision next changes by itself (at risk, breached), so the
   daemon re-decides it then without waiting for anyone to touch it.
 - `tokens`: rotated OAuth tokens (the refresh token changes on every refresh).
@@ -37,9 +38,12 @@ from connector.errors import ConfigError, ConnectorError, Problem
 from connector.sla.model import StatusChange, TicketFacts
 from connector.timeutil import from_epoch, to_epoch
 
-__all__ = ["Busy", "State", "StateUnavailable", "TicketRecord"]
+__all__ = ["UNKNOWN_JOB", "Busy", "State", "StateUnavailable", "TicketRecord"]
 
 _STATUS_HISTORY = TypeAdapter(list[StatusChange])
+# The job of a journalled write sent in a batch job whose id the helpdesk has not given (yet):
+# the job may run later, so the write is settled only just before the ticket's next write.
+UNKNOWN_JOB = "?"
 
 # Each entry moves the schema one version up; never edit one that has shipped.
 MIGRATIONS: tuple[str, ...] = (
@@ -86,6 +90,11 @@ MIGRATIONS: tuple[str, ...] = (
     # paused targets need them, and neither helpdesk gives them with the ticket.
     """
     ALTER TABLE tickets ADD COLUMN statuses TEXT;
+    """,
+    # The batch job a journalled write went in (Zendesk's update_many): a crash with the job
+    # in flight is settled from the job's own results, once it has finished.
+    """
+    ALTER TABLE journal ADD COLUMN job TEXT;
     """,
 )
 
@@ -574,13 +583,48 @@ class State:
 
     # --- the write journal ----------------------------------------------------------------
 
-    def begin_note(self, ticket: str, fingerprint: str, now: datetime) -> None:
-        """Journal a write carrying a note, before sending it."""
+    def begin_note(
+        self, ticket: str, fingerprint: str, now: datetime, job: str | None = None
+    ) -> None:
+        """Journal a write carrying a note, before sending it (`job`: in a batch job, its id
+        or `UNKNOWN_JOB` until the helpdesk gave one)."""
         with self.transaction():
             self.db.execute(
-                "INSERT OR REPLACE INTO journal (ticket, note, started_at) VALUES (?, ?, ?)",
-                (ticket, fingerprint, to_epoch(now)),
+                "INSERT OR REPLACE INTO journal (ticket, note, started_at, job) "
+                "VALUES (?, ?, ?, ?)",
+                (ticket, fingerprint, to_epoch(now), job),
             )
+
+    def set_job(self, tickets: Sequence[str], job: str) -> None:
+        """Record the batch job that carries these journalled writes."""
+        with self.transaction():
+            self.db.executemany(
+                "UPDATE journal SET job = ? WHERE ticket = ?", [(job, t) for t in tickets]
+            )
+
+    def pending_job(self, ticket: str) -> tuple[str, datetime] | None:
+        """The batch job carrying the ticket's journalled write, if one does, and when it
+        was sent."""
+        row = self.db.execute(
+            "SELECT job, started_at FROM journal WHERE ticket = ?", (ticket,)
+        ).fetchone()
+        return None if row is None or row[0] is None else (str(row[0]), from_epoch(int(row[1])))
+
+    def pending_jobs(self) -> dict[str, tuple[datetime, list[str]]]:
+        """Each batch job with journalled writes left, its id known: when it was sent, its
+        tickets."""
+        jobs: dict[str, tuple[datetime, list[str]]] = {}
+        rows = self.db.execute(
+            "SELECT job, ticket, started_at FROM journal WHERE job IS NOT NULL AND job != ? "
+            "ORDER BY job, ticket",
+            (UNKNOWN_JOB,),
+        )
+        for job, ticket, started in rows:
+            sent = from_epoch(int(started))
+            earliest, tickets = jobs.setdefault(str(job), (sent, []))
+            tickets.append(str(ticket))
+            jobs[str(job)] = (min(earliest, sent), tickets)
+        return jobs
 
     def pending_note(self, ticket: str) -> str | None:
         """The fingerprint of a note whose write may or may not have landed."""

@@ -14,7 +14,7 @@ Written once for every helpdesk (`connector.helpdesks.adapter.Helpdesk`). The ru
 from __future__ import annotations
 
 import hashlib
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -33,7 +33,7 @@ from connector.errors import (
     RateLimited,
     UnmappedTicket,
 )
-from connector.helpdesks.adapter import Helpdesk, Item, Plan
+from connector.helpdesks.adapter import Helpdesk, Item, Jobs, Plan
 from connector.helpdesks.mapping import (
     DesiredResults,
     HelpdeskMapping,
@@ -45,7 +45,7 @@ from connector.sla.contract import Contract
 from connector.sla.engine import decide, decide_with
 from connector.sla.model import Decision, StatusChange, TicketFacts
 from connector.sla.quotas import Ledger, LedgerBook, Reach, reach
-from connector.state import State
+from connector.state import UNKNOWN_JOB, State
 from connector.timeutil import format_instant
 
 __all__ = ["Outcome", "Rules", "Sync", "Totals", "results_fingerprint"]
@@ -63,7 +63,9 @@ UNMAPPED_TAG = "sla_unmapped"
 # A page (or a wake-up pass) with this many writes or more sends them as batch jobs where the
 # helpdesk has them; fewer go one by one (a job costs its status polls and seconds of waiting).
 BATCH_FROM = 10
-BATCH_SIZE = 100  # Zendesk's update_many takes 100 tickets a request
+# Jobs of ours queued or running at once: a third of Zendesk's 30 an account, the rest left to
+# the account's other integrations. A job runs about 10 s; ten in flight keep the writes going.
+JOBS_IN_FLIGHT = 10
 
 
 @dataclass
@@ -297,7 +299,7 @@ class Sync:
         dry_run: bool = False,
         observe: Callable[[Outcome], None] | None = None,
         notes: Literal["all", "open", "none"] = "all",
-        batches: bool = False,
+        batches: bool = True,
     ) -> None:
         self.helpdesk = helpdesk
         # Whether writes may go in batch jobs where the helpdesk has them (see `handle_all`).
@@ -449,13 +451,43 @@ class Sync:
     def settle_journal(self) -> int:
         """Settle the notes a crash left in flight (best effort); returns how many.
 
-        Each settled ticket is also queued for a re-decision now: its write may have landed
-        after all, and it may never come back in a poll (a backfill's own write moves it past
-        `--until`), so the wake-up records what it shows.
+        A write sent in a batch job whose id came back is settled from the job's results
+        (one request for its hundred tickets, waiting for a job still running); any other from
+        the ticket's conversation. Each settled ticket is also queued for a re-decision now:
+        its write may have landed after all, and it may never come back in a poll (a
+        backfill's own write moves it past `--until`), so the wake-up records what it shows.
         """
         settled = 0
+        unsettled: set[str] = set()
         with self.state.writer():
+            jobs = self.helpdesk.jobs
+            pending = self.state.pending_jobs() if jobs is not None else {}
+            for job, (sent, tickets) in pending.items():
+                assert jobs is not None
+                try:
+                    ago = (self.clock() - sent).total_seconds()
+                    errors = jobs.results(job, tickets, sent_ago=ago)
+                except NotFound:
+                    continue  # gone (kept a day): the conversations say, below
+                except ApiError as exc:
+                    self.log.warning("journal_unsettled", job=job, error=str(exc))
+                    unsettled.update(tickets)
+                    continue
+                for ticket, error in zip(tickets, errors, strict=True):
+                    try:
+                        if not self._settle_from_job(ticket, job, error):
+                            self._settle_pending(ticket)  # the job is over: the conversation
+                    except ApiError as exc:
+                        self.log.warning("journal_unsettled", ticket=ticket, error=str(exc))
+                        continue
+                    self.state.wake_at(ticket, self.clock())
+                    settled += 1
             for ticket, _ in self.state.pending_notes():
+                if ticket in unsettled or self.state.pending_job(ticket) is not None:
+                    # A job still to settle, or one whose id never came back: it may run
+                    # later, so only a read of the ticket just before its next write settles
+                    # it (whichever of the two writes comes second is refused, same stamp).
+                    continue
                 try:
                     self._settle_pending(ticket)
                 except ApiError as exc:
@@ -639,7 +671,7 @@ class Sync:
         outcome.changed = record.results != fingerprint
         posted = record.note
         if self.state.pending_note(item.id) is not None:
-            posted = self._settle_pending(item.id)
+            posted = self._settle_journalled(item.id)
         elif posted is None and record.results is None and self._may_show_our_note(item, desired):
             # This state never wrote the ticket, yet it shows tags of ours: another state wrote
             # it (one lost, restored from an old copy, or a second installation). Its own notes
@@ -658,10 +690,10 @@ class Sync:
         note = desired.note_fingerprint if plan.note is not None else None
         return _Pending(item, outcome, plan, fingerprint, note)
 
-    def _begin(self, pending: _Pending) -> None:
+    def _begin(self, pending: _Pending, job: str | None = None) -> None:
         """Journal the note a write carries, before sending it."""
         if pending.note is not None:
-            self.state.begin_note(pending.item.id, pending.note, self.clock())
+            self.state.begin_note(pending.item.id, pending.note, self.clock(), job)
 
     def _written(self, pending: _Pending) -> Outcome:
         """Record a write the helpdesk took."""
@@ -675,15 +707,17 @@ class Sync:
 
     def handle_all(self, items: Sequence[Item]) -> list[Outcome]:
         """`handle` each ticket; where the helpdesk takes batch jobs (Zendesk's update_many)
-        and `BATCH_FROM` or more of them need a write, their writes go in jobs of up to
-        `BATCH_SIZE`: one request where there were a hundred, none of Update Ticket's budget
-        (which the agents share). Each ticket is decided in order first, as alone; its note
-        is journalled before its job is sent; a ticket whose entry failed is handled alone
-        (a conflict: read again, decided again), as after a failed single write.
+        and `BATCH_FROM` or more of them need a write, their writes go in jobs: one request
+        where there were a hundred, none of Update Ticket's budget (which the agents share).
+
+        Each ticket is decided in order first, as alone; the notes of a job are journalled
+        before it is sent and the job's id once it is queued; up to `JOBS_IN_FLIGHT` jobs run
+        at once; a ticket whose entry failed is handled alone (a conflict: read again, decided
+        again), as after a failed single write.
         """
-        batches = self.batches and self.helpdesk.batches
+        jobs = self.helpdesk.jobs if self.batches else None
         ids = [item.id for item in items]
-        if not batches or self.dry_run or len(items) < BATCH_FROM or len(set(ids)) < len(ids):
+        if jobs is None or self.dry_run or len(items) < BATCH_FROM or len(set(ids)) < len(ids):
             return [self.handle(item) for item in items]
         outcomes: dict[str, Outcome] = {}
         pending: list[_Pending] = []
@@ -705,9 +739,8 @@ class Sync:
             for prepared in pending:
                 outcomes[prepared.item.id] = self._send_alone(prepared)
         else:
-            for start in range(0, len(pending), BATCH_SIZE):
-                for prepared, outcome in self._send_batch(pending[start : start + BATCH_SIZE]):
-                    outcomes[prepared.item.id] = outcome
+            for prepared, outcome in self._send_jobs(jobs, pending):
+                outcomes[prepared.item.id] = outcome
         return [outcomes[item_id] for item_id in ids]
 
     def _decided_again(
@@ -747,7 +780,36 @@ class Sync:
         self._failing = 0
         return outcome
 
-    def _send_batch(self, batch: list[_Pending]) -> list[tuple[_Pending, Outcome]]:
+    def _send_jobs(self, jobs: Jobs, pending: list[_Pending]) -> list[tuple[_Pending, Outcome]]:
+        """Send the writes in jobs, `JOBS_IN_FLIGHT` at most running; each one's outcome."""
+        done: list[tuple[_Pending, Outcome]] = []
+        in_flight: deque[tuple[str, datetime, list[_Pending]]] = deque()
+        try:
+            for start in range(0, len(pending), jobs.size):
+                if len(in_flight) >= JOBS_IN_FLIGHT:
+                    done += self._job_done(jobs, *in_flight.popleft())
+                batch = pending[start : start + jobs.size]
+                sent_at = self.clock()
+                sent = self._queue_job(jobs, batch)
+                if isinstance(sent, str):
+                    in_flight.append((sent, sent_at, batch))
+                else:
+                    done += sent
+            while in_flight:
+                done += self._job_done(jobs, *in_flight.popleft())
+        except Interrupted:
+            # Jobs may be running: their tickets are journalled with them and queued for now.
+            # The ones not sent yet are queued too (a wake-up pass has no page to take again).
+            finished = {prepared.item.id for prepared, _ in done}
+            for prepared in pending:
+                if prepared.item.id not in finished:
+                    self.state.wake_at(prepared.item.id, self.clock())
+            raise
+        return done
+
+    def _queue_job(self, jobs: Jobs, batch: list[_Pending]) -> str | list[tuple[_Pending, Outcome]]:
+        """Journal the batch and send its job: the job's id, or each ticket's outcome when the
+        job was not taken."""
         # A process that dies with the job in flight leaves up to a hundred writes whose
         # results were not recorded, and whose tickets the job itself moved to the last
         # minute of the export, which a backfill finishing then does not read: each is queued
@@ -755,24 +817,70 @@ class Sync:
         now = self.clock()
         with self.state.transaction():
             for prepared in batch:
-                self._begin(prepared)
+                self._begin(prepared, UNKNOWN_JOB)  # its id comes with the answer
                 self.state.wake_at(prepared.item.id, now)
         try:
-            errors = self.helpdesk.apply_many([(p.item, p.plan) for p in batch])
+            job = jobs.send([(p.item, p.plan) for p in batch])
         except Interrupted:
-            for prepared in batch:  # the job may or may not have run: read again first thing
-                self.state.wake_at(prepared.item.id, self.clock())
             raise
         except ApiError as exc:
-            # The job's outcome is not known (refused, cut, failed as a whole): each ticket as
-            # after a failed single write of it.
-            errors = [exc] * len(batch)
+            if _permanent(exc):
+                # Refused as a whole (one entry the helpdesk will not take, say): nothing ran;
+                # each ticket is written alone, so that only what is wrong stays unwritten.
+                self.log.warning("job_refused", tickets=len(batch), error=str(exc))
+                alone = []
+                for prepared in batch:
+                    self._own_wakeup(prepared)
+                    alone.append((prepared, self._send_alone(prepared)))
+                return alone
+            if isinstance(exc, NotAvailable) and exc.never_sent:
+                return self._settle_batch(batch, [exc] * len(batch))  # nothing reached it
+            # Its answer lost: it may run all the same, later. Each ticket's journal entry
+            # stays, settled from its conversation before its next write, a while after.
+            return self._unsettled(batch, None, exc)
+        self.state.set_job([p.item.id for p in batch if p.note is not None], job)
+        return job
+
+    def _job_done(
+        self, jobs: Jobs, job: str, sent_at: datetime, batch: list[_Pending]
+    ) -> list[tuple[_Pending, Outcome]]:
+        """Wait for a job and record each ticket's outcome."""
+        tickets = [prepared.item.id for prepared in batch]
+        try:
+            ago = (self.clock() - sent_at).total_seconds()
+            errors = jobs.results(job, tickets, sent_ago=ago)
+        except Interrupted:
+            raise
+        except ApiError as exc:
+            # Still running, its status unreadable, or unknown to the helpdesk: its writes may
+            # land yet. The journal keeps them (with the job); each is settled later.
+            return self._unsettled(batch, job, exc)
+        return self._settle_batch(batch, errors)
+
+    def _unsettled(
+        self, batch: list[_Pending], job: str | None, exc: ApiError
+    ) -> list[tuple[_Pending, Outcome]]:
+        """A job whose outcome is not known yet: its tickets are decided again
+        `WRITE_RETRY` later, each journal entry settled first (never settled now: a job runs
+        after its request, and a conversation read now could miss a note it posts later)."""
+        retry_at = self.clock() + WRITE_RETRY
+        self.log.warning("job_unsettled", job=job, tickets=len(batch), error=str(exc))
+        done = []
+        for prepared in batch:
+            self.state.wake_at(prepared.item.id, retry_at)
+            problem = f"written in a job whose outcome is not known yet: {exc}"
+            done.append(
+                (prepared, Outcome(prepared.item.id, prepared.item.updated_at, problem=problem))
+            )
+        return done
+
+    def _settle_batch(
+        self, batch: list[_Pending], errors: Sequence[ApiError | None]
+    ) -> list[tuple[_Pending, Outcome]]:
+        """Record what a job did to each of its tickets."""
         done: list[tuple[_Pending, Outcome]] = []
         for prepared, error in zip(batch, errors, strict=True):
-            # The ticket's own wake-up again: a retry below sets its own.
-            decision = prepared.outcome.decision
-            next_change = None if decision is None else decision.next_change_at
-            self.state.wake_at(prepared.item.id, next_change)
+            self._own_wakeup(prepared)  # a retry below sets its own
             if error is None:
                 self._failing = 0
                 done.append((prepared, self._written(prepared)))
@@ -784,6 +892,12 @@ class Sync:
             "batch_written", tickets=len(batch), failed=sum(e is not None for e in errors)
         )
         return done
+
+    def _own_wakeup(self, prepared: _Pending) -> None:
+        """Give a ticket queued for now while its job was in flight its own wake-up back."""
+        decision = prepared.outcome.decision
+        next_change = None if decision is None else decision.next_change_at
+        self.state.wake_at(prepared.item.id, next_change)
 
     def _failed_write(self, prepared: _Pending, error: ApiError) -> Outcome:
         """A write of a prepared ticket that did not land, as `handle` takes one."""
@@ -885,6 +999,37 @@ class Sync:
             self.log.warning("journal_unsettled", ticket=ticket, error=str(read_error))
             return
         self.state.settle_note(ticket, landed)
+
+    def _settle_journalled(self, ticket: str) -> str | None:
+        """Settle the ticket's journal entry before its next write: from the results of the
+        batch job that carried it, if one did and the helpdesk still knows it (waiting for
+        it to finish), else from its conversation; the fingerprint of its last note."""
+        pending, jobs = self.state.pending_job(ticket), self.helpdesk.jobs
+        if pending is not None and pending[0] != UNKNOWN_JOB and jobs is not None:
+            job, sent = pending
+            try:
+                ago = (self.clock() - sent).total_seconds()
+                (error,) = jobs.results(job, [ticket], sent_ago=ago)
+            except NotFound:
+                pass
+            else:
+                if self._settle_from_job(ticket, job, error):
+                    return self.state.record(ticket).note
+        # The conversation, read after the ticket this write is planned on: a job of ours
+        # still to run would find the ticket changed by this write, or this write find it
+        # changed by the job, the same stamp on both.
+        return self._settle_pending(ticket)
+
+    def _settle_from_job(self, ticket: str, job: str, error: ApiError | None) -> bool:
+        """Close a journal entry whose job landed the ticket's write; False when its entry
+        failed, or the job says nothing of it: then the conversation must say (a conflict
+        may be an earlier write of ours, one whose job id never came back)."""
+        if error is not None:
+            return False
+        landed = self.state.pending_note(ticket)
+        self.log.info("journal_settled", ticket=ticket, job=job, landed=landed)
+        self.state.settle_note(ticket, landed)
+        return True
 
     def _may_show_our_note(self, item: Item, desired: DesiredResults) -> bool:
         """Whether a ticket unknown to the state may already show the note we would post.

@@ -172,8 +172,7 @@ class Served:
         return out
 
     def writes(self) -> int:
-        method = "PUT" if self.helpdesk == "zendesk" else "POST"
-        return self.sandbox.counters.total(helpdesk=self.helpdesk, method=method)
+        return self.sandbox.ticket_writes(self.helpdesk)
 
 
 @contextlib.contextmanager

@@ -994,6 +994,27 @@ class Recording:
         self.applied.setdefault(item.id, []).append(plan)
         self.inner.apply(item, plan)
 
+    @property
+    def jobs(self) -> Any:
+        """The helpdesk's batch jobs, each write they send kept too."""
+        inner = self.inner.jobs
+        if inner is None:
+            return None
+        recording = self
+
+        class Jobs:
+            size = inner.size
+
+            def send(self, writes: Any) -> str:
+                for item, plan in writes:
+                    recording.applied.setdefault(item.id, []).append(plan)
+                return str(inner.send(writes))
+
+            def results(self, job: str, tickets: Any, **options: Any) -> Any:
+                return inner.results(job, tickets, **options)
+
+        return Jobs()
+
 
 @dataclass
 class Pass:

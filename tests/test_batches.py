@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 
-from connector.errors import NotFound
 from connector.sandbox import ManualClock, OffsetClock, Sandbox, generate
 from connector.state import State
 from connector.sync import Totals
@@ -145,6 +144,116 @@ def test_a_crash_after_a_job_was_sent_posts_no_note_twice(
     assert again.state.pending_notes() == []
 
 
+def test_a_crash_with_jobs_running_is_settled_from_their_results(
+    tmp_path: Path, reference: dict[int, tuple[Any, ...]]
+) -> None:
+    """The jobs were queued and their ids journalled, the process died while they ran: the
+    restart waits for them and settles every journalled note from the jobs' results, one
+    request a job, no conversation read, no note twice."""
+    sandbox, clock = world()
+    desk = connect(sandbox, clock, tmp_path / "batches", batches=True)
+    jobs = desk.sync.helpdesk.jobs
+    assert jobs is not None
+
+    def dies_waiting(job: str, tickets: Any, **_: Any) -> Any:
+        raise SystemExit("killed")  # every job of the page queued, none waited for
+
+    jobs.results = dies_waiting  # type: ignore[method-assign]
+    with pytest.raises(SystemExit):
+        backfill(desk)
+    journalled = desk.state.pending_jobs()
+    assert len(journalled) >= 3  # the page's jobs in flight together
+    desk.sync.helpdesk.close()
+    desk.state.close()
+
+    again = connect(sandbox, clock, tmp_path / "batches", batches=True)  # the restart
+    comments = requests(sandbox, "/api/v2/tickets/{id}/comments.json", "GET")
+    statuses = requests(sandbox, "/api/v2/job_statuses/{id}.json", "GET")
+    settled = again.sync.settle_journal()
+    assert settled == sum(len(tickets) for _, tickets in journalled.values())
+    assert requests(sandbox, "/api/v2/tickets/{id}/comments.json", "GET") == comments
+    polled = requests(sandbox, "/api/v2/job_statuses/{id}.json", "GET") - statuses
+    assert polled == len(journalled)  # one poll a job: the first came when it was done
+    assert again.state.pending_notes() == []
+    totals = backfill(again)
+    assert totals.failed == 0
+    shown = again.shown()
+    assert last_note(shown) == last_note(reference)
+    assert all(len(set(marks)) == len(marks) for *_, marks in shown.values())  # no note twice
+
+
+def test_a_job_whose_id_never_came_back_posts_no_note_twice(
+    tmp_path: Path, reference: dict[int, tuple[Any, ...]]
+) -> None:
+    """The job was queued, its answer lost with the process; the restart comes before the job
+    ran: the conversations show no note yet, the tickets are written again with the same
+    stamps, and whichever write comes second is refused as a conflict: one note each."""
+    sandbox, clock = world()
+    desk = connect(sandbox, clock, tmp_path / "batches", batches=True)
+    client = desk.sync.helpdesk.client  # type: ignore[attr-defined]
+    send: Callable[..., Any] = client.update_many
+
+    def dies_after_sending(writes: Any) -> Any:
+        send(writes)
+        raise SystemExit("killed")
+
+    client.update_many = dies_after_sending
+    with pytest.raises(SystemExit):
+        backfill(desk)
+    assert desk.state.pending_notes()
+    assert not desk.state.pending_jobs()
+    desk.sync.helpdesk.close()
+    desk.state.close()
+
+    again = connect(sandbox, clock, tmp_path / "batches", batches=True)
+    again.sync.settle_journal()  # no sleep of the clock: the lost job has not run yet
+    totals = backfill(again)
+    assert totals.failed == 0
+    shown = again.shown()
+    assert last_note(shown) == last_note(reference)
+    assert all(len(set(marks)) == len(marks) for *_, marks in shown.values())
+    assert again.state.pending_notes() == []
+
+
+def test_a_lost_job_that_runs_after_the_restart_posts_no_note_twice(tmp_path: Path) -> None:
+    """Tickets written before (so their conversations are not read for a first write), then
+    a job of their notes whose answer is lost with the process. The restart settles nothing
+    early: the job runs before the tickets are read again, and their conversations, read just
+    before the next write, show its notes."""
+    sandbox, clock = world()
+    desk = connect(sandbox, clock, tmp_path / "batches", batches=True)
+    desk.sync.notes = "none"
+    backfill(desk)  # every ticket written, none with a note
+    assert desk.state.pending_notes() == []
+    for ticket_id in sandbox.zendesk.tickets:  # a change an agent makes: each is read again
+        sandbox.agent_edit(ticket_id, helpdesk="zendesk")
+    client = desk.sync.helpdesk.client  # type: ignore[attr-defined]
+    send: Callable[..., Any] = client.update_many
+
+    def dies_after_sending(writes: Any) -> Any:
+        send(writes)
+        raise SystemExit("killed")
+
+    client.update_many = dies_after_sending
+    desk.sync.notes = "all"
+    with pytest.raises(SystemExit):
+        backfill(desk)
+    journalled = [ticket for ticket, _ in desk.state.pending_notes()]
+    assert journalled
+    assert all(desk.state.pending_job(ticket) is not None for ticket in journalled)
+    desk.sync.helpdesk.close()
+    desk.state.close()
+
+    again = connect(sandbox, clock, tmp_path / "batches", batches=True)
+    assert again.sync.settle_journal() == 0  # nothing settled before the job could run
+    totals = backfill(again)  # the lost job runs during the export's minute
+    assert totals.failed == 0
+    shown = again.shown()
+    twice = [t for t, (*_, marks) in shown.items() if len(marks) != len(set(marks))]
+    assert twice == []
+    assert again.state.pending_notes() == []
+
+
 @pytest.mark.reliability
 @pytest.mark.skipif(sys.platform != "linux", reason="signals")
 def test_a_backfill_in_batches_killed_twice_ends_as_an_uninterrupted_one(tmp_path: Path) -> None:
@@ -182,24 +291,16 @@ def test_a_backfill_in_batches_killed_twice_ends_as_an_uninterrupted_one(tmp_pat
         state.close()
 
 
-def test_freshdesk_takes_a_batch_one_write_at_a_time(tmp_path: Path) -> None:
-    """Freshdesk has no batch of different changes (`batches` is False): `apply_many` sends
-    each write alone and reports each one's outcome, a refused one among them."""
-    desk = open_desk("freshdesk", tmp_path)
-    helpdesk = desk.sync.helpdesk
-    assert not helpdesk.batches
+def test_freshdesk_has_no_jobs_and_a_batch_backfill_writes_each_ticket_alone(
+    tmp_path: Path,
+) -> None:
+    """Freshdesk has no batch of different changes (its bulk update applies one change to
+    many tickets): `--batch` there sends the usual single writes."""
+    desk = open_desk("freshdesk", tmp_path, batches=True)
+    assert desk.sync.helpdesk.jobs is None
     desk.clock.advance(61)
-    page = next(iter(helpdesk.poll(None, BEGIN)))
-    writes = []
-    for item in page.items[:3]:
-        desired = desk.sync.decide(item, record=False).desired
-        assert desired is not None
-        plan = helpdesk.plan(item, desired, None)
-        assert plan is not None
-        writes.append((item, plan))
-    del desk.sandbox.freshdesk.tickets[int(writes[1][0].id)]  # gone meanwhile
-    errors = helpdesk.apply_many(writes)
-    assert errors[0] is None
-    assert isinstance(errors[1], NotFound)
-    assert errors[2] is None
-    assert "sla_" in " ".join(desk.tags(int(writes[2][0].id)))
+    totals = desk.sync.poll("backfill", BEGIN)
+    assert totals.failed == 0
+    assert totals.writes > 10
+    puts = desk.sandbox.counters.total(helpdesk="freshdesk", method="PUT", status=200)
+    assert 0 < puts <= totals.writes  # a ticket whose fields already show needs its note only

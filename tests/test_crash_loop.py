@@ -126,11 +126,8 @@ def seeded(
 
 
 def writes(sandbox: Sandbox, helpdesk: str) -> int:
-    """Calls that change a ticket: updates (and Freshdesk's note posts)."""
-    counters = sandbox.counters
-    return counters.total(helpdesk=helpdesk, method="PUT") + counters.total(
-        helpdesk=helpdesk, method="POST", route="/api/v2/tickets/{id}/notes"
-    )
+    """Calls that change a ticket: updates, update_many entries (and Freshdesk's notes)."""
+    return sandbox.ticket_writes(helpdesk)
 
 
 def repeated_notes(view: dict[int, tuple[Any, ...]]) -> int:
@@ -372,6 +369,10 @@ def run_command(
     backfill = ("backfill", "--since", START.isoformat(), "--notes", "all")
     args = ("run",) if command == "run" else backfill
     with served(sandbox, clock, helpdesk, folder, args) as setup:
+        # One update a ticket: these few tickets are four update_many jobs, all queued by the
+        # first life, which leaves the next ones nothing to be killed in. The batch path is
+        # killed for real in tests/test_batches.py, and soaked in tests/test_fault_soak.py.
+        setup.daemon.env["SLA_CONNECTOR_ZENDESK__BATCH_WRITES"] = "false"
         run = Run(setup, requests, command, length.deadline)
         if rng is not None:
             # Each kill moves the work on by `step` writes on average: the kills spread over
@@ -409,7 +410,11 @@ def test_killed_again_and_again_ends_as_an_uninterrupted_run(
 
     landed = Counter(k.last_call for k in kills)
     triggers = Counter(k.trigger for k in kills)
-    inside = [k for k in kills if not k.after_work and k.writes < reference.writes]
+    # Inside the work: writes were still to come, or some in flight were not recorded yet
+    # (batch jobs run on in the helpdesk after a kill: their results are the work left).
+    inside = [
+        k for k in kills if not k.after_work and (k.writes < reference.writes or k.in_flight > 0)
+    ]
     at_kill = sorted(k.writes for k in kills)
     figures = (
         f"{command} {helpdesk} ({'long' if long_run else 'short'}): "

@@ -63,13 +63,16 @@ def test_kill_9_between_an_oauth_refresh_and_its_persistence(tmp_path: Path) -> 
         wait_for("the refresh applied", lambda: sandbox.zendesk.tokens_issued > issued)
         daemon.kill()
         writes = setup.writes()
-        assert writes < len(expected), "the kill must land before the sync is done"
         state = State(tmp_path / "served" / "state" / "state.sqlite3")
         try:  # the refresh is written down as in flight, its answer never saved
             assert state.token(OAUTH_REFRESHING) is not None
+            # The kill landed before the sync was done: tickets left to write, or batch jobs
+            # whose results were never recorded (they ran in the helpdesk all the same).
+            assert writes < len(expected) or state.pending_notes()
         finally:
             state.close()
 
+        setup.messages()  # the first life's, read: the socket's buffer is not endless
         daemon.start()
         wait_for("the refusal", lambda: daemon.tail()["sync_failed"] >= 1)
         [failure, *_] = daemon.events("sync_failed")

@@ -17,7 +17,7 @@ from connector.helpdesks.mapping import DesiredResults, WireView
 from connector.helpdesks.wire import Malformed
 from connector.sla.model import Status
 
-__all__ = ["Helpdesk", "Item", "Page", "Plan", "StatusPage", "StatusSeen"]
+__all__ = ["Helpdesk", "Item", "Jobs", "Page", "Plan", "StatusPage", "StatusSeen"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,11 +79,37 @@ class StatusPage:
     cursor: str
 
 
+class Jobs(Protocol):
+    """A helpdesk's background jobs of different writes, one request for many tickets
+    (Zendesk's update_many)."""
+
+    size: int  # writes one job takes
+
+    def send(self, writes: Sequence[tuple[Item, Plan]]) -> str:
+        """Queue one job of up to `size` writes; its id. Raises when the helpdesk did not
+        take it, or when its answer was lost (then it may run all the same)."""
+        ...
+
+    def results(
+        self, job_id: str, tickets: Sequence[str], *, sent_ago: float = 0.0
+    ) -> list[ApiError | None]:
+        """Wait for the job sent `sent_ago` seconds ago to finish (about as long as such a
+        job takes, and then some);
+        each ticket's outcome: its error (`Conflict` when the ticket changed since it was
+        read), None when its write landed. Raises `NotFound` when the helpdesk no longer
+        knows the job, another `ApiError` when it still runs or its status cannot be read."""
+        ...
+
+
 class Helpdesk(Protocol):
     """A helpdesk account the sync loop reads and writes."""
 
     name: str
-    batches: bool  # whether `apply_many` sends batch jobs
+
+    @property
+    def jobs(self) -> Jobs | None:
+        """Batch jobs of different writes, where the helpdesk has them."""
+        ...
 
     def poll(self, cursor: str | None, start: datetime) -> Iterator[Page]:
         """Pages of tickets changed since `cursor` (None: since `start`), to the end."""
@@ -104,12 +130,6 @@ class Helpdesk(Protocol):
 
     def apply(self, item: Item, plan: Plan) -> None:
         """Send `plan`; raises `Conflict` when the ticket changed since it was read."""
-        ...
-
-    def apply_many(self, writes: Sequence[tuple[Item, Plan]]) -> list[ApiError | None]:
-        """Send up to 100 plans as one batch job (helpdesks whose `batches` is True); each
-        entry's error (`Conflict` when the ticket changed since it was read), None when it
-        landed. Raises when the job's outcome as a whole is not known."""
         ...
 
     def last_note_mark(self, ticket_id: str) -> str | None:

@@ -25,13 +25,15 @@ class Agents:
         sandbox: Sandbox,
         clock: ManualClock,
         *,
-        every: float = 2.0,
+        every: float | None = 2.0,
         request_takes: float = 0.25,
     ) -> None:
+        """`every` None: no agent saves in the Zendesk UI (Freshdesk's UI spends none of the
+        API's budgets); the clock still moves with the connector's requests and waits."""
         self.sandbox, self.clock = sandbox, clock
         self.every, self.request_takes = every, request_takes
         self.origin = clock()
-        self.next_save = self.origin + timedelta(seconds=every)
+        self.next_save = None if every is None else self.origin + timedelta(seconds=every)
         self.tickets = sorted(sandbox.zendesk.tickets)
         self.saved = 0
         self.puts: list[float] = []  # when the connector's PUTs went, in `seconds()`
@@ -44,7 +46,7 @@ class Agents:
     def advance(self, seconds: float) -> None:
         """Let `seconds` of the clock pass, the agents saving as they come."""
         end = self.clock() + timedelta(seconds=seconds)
-        while self.next_save <= end:
+        while self.next_save is not None and self.every is not None and self.next_save <= end:
             self.clock.advance((self.next_save - self.clock()).total_seconds())
             self.sandbox.agent_ui_update(self.tickets[self.saved % len(self.tickets)])
             self.saved += 1
@@ -55,8 +57,8 @@ class Agents:
         """An HTTP observer: note the connector's PUTs, then let the request's time pass."""
         if request.method == "PUT":
             self.puts.append(self.seconds())
-            if response is not None and response.status < 300:
-                self.last_write = self.clock()
+        if request.method in ("PUT", "POST") and response is not None and response.status < 300:
+            self.last_write = self.clock()  # an update, a job queued, or a note posted
         self.advance(self.request_takes)
 
     def busiest_minute(self) -> int:

@@ -326,6 +326,21 @@ def _fault_response(desk: Desk, fault: Fault, now: datetime) -> ApiResponse | No
     return ApiResponse(status, page, headers, content_type="text/html; charset=utf-8")
 
 
+def _edited(request: ApiRequest, match: Match) -> int | None:
+    """The ticket an agent saves just before this write: the one it names, or a batch's
+    first (Zendesk's update_many)."""
+    if match.params.get("id", "").isdigit():
+        return int(match.params["id"])
+    try:
+        tickets = request.json().get("tickets")
+    except BadRequestBody:
+        return None
+    if isinstance(tickets, list) and tickets and isinstance(tickets[0], dict):
+        first = str(tickets[0].get("id", ""))
+        return int(first) if first.isdigit() else None
+    return None
+
+
 def handle(host: Host, desk: Desk, request: ApiRequest) -> ApiResponse:
     """Answer one call: route, authenticate, inject faults, rate limit, run, count.
 
@@ -356,8 +371,8 @@ def handle(host: Host, desk: Desk, request: ApiRequest) -> ApiResponse:
             refused.headers.extend(rate_headers)
             host.counters.record(desk.name, request.method, route, refused.status)
             return refused
-        if kind is FaultKind.AGENT_EDIT and match.params.get("id", "").isdigit():
-            desk.agent_edit(int(match.params["id"]))
+        if kind is FaultKind.AGENT_EDIT and (edited := _edited(request, match)) is not None:
+            desk.agent_edit(edited)
         try:
             response = match.route.handler(request, match.params)
         except BadRequestBody as exc:

@@ -266,22 +266,57 @@ def test_private_note_is_a_private_comment(zendesk: httpx.Client) -> None:
     )
 
 
-def test_update_many_answers_a_job_status(zendesk: httpx.Client) -> None:
-    response = zendesk.put(
-        "/api/v2/tickets/update_many.json",
-        json={"tickets": [{"id": 1001, "priority": "low"}, {"id": 424242, "priority": "low"}]},
-    )
+def test_update_many_answers_a_job_that_runs_its_entries_in_turn(
+    zendesk: httpx.Client, clock: ManualClock
+) -> None:
+    """Queued, working, completed: about 10 s for 100 tickets as observed on real accounts,
+    each entry applied (a safe update checked) when its turn comes."""
+    entries = [{"id": 1001, "priority": "low"}, {"id": 424242, "priority": "low"}]
+    response = zendesk.put("/api/v2/tickets/update_many.json", json={"tickets": entries})
     job = response.json()["job_status"]
     assert (response.status_code, job["status"], job["total"]) == (200, "queued", 2)
+    assert job["id"].startswith("V3-")
+    assert ticket(zendesk, 1001)["priority"] != "low"  # nothing applied yet
 
+    clock.advance(1.6)  # the first entry's turn (1.5 s + 0.085 s)
+    working = zendesk.get(job["url"]).json()["job_status"]
+    assert (working["status"], working["progress"], working["results"]) == ("working", 1, None)
+    assert ticket(zendesk, 1001)["priority"] == "low"
+
+    clock.advance(1)
     polled = zendesk.get(job["url"]).json()["job_status"]
     assert polled["status"] == "completed"
     assert [(r["id"], r["success"]) for r in polled["results"]] == [(1001, True), (424242, False)]
-    assert ticket(zendesk, 1001)["priority"] == "low"
+
+    clock.advance(86_401)  # a finished job's status is kept a day
+    assert zendesk.get(job["url"]).status_code == 404
 
     too_many = [{"id": i, "priority": "low"} for i in range(1, 102)]
     refused = zendesk.put("/api/v2/tickets/update_many.json", json={"tickets": too_many})
     assert refused.status_code == 400
+
+
+def test_a_hundred_tickets_take_a_job_ten_seconds(
+    zendesk: httpx.Client, clock: ManualClock
+) -> None:
+    entries = [{"id": 1001, "priority": "low"}] * 100
+    job = zendesk.put("/api/v2/tickets/update_many.json", json={"tickets": entries}).json()
+    clock.advance(9.9)
+    assert zendesk.get(job["job_status"]["url"]).json()["job_status"]["status"] == "working"
+    clock.advance(0.2)
+    assert zendesk.get(job["job_status"]["url"]).json()["job_status"]["status"] == "completed"
+
+
+def test_at_most_30_jobs_queued_or_running(zendesk: httpx.Client, clock: ManualClock) -> None:
+    body = {"tickets": [{"id": 1001, "priority": "low"}] * 100}
+    for _ in range(30):
+        assert zendesk.put("/api/v2/tickets/update_many.json", json=body).status_code == 200
+    refused = zendesk.put("/api/v2/tickets/update_many.json", json=body)
+    assert refused.status_code == 429
+    assert refused.json()["error"] == "TooManyJobs"
+    assert refused.headers["Retry-After"] == "10"  # when the first job ends
+    clock.advance(10.1)
+    assert zendesk.put("/api/v2/tickets/update_many.json", json=body).status_code == 200
 
 
 # --- authentication and rate limits --------------------------------------------------------
@@ -348,3 +383,47 @@ def test_enforced_rate_limit_answers_429_with_retry_after(clock: ManualClock) ->
 @pytest.mark.parametrize("path", ["/api/v2/tickets/1001.json", "/api/v2/tickets/1001"])
 def test_paths_work_with_and_without_json_suffix(zendesk: httpx.Client, path: str) -> None:
     assert zendesk.get(path).json()["ticket"]["id"] == 1001
+
+
+# --- the documented limits, pinned ----------------------------------------------------------
+
+
+def test_update_ticket_allows_100_a_minute_an_account_agents_saves_included(
+    clock: ManualClock,
+) -> None:
+    """Zendesk: the Update Ticket endpoint allows 100 requests a minute an account, and the
+    agents' updates in the UI count against it (their 429 is counted)."""
+    sandbox = Sandbox.seeded(clock=clock, zendesk_update_limit=100)
+    with httpx.Client(
+        transport=sandbox.zendesk_transport(), base_url=ZENDESK_URL, auth=ZENDESK_AUTH
+    ) as zendesk:
+        for _ in range(30):
+            assert sandbox.agent_ui_update(1001)
+        tickets = sorted(sandbox.zendesk.tickets)
+        for n in range(70):
+            response = put(zendesk, tickets[1 + n % 20], priority="high" if n % 2 else "low")
+            assert response.status_code == 200, response.text
+        budget = response.headers["Zendesk-RateLimit-tickets-update"]
+        assert budget.startswith("total=100; remaining=0; resets=")
+        refused = put(zendesk, tickets[-1], priority="low")
+        assert refused.status_code == 429
+        assert not sandbox.agent_ui_update(1002)
+        assert sandbox.zendesk.agent_429s == 1
+        clock.advance(60)
+        assert put(zendesk, tickets[-1], priority="low").status_code == 200
+
+
+def test_one_ticket_takes_30_updates_in_10_minutes(
+    zendesk: httpx.Client, clock: ManualClock
+) -> None:
+    for n in range(30):
+        response = put(zendesk, 1001, priority="high" if n % 2 else "low")
+        assert response.status_code == 200
+        clock.advance(1)
+    assert response.headers["zendesk-ratelimit-per-ticket-updates"].startswith(
+        "total=30; remaining=0;"
+    )
+    assert put(zendesk, 1001, priority="urgent").status_code == 429
+    assert put(zendesk, 1002, priority="urgent").status_code == 200  # another ticket: its own
+    clock.advance(600 - 29)
+    assert put(zendesk, 1001, priority="urgent").status_code == 200

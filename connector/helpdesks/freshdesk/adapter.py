@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 
-from connector.errors import ApiError, Conflict, Interrupted, NotFound
+from connector.errors import ApiError, Conflict, NotFound
 from connector.helpdesks.adapter import Item, Page, Plan, StatusPage
 from connector.helpdesks.freshdesk.client import FreshdeskClient
 from connector.helpdesks.freshdesk.mapping import FreshdeskView, writes_for
@@ -32,7 +32,8 @@ class FreshdeskHelpdesk:
     """One Freshdesk account through `FreshdeskClient`; companies are cached."""
 
     name = "freshdesk"
-    batches = False  # its bulk update applies one change to many tickets: not ours to use
+    # Its bulk update applies one change to many tickets, not a different change to each.
+    jobs = None
 
     def __init__(
         self,
@@ -120,21 +121,6 @@ class FreshdeskHelpdesk:
         if writes.note:
             changes = (*changes, "note: " + writes.note.splitlines()[0])
         return Plan(writes.update, writes.note, changes, writes.dropped)
-
-    def apply_many(self, writes: Sequence[tuple[Item, Plan]]) -> list[ApiError | None]:
-        """Each write sent alone, in turn (Freshdesk's bulk update applies one change to many
-        tickets, not a different change to each): each one's error, None when it landed."""
-        errors: list[ApiError | None] = []
-        for item, plan in writes:
-            try:
-                self.apply(item, plan)
-            except Interrupted:
-                raise
-            except ApiError as exc:
-                errors.append(exc)
-            else:
-                errors.append(None)
-        return errors
 
     def apply(self, item: Item, plan: Plan) -> None:
         """The update first, then the note (a note is never sent before its fields)."""

@@ -11,32 +11,110 @@ from connector.helpdesks.adapter import Item, Page, Plan, StatusPage, StatusSeen
 from connector.helpdesks.mapping import DesiredResults, find_note_fingerprint
 from connector.helpdesks.zendesk.client import ZendeskClient
 from connector.helpdesks.zendesk.mapping import STATUSES, ZendeskView, update_for
-from connector.helpdesks.zendesk.models import Ticket, TicketPage, TicketUpdate, TicketWrite
-from connector.helpdesks.zendesk.sansio import MAX_IDS, UPDATE_MANY_PATH
+from connector.helpdesks.zendesk.models import (
+    JobStatus,
+    Ticket,
+    TicketPage,
+    TicketUpdate,
+    TicketWrite,
+)
+from connector.helpdesks.zendesk.sansio import (
+    MAX_IDS,
+    UPDATE_MANY_PATH,
+    job_seconds,
+    job_status_request,
+)
 from connector.sla.model import Status
 from connector.timeutil import format_instant, from_epoch, parse_instant, to_epoch
 
-__all__ = ["ZendeskHelpdesk"]
+__all__ = ["ZendeskHelpdesk", "ZendeskJobs"]
 
 # A saved position is either a cursor of the export or the start time of the first request.
 _CURSOR = "cursor:"
 _START = "start:"
 # The position in the ticket events export: the start time of the next page (epoch seconds).
 _EVENTS = "events:"
+# Polls of a job's status after its expected run time before it is left for later.
+JOB_POLLS = 30
+JOB_POLL_EVERY = 2.0  # seconds between two polls of a job's status
 # How often, at most, the account's custom statuses are read again for an id not known yet.
 CUSTOM_STATUSES_TTL = 600.0
+
+
+class ZendeskJobs:
+    """update_many jobs of safe updates: each entry with its own stamp, fields, tags, priority
+    and note; Zendesk reports a collision of a safe update as a failed entry."""
+
+    size = MAX_IDS
+
+    def __init__(self, client: ZendeskClient) -> None:
+        self.client = client
+
+    def send(self, writes: Sequence[tuple[Item, Plan]]) -> str:
+        """Queue the job; its id."""
+        batch = [
+            TicketWrite(item.ticket.id, plan.update, item.ticket.updated_at)
+            for item, plan in writes
+        ]
+        return self.client.update_many(batch).id
+
+    def results(
+        self, job_id: str, tickets: Sequence[str], *, sent_ago: float = 0.0
+    ) -> list[ApiError | None]:
+        """Each ticket's outcome once the job finished. The first poll comes when a job of its
+        size is expected done, then one every `JOB_POLL_EVERY` seconds, `JOB_POLLS` at most."""
+        wait = job_seconds(len(tickets)) - sent_ago
+        if wait > 0:
+            self.client.shell.sleep(wait)
+        for poll in range(JOB_POLLS):
+            if poll:
+                self.client.shell.sleep(JOB_POLL_EVERY)
+            job = self.client.job_status(job_id)
+            if job.finished:
+                return self._outcomes(job, tickets)
+        request = job_status_request(self.client.base_url, job_id)
+        raise NotAvailable(
+            f"job {job_id} still not finished after {JOB_POLLS} polls",
+            method=request.method,
+            url=request.url,
+        )
+
+    def _outcomes(self, job: JobStatus, tickets: Sequence[str]) -> list[ApiError | None]:
+        method, url = "PUT", f"{self.client.base_url}{UPDATE_MANY_PATH}"
+        by_id = {str(result.id): result for result in job.results if result.id is not None}
+        errors: list[ApiError | None] = []
+        for ticket in tickets:
+            result = by_id.get(ticket)
+            if result is None:
+                why = f"job {job.id} ({job.status}) has no result for ticket {ticket}"
+                errors.append(NotAvailable(why, method=method, url=url))
+            elif result.success:
+                errors.append(None)
+            else:
+                text = f"{result.error or 'failed'}: {result.details or ''}".strip(": ")
+                conflict = "conflict" in text.lower()
+                kind: type[ApiError] = Conflict if conflict else ApiError
+                errors.append(
+                    kind(
+                        f"ticket {ticket}: {text}",
+                        method=method,
+                        url=url,
+                        status=409 if conflict else 422,
+                    )
+                )
+        return errors
 
 
 class ZendeskHelpdesk:
     """One Zendesk account through `ZendeskClient`."""
 
     name = "zendesk"
-    batches = True
 
     def __init__(
         self, client: ZendeskClient, *, monotonic: Callable[[], float] = time.monotonic
     ) -> None:
         self.client = client
+        self.jobs = ZendeskJobs(client)
         self._monotonic = monotonic
         self._custom: dict[str, str] = {}  # custom status id → Zendesk category
         self._custom_read: float | None = None
@@ -130,41 +208,6 @@ class ZendeskHelpdesk:
         """One safe PUT: fields, tags, priority and the note land together or not at all."""
         ticket: Ticket = item.ticket
         self.client.update(ticket.id, plan.update, ticket.updated_at)
-
-    def apply_many(self, writes: Sequence[tuple[Item, Plan]]) -> list[ApiError | None]:
-        """One update_many job of safe updates (each entry with its own stamp, fields, tags,
-        priority and note), waited for; each entry's result. Zendesk reports a collision of a
-        safe update as a failed entry: it comes back as `Conflict`."""
-        batch = [
-            TicketWrite(item.ticket.id, plan.update, item.ticket.updated_at)
-            for item, plan in writes
-        ]
-        job = self.client.update_many(batch)
-        if not job.finished:
-            job = self.client.wait_for_job(job.id)
-        method, url = "PUT", f"{self.client.base_url}{UPDATE_MANY_PATH}"
-        by_id = {result.id: result for result in job.results if result.id is not None}
-        errors: list[ApiError | None] = []
-        for write in batch:
-            result = by_id.get(write.ticket_id)
-            if result is None:
-                why = f"job {job.id} ({job.status}) has no result for ticket {write.ticket_id}"
-                errors.append(NotAvailable(why, method=method, url=url))
-            elif result.success:
-                errors.append(None)
-            else:
-                text = f"{result.error or 'failed'}: {result.details or ''}".strip(": ")
-                conflict = "conflict" in text.lower()
-                kind: type[ApiError] = Conflict if conflict else ApiError
-                errors.append(
-                    kind(
-                        f"ticket {write.ticket_id}: {text}",
-                        method=method,
-                        url=url,
-                        status=409 if conflict else 422,
-                    )
-                )
-        return errors
 
     def last_note_mark(self, ticket_id: str) -> str | None:
         """The newest private comment carrying a note fingerprint."""

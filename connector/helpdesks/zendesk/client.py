@@ -99,9 +99,17 @@ class ZendeskClient:
         return self.shell.send(request, sansio.decode_job_status)
 
     def wait_for_job(
-        self, job_id: str, poll_interval: float = 2.0, max_polls: int = 300
+        self,
+        job_id: str,
+        poll_interval: float = 2.0,
+        max_polls: int = 300,
+        *,
+        first_wait: float = 0.0,
     ) -> JobStatus:
-        """Poll the job until it finished; sleeps through the shell, so tests never wait."""
+        """Poll the job until it finished, the first time after `first_wait` seconds (about
+        as long as such a job takes); sleeps through the shell, so tests never wait."""
+        if first_wait > 0:
+            self.shell.sleep(first_wait)
         for _ in range(max_polls):
             job = self.job_status(job_id)
             if job.finished:

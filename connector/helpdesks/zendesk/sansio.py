@@ -64,6 +64,7 @@ __all__ = [
     "decode_ticket_fields",
     "decode_tickets",
     "export_request",
+    "job_seconds",
     "job_status_request",
     "organization_fields_request",
     "organizations_request",
@@ -227,6 +228,12 @@ def update_many_request(base: str, writes: Sequence[TicketWrite]) -> Request:
             raise ValueError(f"ticket {write.ticket_id}: nothing to update")
         tickets.append({"id": write.ticket_id, **ticket_body(write.update, write.updated_stamp)})
     return Request("PUT", f"{base}{UPDATE_MANY_PATH}", json={"tickets": tickets})
+
+
+def job_seconds(entries: int) -> float:
+    """About how long an update_many job of `entries` tickets runs: 2 s for one, 5 s for 50,
+    10 s for 100 (observed, zenpy's recordings of 2023)."""
+    return 1.5 + 0.085 * entries
 
 
 def job_status_request(base: str, job_id: str) -> Request:
