@@ -28,11 +28,14 @@ Usage: python benchmarks/bench_daemon.py [--quick] [--parts economy,latency,memo
    flat, within 5 MB, once the ledger books hold the customers' open periods).
 5. Limits (in process, sandbox clock; not in the default parts). A Zendesk backfill at a
    Professional account's limits (400 requests a minute, Update Ticket 100 a minute, the export
-   10) while agents save 30 tickets a minute in the UI; each request takes 0.25 s of the sandbox
-   clock. Run twice, single PUTs and update_many batch jobs. Printed: sandbox minutes until
-   every ticket is written, tickets a minute, requests per ticket, PUTs by route, 429s of the
-   daemon and of the agents (goals: agents 0, daemon ≤ 1 per 10,000 tickets, batches ≥ 20 times
-   single PUTs). The run ends with one `LIMITS <helpdesk> ...` line (Zendesk only for now).
+   10, update_many jobs of 10 s a hundred) while agents save 30 tickets a minute in the UI;
+   each request takes 0.25 s of the sandbox clock. Run twice, single PUTs and update_many
+   batch jobs. Printed: sandbox minutes until every ticket is written, tickets a minute,
+   requests per ticket, PUTs by route, 429s of the daemon and of the agents (goals: agents 0,
+   daemon ≤ 1 per 10,000 tickets, batches ≥ 20 times single PUTs). Then a Freshdesk Pro
+   backfill (400 credits, update 160, list 100): requests per open ticket with and without its
+   note (goal ≤ 1.05 without), each budget's busiest minute, notes on closed tickets (goal 0).
+   The run ends with one `LIMITS <helpdesk> ...` line a helpdesk.
 
 Generated tickets (`connector.sandbox.generate`) are moved onto copies of the bundled
 customers, about 100 tickets a customer (`--per-customer`), as in a helpdesk with many
