@@ -252,18 +252,50 @@ def _service_commands(commands: Any) -> None:
     )
     check.add_argument("--offline", action="store_true", help="skip the helpdesk calls")
 
+    init = commands.add_parser(
+        "init",
+        help="create the helpdesk fields the contracts need and write a checked configuration",
+        description="Read the helpdesk account's fields, show the custom fields the bundled "
+        "mapping needs for the contracts you sell (ticket and organization/company fields, "
+        "with their drop-down values), create them with --apply, then write config.toml, "
+        "the helpdesk mapping with the account's real field ids and the contracts into DIR "
+        "and run `check`. Credentials come from the environment or systemd credentials, as "
+        "for the service (SLA_CONNECTOR_ZENDESK_API_TOKEN, SLA_CONNECTOR_FRESHDESK_API_KEY). "
+        "Asks for what the flags leave out when run on a terminal.",
+    )
+    init.add_argument("--helpdesk", choices=("zendesk", "freshdesk"))
+    init.add_argument("--url", help="the account, e.g. https://acme.zendesk.com")
+    init.add_argument("--email", help="Zendesk: the agent the API token belongs to")
+    init.add_argument(
+        "--contracts", metavar="NAMES", help="the bundled contracts you sell, comma-separated"
+    )
+    init.add_argument(
+        "--dir",
+        default="sla-connector",
+        help="where to write config.toml and mappings/ (default ./sla-connector); files "
+        "already there are kept, the new text written beside them as .new",
+    )
+    init.add_argument(
+        "--apply", action="store_true", help="create the missing fields (else only show them)"
+    )
+
     demo = commands.add_parser(
         "demo",
         help="run the daemon against the built-in sandbox helpdesk and show what it wrote",
         description="Start the sandbox on loopback with tickets for all five contracts, run "
-        "one sync against it for each helpdesk, show what was written, and sync again to "
-        "show that nothing more is.",
+        "one sync against it, tell what was written to each ticket and why, and sync again "
+        "to show that nothing more is.",
     )
     demo.add_argument(
         "--helpdesk",
         choices=("zendesk", "freshdesk", "both"),
-        default="both",
-        help="which helpdesk to demonstrate (default both)",
+        default="zendesk",
+        help="which helpdesk to demonstrate (default zendesk)",
+    )
+    demo.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show every ticket and the raw change written to it, field by field",
     )
     demo.add_argument(
         "--keep-running",
@@ -291,6 +323,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "sandbox":
             return _sandbox(args, sys.stdout)
+        if args.command == "init":
+            from connector.init import run_init
+
+            ask = input if sys.stdin.isatty() else None
+            return run_init(args, sys.stdout, ask=ask)
         if args.command != "sla":
             from connector.commands import run_command
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 import base64
 import binascii
 import bisect
+import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -107,6 +108,11 @@ COMPANY_FIELDS: tuple[tuple[str, str], ...] = (
     ("timezone", "custom_text"),
     ("offices", "custom_text"),
 )
+# The custom field types the admin create endpoints take (documented).
+FIELD_TYPES = frozenset(
+    {"custom_text", "custom_paragraph", "custom_checkbox", "custom_number", "custom_date",
+     "custom_decimal", "custom_dropdown", "nested_field"}
+)  # fmt: skip
 UPDATABLE = frozenset(
     {"priority", "status", "tags", "custom_fields", "fr_due_by", "due_by", "subject", "type",
      "group_id", "responder_id", "description"}
@@ -189,9 +195,18 @@ class FreshdeskDesk:
         rate_limit: int | None,
         advertised_limit: int,
         plan: str | None = None,
+        fresh_account: bool = False,
     ) -> None:
         self._clock = clock
         self.api_key = api_key
+        # The custom fields the account has: the bundled mapping's, or none on a fresh
+        # account (where `sla-connector init` creates them through the admin API).
+        self.ticket_fields: list[tuple[str, str, tuple[str, ...]]] = (
+            [] if fresh_account else list(TICKET_FIELDS)
+        )
+        self.company_fields: list[tuple[str, str, tuple[str, ...]]] = (
+            [] if fresh_account else [(name, kind, ()) for name, kind in COMPANY_FIELDS]
+        )
         # A plan's limits: the account's (in credits) unless `rate_limit` says otherwise, and
         # the per-endpoint sub-limits (in calls), which Freshdesk enforces but announces not.
         limits = PLANS[plan] if plan is not None else {}
@@ -222,6 +237,10 @@ class FreshdeskDesk:
             _route("GET", f"/api/v2/admin/ticket_fields/{_ID}", "/api/v2/admin/ticket_fields/{id}",
                    self._admin_ticket_field),
             _route("GET", "/api/v2/company_fields", "/api/v2/company_fields", self._company_fields),
+            _route("POST", "/api/v2/admin/ticket_fields", "/api/v2/admin/ticket_fields",
+                   self._create_ticket_field),
+            _route("POST", "/api/v2/admin/company_fields", "/api/v2/admin/company_fields",
+                   self._create_company_field),
         )  # fmt: skip
 
     # --- seeding and agent actions --------------------------------------------------------
@@ -684,7 +703,7 @@ class FreshdeskDesk:
             ("priority", "default_priority"),
         ]
         fields: list[dict[str, Any]] = []
-        all_fields = [(n, t, ()) for n, t in defaults] + list(TICKET_FIELDS)
+        all_fields = [(n, t, ()) for n, t in defaults] + list(self.ticket_fields)
         for position, (name, kind, choices) in enumerate(all_fields, start=1):
             entry: dict[str, Any] = {
                 "id": 8_100_000 + position,
@@ -742,7 +761,7 @@ class FreshdeskDesk:
 
     def _company_fields(self, request: ApiRequest, _: dict[str, str]) -> ApiResponse:
         defaults = [("name", "default_name"), ("domains", "default_domains")]
-        fields = [
+        fields: list[dict[str, Any]] = [
             {
                 "id": 8_200_000 + position,
                 "name": name,
@@ -754,9 +773,81 @@ class FreshdeskDesk:
                 "created_at": "2024-01-15T09:00:00Z",
                 "updated_at": "2024-01-15T09:00:00Z",
             }
-            for position, (name, kind) in enumerate([*defaults, *COMPANY_FIELDS], start=1)
+            for position, (name, kind) in enumerate(
+                [*defaults, *((n, k) for n, k, _ in self.company_fields)], start=1
+            )
         ]
+        for entry, (_name, _kind, options) in zip(
+            fields[len(defaults) :], self.company_fields, strict=True
+        ):
+            if options:
+                entry["choices"] = list(options)
         return json_response(200, fields)
+
+    def _create_ticket_field(self, request: ApiRequest, _: dict[str, str]) -> ApiResponse:
+        """`POST /api/v2/admin/ticket_fields` (documented): a custom field named `cf_` and its
+        label in snake case; 201 with it."""
+        created = self._new_field(request, "cf_", {n for n, _, _ in self.ticket_fields})
+        if isinstance(created, ApiResponse):
+            return created
+        self.ticket_fields.append(created)
+        return json_response(201, json.loads(self._ticket_fields(request, {}).body)[-1])
+
+    def _create_company_field(self, request: ApiRequest, _: dict[str, str]) -> ApiResponse:
+        """`POST /api/v2/admin/company_fields` (documented): a custom field named after its
+        label in snake case (the REST API shows company fields without the `cf_` prefix)."""
+        created = self._new_field(request, "", {n for n, _, _ in self.company_fields})
+        if isinstance(created, ApiResponse):
+            return created
+        self.company_fields.append(created)
+        return json_response(201, json.loads(self._company_fields(request, {}).body)[-1])
+
+    def _new_field(
+        self, request: ApiRequest, prefix: str, taken: set[str]
+    ) -> tuple[str, str, tuple[str, ...]] | ApiResponse:
+        spec = request.json()
+        label, kind = spec.get("label"), spec.get("type")
+        errors = []
+        if not isinstance(label, str) or not label.strip():
+            errors.append(
+                {"field": "label", "message": "It should not be blank", "code": "missing_field"}
+            )
+        if kind not in FIELD_TYPES:
+            errors.append(
+                {
+                    "field": "type",
+                    "message": "It should be one of these values: " + ",".join(sorted(FIELD_TYPES)),
+                    "code": "invalid_value",
+                }
+            )
+        choices: tuple[str, ...] = ()
+        raw = spec.get("choices")
+        if kind == "custom_dropdown":
+            if isinstance(raw, list):
+                choices = tuple(
+                    str(c["value"]) for c in raw if isinstance(c, dict) and c.get("value")
+                )
+            if not choices:
+                errors.append(
+                    {
+                        "field": "choices",
+                        "message": "It should not be blank",
+                        "code": "missing_field",
+                    }
+                )
+        if errors:
+            return json_response(400, {"description": "Validation failed", "errors": errors})
+        assert isinstance(label, str)
+        assert isinstance(kind, str)
+        name = prefix + re.sub(r"[^a-z0-9]+", "_", label.lower()).strip("_")
+        if name in taken:
+            error = {
+                "field": "label",
+                "message": "It should be a unique value",
+                "code": "duplicate_value",
+            }
+            return json_response(409, {"description": "Validation failed", "errors": [error]})
+        return name, kind, choices
 
 
 @dataclass(frozen=True, slots=True)

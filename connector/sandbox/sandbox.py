@@ -120,6 +120,7 @@ class Sandbox:
         zendesk_update_limit: int | None = None,
         freshdesk_plan: str | None = None,
         zendesk_job_seconds: tuple[float, float] = JOB_SECONDS,
+        fresh_account: bool = False,
     ) -> None:
         """`rate_limit` (per minute) applies to both helpdesks unless one has its own.
 
@@ -130,7 +131,9 @@ class Sandbox:
         account), which `agent_ui_update` spends too; `freshdesk_plan` (growth, pro,
         enterprise) the plan's limits, its sub-limits included. An update_many job runs
         `zendesk_job_seconds` (before its first entry, each entry) of the sandbox clock:
-        about 10 s for 100 tickets, as observed on real accounts.
+        about 10 s for 100 tickets, as observed on real accounts. A `fresh_account` has
+        none of the custom fields the bundled mappings read (`sla-connector init` creates
+        them); its helpdesks take no tickets that would use them.
         """
         self._clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
         if sleep is not None:
@@ -157,6 +160,7 @@ class Sandbox:
             advertised_limit=advertised_limit,
             update_limit=zendesk_update_limit,
             job_seconds=zendesk_job_seconds,
+            fresh_account=fresh_account,
         )
         self.freshdesk = FreshdeskDesk(
             self.now,
@@ -164,6 +168,7 @@ class Sandbox:
             rate_limit=freshdesk_rate_limit or rate_limit,
             advertised_limit=advertised_limit,
             plan=freshdesk_plan,
+            fresh_account=fresh_account,
         )
         self._zendesk_app = wsgi_app(self, self.zendesk)
         self._freshdesk_app = wsgi_app(self, self.freshdesk)

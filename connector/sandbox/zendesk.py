@@ -161,6 +161,16 @@ ORGANIZATION_FIELDS: tuple[tuple[str, str, str], ...] = (
 )
 PRIORITIES = ("low", "normal", "high", "urgent")
 STATUSES = ("new", "open", "pending", "hold", "solved", "closed")
+# The custom field types the create endpoints take (documented lists).
+TICKET_FIELD_TYPES = frozenset(
+    {"text", "textarea", "checkbox", "date", "integer", "decimal", "regexp", "tagger",
+     "multiselect", "partialcreditcard", "lookup"}
+)  # fmt: skip
+ORGANIZATION_FIELD_TYPES = frozenset(
+    {"text", "textarea", "checkbox", "date", "integer", "decimal", "regexp", "dropdown",
+     "multiselect", "lookup"}
+)  # fmt: skip
+FIRST_CREATED_FIELD = 360_000_100_000  # ids of fields created through the API follow this
 
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
@@ -290,8 +300,16 @@ class ZendeskDesk:
         advertised_limit: int,
         update_limit: int | None = None,
         job_seconds: tuple[float, float] = JOB_SECONDS,
+        fresh_account: bool = False,
     ) -> None:
         self._clock = clock
+        # The custom fields the account has: the bundled mapping's, or none on a fresh
+        # account (where `sla-connector init` creates them through the API).
+        self.ticket_fields: list[TicketField] = [] if fresh_account else list(TICKET_FIELDS)
+        self.organization_fields: list[tuple[str, str, str]] = (
+            [] if fresh_account else list(ORGANIZATION_FIELDS)
+        )
+        self.field_options: dict[str, tuple[tuple[str, str], ...]] = {}  # org key → options
         # How long an update_many job takes: (before its first entry, each entry).
         self.job_seconds = job_seconds
         self.email = email
@@ -334,7 +352,9 @@ class ZendeskDesk:
             _route("GET", "/api/v2/job_statuses/{id}.json", self._job_status, ids="[A-Za-z0-9-]+"),
             _route("GET", "/api/v2/organizations/show_many.json", self._organizations),
             _route("GET", "/api/v2/ticket_fields.json", self._ticket_fields),
+            _route("POST", "/api/v2/ticket_fields.json", self._create_ticket_field),
             _route("GET", "/api/v2/organization_fields.json", self._organization_fields),
+            _route("POST", "/api/v2/organization_fields.json", self._create_organization_field),
             _route("POST", "/oauth/tokens", self._oauth_tokens, auth=False),
         )
 
@@ -1147,7 +1167,7 @@ class ZendeskDesk:
                     else {}
                 ),
             }
-            for position, f in enumerate(TICKET_FIELDS, start=1)
+            for position, f in enumerate(self.ticket_fields, start=1)
         ]
         return json_response(200, _listing("ticket_fields", fields))
 
@@ -1168,10 +1188,66 @@ class ZendeskDesk:
                 "regexp_for_validation": None,
                 "created_at": "2024-01-15T09:00:00Z",
                 "updated_at": "2024-01-15T09:00:00Z",
+                **(
+                    {
+                        "custom_field_options": [
+                            {"id": 9300000 + i * 100 + n, "name": name, "value": value}
+                            for n, (name, value) in enumerate(self.field_options[key])
+                        ]
+                    }
+                    if key in self.field_options
+                    else {}
+                ),
             }
-            for i, (key, kind, title) in enumerate(ORGANIZATION_FIELDS, start=1)
+            for i, (key, kind, title) in enumerate(self.organization_fields, start=1)
         ]
         return json_response(200, _listing("organization_fields", fields))
+
+    def _create_ticket_field(self, request: ApiRequest, _: dict[str, str]) -> ApiResponse:
+        """`POST /api/v2/ticket_fields` (documented): a custom field; 201 with its id."""
+        spec = request.json().get("ticket_field")
+        if not isinstance(spec, dict):
+            return self._invalid("ticket_field is required")
+        kind, title = spec.get("type"), spec.get("title")
+        if kind not in TICKET_FIELD_TYPES:
+            return _record_invalid({"type": [{"description": f"Type: {kind!r} is invalid"}]})
+        if not isinstance(title, str) or not title.strip():
+            return _record_invalid({"title": [{"description": "Title: cannot be blank"}]})
+        options = _options(spec.get("custom_field_options"))
+        if kind in ("tagger", "multiselect") and not options:
+            return _record_invalid(
+                {"custom_field_options": [{"description": "Field options: cannot be blank"}]}
+            )
+        field_id = max([f.id for f in self.ticket_fields] + [FIRST_CREATED_FIELD]) + 1
+        created = TicketField(field_id, kind, title, tuple(value for _, value in options))
+        self.ticket_fields.append(created)
+        listing = json.loads(self._ticket_fields(request, {}).body)["ticket_fields"]
+        return json_response(201, {"ticket_field": listing[-1]})
+
+    def _create_organization_field(self, request: ApiRequest, _: dict[str, str]) -> ApiResponse:
+        """`POST /api/v2/organization_fields` (documented): a custom field under its `key`."""
+        spec = request.json().get("organization_field")
+        if not isinstance(spec, dict):
+            return self._invalid("organization_field is required")
+        kind, key, title = spec.get("type"), spec.get("key"), spec.get("title")
+        if kind not in ORGANIZATION_FIELD_TYPES:
+            return _record_invalid({"type": [{"description": f"Type: {kind!r} is invalid"}]})
+        if not isinstance(key, str) or not re.fullmatch(r"[a-z0-9_]+", key):
+            return _record_invalid({"key": [{"description": "Key: is invalid"}]})
+        if any(existing == key for existing, _, _ in self.organization_fields):
+            return _record_invalid({"key": [{"description": "Key: has already been taken"}]})
+        if not isinstance(title, str) or not title.strip():
+            return _record_invalid({"title": [{"description": "Title: cannot be blank"}]})
+        options = _options(spec.get("custom_field_options"))
+        if kind in ("dropdown", "multiselect"):
+            if not options:
+                return _record_invalid(
+                    {"custom_field_options": [{"description": "Field options: cannot be blank"}]}
+                )
+            self.field_options[key] = options
+        self.organization_fields.append((key, kind, title))
+        listing = json.loads(self._organization_fields(request, {}).body)["organization_fields"]
+        return json_response(201, {"organization_field": listing[-1]})
 
     def _oauth_tokens(self, request: ApiRequest, _: dict[str, str]) -> ApiResponse:
         content_type = request.headers.get("content-type", "")
@@ -1231,6 +1307,17 @@ class ZendeskDesk:
 
 
 # --- pure helpers --------------------------------------------------------------------------
+
+
+def _options(raw: Any) -> tuple[tuple[str, str], ...]:
+    """A create request's `custom_field_options` as (name, value) pairs; junk left out."""
+    if not isinstance(raw, list):
+        return ()
+    return tuple(
+        (str(o["name"]), str(o["value"]))
+        for o in raw
+        if isinstance(o, dict) and o.get("name") and o.get("value")
+    )
 
 
 def _encode_cursor(position: tuple[int, int]) -> str:

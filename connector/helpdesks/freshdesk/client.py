@@ -8,7 +8,7 @@ caller checks the ticket's conversations before posting again.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from connector.helpdesks.freshdesk import sansio
 from connector.helpdesks.freshdesk.models import (
@@ -105,6 +105,14 @@ class FreshdeskClient:
                 self.shell.send(request, sansio.decode_admin_ticket_field)
             )
         return found
+
+    def create_field(
+        self, level: str, label: str, kind: str, choices: Sequence[str] = ()
+    ) -> TicketField:
+        """Create a custom ticket (`level` "ticket") or company ("company") field (`init
+        --apply`; admins only)."""
+        request = sansio.create_field_request(self.base_url, level, label, kind, choices)
+        return self.shell.send(request, sansio.decode_created_field)
 
     def company_fields(self) -> list[CompanyField]:
         """The account's company field definitions (for `check`)."""

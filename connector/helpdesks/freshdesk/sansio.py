@@ -37,7 +37,7 @@ import email.utils
 import html
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -86,11 +86,13 @@ __all__ = [
     "companies_request",
     "company_fields_request",
     "company_request",
+    "create_field_request",
     "decode_admin_ticket_field",
     "decode_admin_ticket_fields",
     "decode_companies",
     "decode_company",
     "decode_company_fields",
+    "decode_created_field",
     "decode_note",
     "decode_ticket",
     "decode_ticket_fields",
@@ -772,6 +774,25 @@ def timer_stopping_choices(field: _AdminField) -> frozenset[int] | None:
         if stops and isinstance(number, int) and not isinstance(number, bool):
             stopping.add(number)
     return frozenset(stopping) if flagged else None
+
+
+def create_field_request(
+    base_url: str, level: str, label: str, kind: str, choices: Sequence[str] = ()
+) -> Request:
+    """`POST /api/v2/admin/ticket_fields` (`level` "ticket") or `/admin/company_fields`
+    ("company"), admins only: a custom field (`custom_text`, `custom_dropdown`...); its name
+    comes from its label."""
+    body: dict[str, Any] = {"label": label, "type": kind}
+    if level == "ticket":
+        body["label_for_customers"] = label
+    if choices:
+        body["choices"] = [{"value": c, "position": n} for n, c in enumerate(choices, start=1)]
+    return Request("POST", f"{base_url}{API}/admin/{level}_fields", json=body)
+
+
+def decode_created_field(response: Response) -> TicketField:
+    """The field just created."""
+    return _decode(response, TypeAdapter(TicketField), "a field")
 
 
 def company_fields_request(base_url: str) -> Request:

@@ -147,6 +147,22 @@ class ZendeskClient:
             sansio.organization_fields_request, sansio.decode_organization_fields
         )
 
+    def create_ticket_field(
+        self, kind: str, title: str, options: Sequence[tuple[str, str]] = ()
+    ) -> TicketField:
+        """Create a custom ticket field (`init --apply`)."""
+        request = sansio.create_ticket_field_request(self.base_url, kind, title, options)
+        return self.shell.send(request, sansio.decode_created_ticket_field)
+
+    def create_organization_field(
+        self, kind: str, key: str, title: str, options: Sequence[tuple[str, str]] = ()
+    ) -> OrganizationField:
+        """Create a custom organization field (`init --apply`)."""
+        request = sansio.create_organization_field_request(
+            self.base_url, kind, key, title, options
+        )
+        return self.shell.send(request, sansio.decode_created_organization_field)
+
     def _all_fields(
         self,
         build: Callable[[str, str | None], Request],

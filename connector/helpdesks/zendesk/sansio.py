@@ -52,7 +52,11 @@ __all__ = [
     "UPDATE_BUDGET",
     "UPDATE_MANY_PATH",
     "base_url_for",
+    "create_organization_field_request",
+    "create_ticket_field_request",
     "custom_statuses_request",
+    "decode_created_organization_field",
+    "decode_created_ticket_field",
     "decode_custom_statuses",
     "decode_error",
     "decode_export",
@@ -289,6 +293,48 @@ def ticket_fields_request(base: str, after: str | None = None) -> Request:
 def organization_fields_request(base: str, after: str | None = None) -> Request:
     """One page of organization field definitions; `after` is the previous page's cursor."""
     return _fields_request(f"{base}/api/v2/organization_fields.json", after)
+
+
+def create_ticket_field_request(
+    base: str, kind: str, title: str, options: Sequence[tuple[str, str]] = ()
+) -> Request:
+    """`POST /api/v2/ticket_fields.json`: a custom ticket field; `options` (title, tag) for a
+    drop-down (`tagger`)."""
+    field: dict[str, Any] = {"type": kind, "title": title}
+    if options:
+        field["custom_field_options"] = [{"name": n, "value": v} for n, v in options]
+    return Request("POST", f"{base}/api/v2/ticket_fields.json", json={"ticket_field": field})
+
+
+def create_organization_field_request(
+    base: str, kind: str, key: str, title: str, options: Sequence[tuple[str, str]] = ()
+) -> Request:
+    """`POST /api/v2/organization_fields.json`: a custom organization field under `key`;
+    `options` (title, value) for a drop-down."""
+    field: dict[str, Any] = {"type": kind, "key": key, "title": title}
+    if options:
+        field["custom_field_options"] = [{"name": n, "value": v} for n, v in options]
+    return Request(
+        "POST", f"{base}/api/v2/organization_fields.json", json={"organization_field": field}
+    )
+
+
+class _CreatedTicketField(BaseModel):
+    ticket_field: TicketField
+
+
+class _CreatedOrganizationField(BaseModel):
+    organization_field: OrganizationField
+
+
+def decode_created_ticket_field(response: Response) -> TicketField:
+    """The ticket field just created."""
+    return _decode(response, _CreatedTicketField).ticket_field
+
+
+def decode_created_organization_field(response: Response) -> OrganizationField:
+    """The organization field just created."""
+    return _decode(response, _CreatedOrganizationField).organization_field
 
 
 def comments_request(base: str, ticket_id: int, after: str | None = None) -> Request:
