@@ -133,6 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="enforce N requests a minute per helpdesk (429 with Retry-After beyond)",
     )
     sandbox.add_argument(
+        "--fresh",
+        action="store_true",
+        help="a new account instead: no custom field, no ticket (to try `sla-connector init`)",
+    )
+    sandbox.add_argument(
         "--generate",
         type=int,
         default=0,
@@ -359,7 +364,10 @@ def _sandbox(args: argparse.Namespace, out: TextIO) -> int:
         raise InputError(f"--host {args.host}: not a loopback address (add --allow-remote)")
     if args.rate_limit is not None and args.rate_limit < 1:
         raise InputError("--rate-limit: expected a positive number of requests a minute")
-    sandbox = Sandbox.seeded(rate_limit=args.rate_limit)
+    if args.fresh:
+        sandbox = Sandbox(rate_limit=args.rate_limit, fresh_account=True)
+    else:
+        sandbox = Sandbox.seeded(rate_limit=args.rate_limit)
     if args.generate > 0:
         sandbox.seed(generate(args.generate, seed=1, anchor=sandbox.now()), customers=())
     helpdesks = ("zendesk", "freshdesk") if args.helpdesk == "both" else (args.helpdesk,)
@@ -368,11 +376,33 @@ def _sandbox(args: argparse.Namespace, out: TextIO) -> int:
     except OSError as exc:
         raise InputError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
     creds = sandbox.credentials
+    tickets = len(sandbox.zendesk.tickets) or len(sandbox.freshdesk.tickets)
+    what = "a fresh account: no custom field, no ticket" if args.fresh else f"{tickets} tickets"
+    out.write(f"sla-connector sandbox ({what}); loopback only, Ctrl-C stops.\n")
+    out.write("Its credentials are public and work nowhere else:\n")
     if "zendesk" in helpdesks:
-        out.write(f"zendesk    {server.zendesk_url}  (user {creds.zendesk_email}/token)\n")
+        out.write(
+            f"  zendesk    {server.zendesk_url}\n"
+            f"             email {creds.zendesk_email}, API token {creds.zendesk_api_token}\n"
+        )
     if "freshdesk" in helpdesks:
-        out.write(f"freshdesk  {server.freshdesk_url}  (basic auth: API key, password X)\n")
-    out.write(f"control    {server.control_url}/\n")
+        out.write(
+            f"  freshdesk  {server.freshdesk_url}\n"
+            f"             API key {creds.freshdesk_api_key} (password X)\n"
+        )
+    out.write(
+        f"  control    {server.control_url}/  (GET it for the customers; add tickets, reply,\n"
+        "             solve, change a status, inject faults: docs/sandbox.md)\n"
+    )
+    first = helpdesks[0]
+    secret = "ZENDESK_API_TOKEN" if first == "zendesk" else "FRESHDESK_API_KEY"
+    value = creds.zendesk_api_token if first == "zendesk" else creds.freshdesk_api_key
+    out.write(
+        "To run the connector against it, in another terminal:\n"
+        f"  export SLA_CONNECTOR_{secret}={value}\n"
+        f"  sla-connector {'init' if args.fresh else 'sync --once'} … "
+        f"(docs/sandbox.md)\n"
+    )
     out.flush()
     try:
         server.serve_forever()

@@ -8,8 +8,13 @@ The API paths after the prefix are exactly the vendors'. Control endpoints (JSON
 `POST /_sandbox/faults` (a fault as `FaultBook.add` takes it), `GET`/`DELETE /_sandbox/faults`,
 `POST /_sandbox/agent_edit`, `/_sandbox/agent_reply`, `/_sandbox/solve`
 (`{"ticket_id": N, "helpdesk": optional, "at": optional ISO instant}`),
-`GET /_sandbox/counters`, `POST /_sandbox/reset`. A cut-connection fault closes the socket
-without an answer, as a dropped connection does.
+`POST /_sandbox/status` (`{"ticket_id": N, "status": "pending", "helpdesk": optional}`),
+`POST /_sandbox/tickets` (a new ticket: `{"customer_id": N, "subject": …, "severity": …,
+"category": …, "images": N, "expedite": bool, "priority": …, "status": …}`, all but the
+customer optional; answers its `ticket_id`), `GET /_sandbox` (where everything is, the
+credentials and the customers), `GET /_sandbox/counters`, `POST /_sandbox/reset`. A
+cut-connection fault closes the socket without an answer, as a dropped connection does.
+docs/sandbox.md shows each with curl.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer,
 from wsgiref.types import StartResponse, WSGIEnvironment
 
 from connector.sandbox.faults import FaultKind
+from connector.sandbox.seed import SeedTicket
 from connector.sandbox.wsgi import ApiRequest, ApiResponse, BadRequestBody, CutConnection
 from connector.sandbox.wsgi import json_response as _json
 from connector.timeutil import parse_instant
@@ -213,6 +219,18 @@ class SandboxServer:
             if route == ("POST", "/_sandbox/reset"):
                 sandbox.reset()
                 return _json(200, {"reset": True})
+            if route == ("POST", "/_sandbox/status"):
+                body = request.json()
+                ticket_id, status = body.get("ticket_id"), body.get("status")
+                if not isinstance(ticket_id, int) or not isinstance(status, str):
+                    return _json(400, {"error": "ticket_id (an integer) and status are required"})
+                try:
+                    sandbox.set_status(ticket_id, status, helpdesk=body.get("helpdesk"))
+                except KeyError:
+                    return _json(404, {"error": f"no ticket {ticket_id}"})
+                return _json(200, {"done": "status", "ticket_id": ticket_id, "status": status})
+            if route == ("POST", "/_sandbox/tickets"):
+                return self._new_ticket(request.json())
             if request.method == "POST" and route[1] in (
                 "/_sandbox/agent_edit",
                 "/_sandbox/agent_reply",
@@ -240,10 +258,58 @@ class SandboxServer:
             return _json(404, {"error": f"no ticket {ticket_id}"})
         return _json(200, {"done": action, "ticket_id": ticket_id})
 
+    def _new_ticket(self, body: dict[str, Any]) -> ApiResponse:
+        customer = body.get("customer_id")
+        known = {c.id: c for c in self.sandbox.zendesk.organizations.values()}
+        known.update(self.sandbox.freshdesk.companies)
+        if not isinstance(customer, int) or customer not in known:
+            return _json(400, {"error": f"customer_id: one of {sorted(known)}"})
+        fields = {
+            k: body[k]
+            for k in (
+                "subject", "severity", "severity_override", "category", "product", "images",
+                "expedite", "priority", "status",
+            )
+            if k in body
+        }  # fmt: skip
+        kinds = {"images": int, "expedite": bool}
+        for key, value in fields.items():
+            wanted = kinds.get(key, str)
+            if not isinstance(value, wanted) or (wanted is int and isinstance(value, bool)):
+                return _json(400, {"error": f"{key}: expected {wanted.__name__}"})
+        with self.sandbox.lock:
+            taken = [*self.sandbox.zendesk.tickets, *self.sandbox.freshdesk.tickets]
+            ticket_id = max(taken, default=0) + 1
+            seed = SeedTicket(
+                id=ticket_id,
+                subject=str(fields.pop("subject", f"Ticket {ticket_id}")),
+                created_at=self.sandbox.now(),
+                customer_id=customer,
+                **fields,
+            )
+            helpdesk = body.get("helpdesk")
+            self.sandbox.seed(
+                [seed],
+                customers=(),
+                helpdesks=(helpdesk,) if helpdesk else ("zendesk", "freshdesk"),
+            )
+        return _json(201, {"ticket_id": ticket_id})
+
     def describe(self) -> dict[str, Any]:
-        """Where everything is, for people and scripts."""
+        """Where everything is, the (public, sandbox-only) credentials and the customers."""
         urls = {"zendesk": self.zendesk_url, "freshdesk": self.freshdesk_url}
+        creds = self.sandbox.credentials
+        customers = {**self.sandbox.zendesk.organizations, **self.sandbox.freshdesk.companies}
         return {
             "helpdesks": {name: urls[name] for name in self.helpdesks},
             "control": self.control_url,
+            "credentials": {
+                "zendesk_email": creds.zendesk_email,
+                "zendesk_api_token": creds.zendesk_api_token,
+                "freshdesk_api_key": creds.freshdesk_api_key,
+            },
+            "customers": [
+                {"id": c.id, "name": c.name, "contract": c.contract, "plan": c.plan}
+                for c in sorted(customers.values(), key=lambda c: c.id)
+            ],
         }

@@ -53,6 +53,45 @@ def test_control_api_injects_faults_and_agent_edits(server: SandboxServer) -> No
         assert control.post("/faults", json={"kind": "nonsense"}).status_code == 400
 
 
+def test_control_api_adds_tickets_changes_statuses_and_says_where_everything_is(
+    server: SandboxServer,
+) -> None:
+    control = httpx.Client(base_url=server.control_url)
+    zendesk = httpx.Client(base_url=server.zendesk_url, auth=ZENDESK_AUTH)
+    freshdesk = httpx.Client(base_url=server.freshdesk_url, auth=FRESHDESK_AUTH)
+    with control, zendesk, freshdesk:
+        where = control.get("").json()
+        assert where["helpdesks"]["zendesk"] == server.zendesk_url
+        assert where["credentials"]["zendesk_api_token"] == ZENDESK_AUTH[1]
+        assert {
+            "id": 101,
+            "name": "Lumen Archiv GmbH",
+            "contract": "photoprism",
+            "plan": "gold",
+        } in (where["customers"])
+        body = {"customer_id": 101, "subject": "Export fails", "severity": "sev1", "images": 3}
+        added = control.post("/tickets", json=body)
+        assert added.status_code == 201
+        ticket_id = added.json()["ticket_id"]
+        ticket = zendesk.get(f"/api/v2/tickets/{ticket_id}.json").json()["ticket"]
+        assert (ticket["subject"], ticket["organization_id"]) == ("Export fails", 101)
+        assert "severity_sev1" in ticket["tags"]
+        assert freshdesk.get(f"/api/v2/tickets/{ticket_id}").json()["company_id"] == 101
+
+        done = control.post("/status", json={"ticket_id": ticket_id, "status": "pending"})
+        assert done.status_code == 200
+        assert zendesk.get(f"/api/v2/tickets/{ticket_id}.json").json()["ticket"]["status"] == (
+            "pending"
+        )
+        assert freshdesk.get(f"/api/v2/tickets/{ticket_id}").json()["status"] == 3
+
+        assert control.post("/tickets", json={"customer_id": 5}).status_code == 400
+        assert control.post("/tickets", json={"customer_id": 101, "images": "3"}).status_code == 400
+        assert (
+            control.post("/status", json={"ticket_id": 424242, "status": "open"}).status_code == 404
+        )
+
+
 @pytest.mark.parametrize(("kind", "priority"), [("cut_after", 1), ("cut_before", 4)])
 def test_a_cut_fault_drops_the_socket_quietly(
     server: SandboxServer,
