@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from pydantic import ValidationError
 
     from connector.sla.contract import Contract
-    from connector.sla.model import Decision, TicketFacts
+    from connector.sla.model import TicketFacts
 
 __all__ = ["SERVICE_COMMANDS", "main"]
 
@@ -48,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
     compute = sla_commands.add_parser(
         "compute",
         help="decide one ticket described by flags",
-        description="Decide one ticket: due instants, states, priority, tags.",
+        description="Decide one ticket: due instants, states, the entitlement, the quotas it "
+        "counts in (alone: the first of its period), priority, tags and the note.",
     )
     compute.add_argument("--contract", required=True, help="contract name, e.g. photoprism")
     compute.add_argument("--plan", help="plan, for contracts that have plans")
@@ -68,6 +69,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="customer office; repeat for a follow-the-sun union",
     )
     compute.add_argument("--timezone", help="customer IANA time zone (pixelz)")
+    compute.add_argument("--seats", type=int, metavar="N", help="the customer's seats (quotas)")
+    compute.add_argument(
+        "--subscription-start",
+        metavar="DATE",
+        help="the customer's subscription start, YYYY-MM-DD (contract-year quotas)",
+    )
+    compute.add_argument(
+        "--subscription-kind", metavar="KIND", help="the customer's subscription kind"
+    )
+    compute.add_argument(
+        "--inactive",
+        action="store_true",
+        help="the customer's subscription is not active (solidxperts: grace calls)",
+    )
     compute.add_argument("--category", help="ticket category, e.g. order or inquiry")
     compute.add_argument(
         "--quantity",
@@ -468,7 +483,14 @@ def _compute(args: argparse.Namespace, out: TextIO) -> int:
         "region": args.region,
         "quantities": quantities,
         "flags": dict.fromkeys(args.flag, True),
-        "customer_facts": {"offices": args.office, "timezone": args.timezone},
+        "customer_facts": {
+            "offices": args.office,
+            "timezone": args.timezone,
+            "seats": args.seats,
+            "subscription_start": args.subscription_start,
+            "subscription_kind": args.subscription_kind,
+            "active": not args.inactive,
+        },
         "events": {
             "first_agent_reply_at": _instant(args.first_reply, "--first-reply"),
             "solved_at": _instant(args.solved, "--solved"),
@@ -485,6 +507,8 @@ def _compute(args: argparse.Namespace, out: TextIO) -> int:
     if args.json:
         out.write(printable_json(decision.model_dump_json(indent=2)) + "\n")
     else:
+        from connector.render import render_decision
+
         out.write(render_decision(decision, contracts[args.contract]))
     return 0
 
@@ -615,37 +639,3 @@ def _first_error(exc: ValidationError) -> str:
         parts.append(f"{loc}: {validation_message(error)}")
     more = len(exc.errors()) - 3
     return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
-
-
-def render_decision(decision: Decision, contract: Contract) -> str:
-    """A decision as a person reads it on a terminal, every line printable."""
-    from connector.errors import printable
-    from connector.sla.calendar import zone
-    from connector.timeutil import format_instant, format_local, format_span
-
-    local = zone(decision.local_zone) if decision.local_zone else contract.zone
-    head = f"Ticket {decision.ticket}: {decision.contract}"
-    if decision.plan:
-        head += f", plan {decision.plan}"
-    if decision.severity:
-        head += f", severity {decision.severity}"
-        if decision.severity_submitted and decision.severity_submitted != decision.severity:
-            head += f" (submitted {decision.severity_submitted})"
-    lines = [head]
-    if decision.calendar:
-        lines.append(f"  calendar   {decision.calendar}")
-    width = max((len(n) for n in decision.targets), default=0)
-    for name, target in decision.targets.items():
-        if target.owed_seconds is not None:
-            when = f"{format_span(target.owed_seconds)} still owed"
-        elif target.due is None:
-            when = "no due time"
-        else:
-            when = f"{format_local(target.due, local)} ({format_instant(target.due)})"
-        lines.append(f"  {name:<{width}}  {target.state:<11} {when}")
-        lines.append(f"  {'':<{width}}  {'':<11} {target.basis}")
-    lines.append(f"  priority   {decision.priority}")
-    lines.append(f"  tags       {' '.join(decision.tags)}")
-    if decision.next_change_at is not None:
-        lines.append(f"  changes at {format_instant(decision.next_change_at)}")
-    return "".join(printable(line) + "\n" for line in lines)

@@ -12,6 +12,7 @@ from datetime import datetime
 
 from connector.errors import printable
 from connector.helpdesks.adapter import Helpdesk, Item
+from connector.render import render_decision
 from connector.sla.explain import due_timeline
 from connector.sla.model import StatusChange
 from connector.state import State
@@ -48,8 +49,6 @@ def explain(item: Item, helpdesk: Helpdesk, state: State, rules: Rules, now: dat
     Ticket content is shown as the helpdesk holds it, so each line is escaped where it is
     joined: a value with an escape sequence or a line break in it stays on its own line.
     """
-    from connector.cli import render_decision
-
     sync = Sync(helpdesk, state, rules, clock=lambda: now, log=_Quiet())
     outcome = sync.decide(item, record=False)
     lines = [

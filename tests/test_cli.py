@@ -42,6 +42,43 @@ def test_compute_prints_a_readable_decision(capsys: pytest.CaptureFixture[str]) 
     assert "first_response  running     Tue 2026-03-03 09:15 CET (2026-03-03T08:15:00Z)" in out
     assert "8 business hours, Berlin office" in out
     assert "tags       sla_photoprism sla_plan_gold sla_sev1" in out
+    assert "entitled   included: covered by the plan" in out
+    assert "quota      incidents: 1 of 4 in 2026-03 (fits)" in out
+    assert "note       SLA PhotoPrism Business Support, plan gold, severity sev1." in out
+
+
+@pytest.mark.parametrize(
+    ("flags", "entitled"),
+    [
+        (("--seats", "2", "--subscription-start", "2023-05-01"), "entitled   included"),
+        (("--inactive",), "entitled   not_eligible: not covered by this contract"),
+    ],
+)
+def test_compute_takes_the_customers_subscription(
+    capsys: pytest.CaptureFixture[str], flags: tuple[str, ...], entitled: str
+) -> None:
+    """solidxperts' answer is its entitlement and note: an active subscription covers an
+    installation; an inactive one does not, and the note says what to offer instead."""
+    status, out, err = run(
+        capsys,
+        "compute",
+        "--contract",
+        "solidxperts",
+        "--category",
+        "installation",
+        "--created",
+        "2026-03-02T15:00:00Z",
+        "--now",
+        "2026-03-02T16:00:00Z",
+        "--mappings",
+        str(MAPPINGS),
+        *flags,
+    )
+    assert (status, err) == (0, "")
+    assert entitled in out
+    if "--inactive" in flags:
+        assert "ppi_offer" in out
+        assert "subscription is not active" in out
 
 
 def test_compute_json(capsys: pytest.CaptureFixture[str]) -> None:
