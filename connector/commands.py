@@ -213,6 +213,12 @@ class _Progress:
 
 def _backfill(settings: Settings, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     since = _day_or_instant(args.since, "--since")
+    # Nothing was updated after now: the helpdesk would refuse the range in its own words
+    # (Zendesk's 422 "Too recent start_time"). A future --until just means now.
+    if since >= _utcnow():
+        raise InputError(
+            f"--since {args.since}: in the future; a backfill covers tickets updated before now"
+        )
     until = _day_or_instant(args.until, "--until") if args.until else None
     if until is not None and until <= since:
         raise InputError(f"--until {args.until}: must be after --since {args.since}")

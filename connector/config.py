@@ -28,7 +28,13 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from connector.errors import ConfigError, Problem, masked_setting, validation_message
+from connector.errors import (
+    ConfigError,
+    Problem,
+    masked_setting,
+    validation_message,
+    validation_problems,
+)
 from connector.http import LOOPBACK_HOSTS
 from connector.mappingfiles import default_mappings_dir
 
@@ -219,12 +225,19 @@ class Settings(BaseSettings):
 
 
 def config_path(given: Path | None) -> Path | None:
-    """`--config`, else `$SLA_CONNECTOR_CONFIG`, else the default file if it exists."""
+    """`--config`, else `$SLA_CONNECTOR_CONFIG`, else the default file if it exists.
+
+    None: no file at all, the environment alone (`load_settings` says which file it looked
+    for when the environment does not hold a configuration either).
+    """
     if given is not None:
         return given
     if env := os.environ.get("SLA_CONNECTOR_CONFIG"):
         return Path(env)
-    return DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None
+    try:
+        return DEFAULT_CONFIG if DEFAULT_CONFIG.is_file() else None
+    except OSError:  # behind a folder this user may not enter: reading it will say so
+        return DEFAULT_CONFIG
 
 
 def load_settings(path: Path | None, **overrides: Any) -> Settings:
@@ -238,9 +251,14 @@ def load_settings(path: Path | None, **overrides: Any) -> Settings:
         try:
             values = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise ConfigError([Problem(source, "", "no such file")]) from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError([Problem(source, "", f"cannot be read ({exc})")]) from None
+            named = " (named by SLA_CONNECTOR_CONFIG)" if _from_environment(path) else ""
+            raise ConfigError([Problem(source, "", f"no such file{named}")]) from None
+        except OSError as exc:  # its message repeats the path
+            why = f"cannot be read ({exc.strerror or exc})"
+            raise ConfigError([Problem(source, "", why)]) from None
+        except UnicodeDecodeError as exc:
+            why = f"not UTF-8 text: byte {exc.object[exc.start]:#04x} at offset {exc.start}"
+            raise ConfigError([Problem(source, "", why)]) from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError([Problem(source, "", f"is not valid TOML: {exc}")]) from None
     secrets = [
@@ -255,20 +273,45 @@ def load_settings(path: Path | None, **overrides: Any) -> Settings:
     if secrets:
         raise ConfigError(secrets)
     if "source" in values:  # a field of Settings, but not a key of the file
-        raise ConfigError([Problem(source, "source", "unknown key")])
+        unknown = {"type": "extra_forbidden", "loc": ("source",)}
+        raise ConfigError([Problem(source, "source", validation_message(unknown, Settings))])
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return Settings(**values, source=source)
     except ValidationError as exc:
         problems = [
-            Problem(
-                _origin(source, error["loc"]),
-                ".".join(str(part) for part in error["loc"]),
-                validation_message(error),
-            )
-            for error in exc.errors()
+            Problem(_origin(source, loc), ".".join(str(part) for part in loc), message)
+            for loc, message in validation_problems(exc, Settings)
         ]
+        missing_file = _no_file() if path is None else None
+        if missing_file is not None:
+            # No file, and the environment does not say which helpdesk: the file is missing,
+            # not the key.
+            problems = [
+                missing_file if (p.file, p.key) == (source, "helpdesk") else p for p in problems
+            ]
         raise ConfigError(problems) from None
+
+
+def _from_environment(path: Path) -> bool:
+    """Whether `path` is the file `$SLA_CONNECTOR_CONFIG` names."""
+    return os.environ.get("SLA_CONNECTOR_CONFIG") == str(path)
+
+
+def _no_file() -> Problem | None:
+    """The default configuration file, looked for and not found (None: it is there)."""
+    try:
+        if DEFAULT_CONFIG.is_file():
+            return None
+        why = "is not a file" if DEFAULT_CONFIG.exists() else "no such file"
+    except OSError as exc:  # a folder on the way that this user may not enter
+        why = f"cannot be read ({exc.strerror or exc})"
+    return Problem(
+        str(DEFAULT_CONFIG),
+        "",
+        f"{why} (the default configuration file): give one with --config FILE or "
+        f"{ENV_PREFIX}CONFIG, or set {ENV_PREFIX}HELPDESK to configure from the environment alone",
+    )
 
 
 def _secret_keys(values: dict[str, Any]) -> Iterator[tuple[str, str]]:

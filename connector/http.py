@@ -26,11 +26,13 @@ from __future__ import annotations
 
 import contextlib
 import email.utils
+import errno
 import json
 import math
 import random
 import re
 import socket
+import ssl
 import threading
 import time
 import weakref
@@ -44,8 +46,10 @@ from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
+import structlog
 import tenacity
 
+from connector import logs
 from connector.errors import (
     ApiError,
     AuthError,
@@ -486,6 +490,7 @@ class HttpShell:
             retry=tenacity.retry_if_exception(lambda exc: self._retryable(request, exc)),
             wait=self._wait,
             sleep=self._sleep_before_retry,
+            before_sleep=partial(self._announce_retry, request),
             reraise=True,
         )
         return retrying(attempt)
@@ -560,7 +565,7 @@ class HttpShell:
             elif watchdog.expired or isinstance(exc, _Late):
                 why = f"no complete answer within the {deadline:g} s deadline"
             else:
-                why = str(exc) if isinstance(exc, _Unreadable) else _described(exc)
+                why = str(exc) if isinstance(exc, _Unreadable) else _described(exc, request.url)
             status = None if raw is None else raw.status_code
             request_id = None if raw is None else _request_id(raw.headers)
             error = kind(why, method=method, url=url, status=status, request_id=request_id)
@@ -684,6 +689,34 @@ class HttpShell:
             return 0.0 if exc.retry_after is not None else self._backoff(state.attempt_number)
         return self._backoff(state.attempt_number)
 
+    def _announce_retry(self, request: Request, state: tenacity.RetryCallState) -> None:
+        """Say, at a request's first retry, that the helpdesk cannot be reached: the retries
+        (right for a daemon) would otherwise wait in silence, some 8 s on average.
+
+        Only once logging is set up (`run`, `sync`, `backfill`): `check` and `explain` print
+        their own lines, and structlog's default would write on their standard output.
+        """
+        exc = state.outcome.exception() if state.outcome is not None else None
+        if state.attempt_number != 1 or not isinstance(exc, NotAvailable) or not exc.never_sent:
+            return
+        if not structlog.is_configured():
+            return
+        retries = self.policy.attempts - 1
+        logs.get_logger("sla-connector").warning(
+            "helpdesk_unreachable",
+            detail=f"{exc.message}; trying again up to {retries} more times within "
+            f"{math.ceil(self._longest_backoff())} s",
+            request=f"{request.method} {request.url}",
+        )
+
+    def _longest_backoff(self) -> float:
+        """The longest the retries of one request may wait in all, pacing aside."""
+        policy = self.policy
+        return sum(
+            min(policy.backoff_max, policy.backoff_initial * 2.0 ** (n - 1))
+            for n in range(1, policy.attempts)
+        )
+
     def _sleep_before_retry(self, seconds: float) -> None:
         if seconds > 0:
             self.sleep(seconds)
@@ -757,8 +790,45 @@ def _request_id(headers: Mapping[str, str]) -> str | None:
 # --- what the shell does not leave to httpx --------------------------------------------------
 
 
-def _described(exc: Exception) -> str:
+def _described(exc: Exception, url: str) -> str:
+    if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+        return _connect_failure(exc, url)
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+# Why a connection could not be opened, by the errno under httpx's error.
+_CONNECT_REASONS = {
+    errno.ECONNREFUSED: "connection refused",
+    errno.ECONNRESET: "connection reset",
+    errno.EHOSTUNREACH: "host unreachable",
+    errno.ENETUNREACH: "network unreachable",
+    errno.ETIMEDOUT: "timed out",
+}
+
+
+def _connect_failure(exc: httpx.TransportError, url: str) -> str:
+    """`cannot connect to HOST:PORT: why`, in one line of our words."""
+    host = urlsplit(url).netloc.rpartition("@")[2]  # never the user-info, if any got in
+    return f"cannot connect to {host}: {_connect_reason(exc)}"
+
+
+def _connect_reason(exc: httpx.TransportError) -> str:
+    if isinstance(exc, httpx.ConnectTimeout):
+        return "no answer (timed out)"
+    cause: BaseException | None = exc
+    for _ in range(8):  # httpx's error, httpcore's, then the socket's or TLS's own
+        if cause is None:
+            break
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return f"its TLS certificate is not accepted ({cause.verify_message})"
+        if isinstance(cause, ssl.SSLError):
+            return f"the TLS handshake failed ({cause.reason or cause})"
+        if isinstance(cause, socket.gaierror):
+            return "no such host (the name does not resolve)"
+        if isinstance(cause, OSError) and cause.errno in _CONNECT_REASONS:
+            return _CONNECT_REASONS[cause.errno]
+        cause = cause.__cause__ or cause.__context__
+    return re.sub(r"^\[Errno -?\d+\] ", "", str(exc)) or type(exc).__name__
 
 
 class _Unreadable(Exception):

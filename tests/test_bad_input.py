@@ -102,6 +102,7 @@ class Case:
     line: int | None
     says: str
     config: str = "zendesk"
+    column: int | None = None  # YAML syntax errors name the column too
 
     @property
     def is_contract(self) -> bool:
@@ -110,6 +111,7 @@ class Case:
     def where(self, path: Path) -> str:
         """What the error line must start its text with: file, line, key path."""
         place = f"{path}:{self.line}" if self.line is not None else f"{path}"
+        place += f":{self.column}" if self.column is not None else ""
         return f"{place}: {self.key}: " if self.key else f"{place}: "
 
 

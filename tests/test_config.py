@@ -94,18 +94,27 @@ def test_unknown_keys_are_named_with_the_file(tmp_path: Path) -> None:
         tmp_path, "pol_interval = 5\n" + FILE + '[zendesk.extra]\n[metrics]\nlisten_on = ""\n'
     )
     found = problems(path)
+    top = (
+        "freshdesk, helpdesk, helpdesk_mapping, log, mappings, metrics, poll_interval, start, "
+        "state_dir, zendesk"
+    )
+    zendesk = "auth, batch_writes, client_id, email, update_share, url"
     assert sorted(found) == sorted(
         [
-            f"{path}: pol_interval: unknown key",
-            f"{path}: zendesk.extra: unknown key",
-            f"{path}: metrics.listen_on: unknown key",
+            f"{path}: pol_interval: unknown key (did you mean poll_interval?); "
+            f"the keys here are: {top}",
+            f"{path}: zendesk.extra: unknown key; the keys here are: {zendesk}",
+            f"{path}: metrics.listen_on: unknown key (did you mean listen?); "
+            "the keys here are: listen, textfile",
         ]
     )
 
 
 def test_source_is_not_a_key_of_the_file(tmp_path: Path) -> None:
     path = write(tmp_path, 'source = "elsewhere"\n' + FILE)
-    assert problems(path) == [f"{path}: source: unknown key"]
+    [problem] = problems(path)
+    assert problem.startswith(f"{path}: source: unknown key; the keys here are: freshdesk, ")
+    assert "source," not in problem
 
 
 @pytest.mark.parametrize(

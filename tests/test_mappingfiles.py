@@ -76,7 +76,11 @@ def test_a_good_file_loads(tmp_path: Path) -> None:
             "title: ACME support\ncolour: red\n",
             "acme.yaml:3: colour: unkn",
         ),
-        ("[first_agent_reply_at]", "[coffee_at]", "achieved_by.0: expected 'first_agent_reply_at'"),
+        (
+            "[first_agent_reply_at]",
+            "[coffee_at]",
+            "achieved_by.0: expected one of: 'first_agent_reply_at', 'workaround_at'",
+        ),
         ("priority: urgent", "priority: panic", "acme.yaml:11: severities.p1.priority"),
         ("name: acme", "name: other", "name: is 'other' but the file is named 'acme.yaml'"),
     ],

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from connector.app import load_rules
 from connector.config import SECRET_NAMES, load_settings
 from tests.conftest import ROOT
 
@@ -187,6 +188,7 @@ def test_example_config_has_every_key_of_the_format_and_no_secret() -> None:
     assert set(config) == {
         "helpdesk",
         "mappings",
+        "helpdesk_mapping",
         "poll_interval",
         "zendesk",
         "freshdesk",
@@ -199,7 +201,7 @@ def test_example_config_has_every_key_of_the_format_and_no_secret() -> None:
     assert set(config["log"]) == {"format", "level"}
     assert config["metrics"]["listen"].startswith("127.0.0.1:")
     # Keys whose defaults suit the service are documented, commented out.
-    for key in ("helpdesk_mapping", "state_dir", "start", "textfile", "plan"):
+    for key in ("state_dir", "start", "textfile", "plan"):
         assert re.search(rf"^# {key} = ", text, re.MULTILINE), key
     # Hosts are example ones, and no secret has a key in the file.
     for url in (config["zendesk"]["url"], config["freshdesk"]["url"]):
@@ -224,6 +226,63 @@ def test_example_config_loads_as_the_service_would_load_it(
     assert settings.state_file == tmp_path / "state.sqlite3"
     assert settings.metrics.listen == "127.0.0.1:9464"
     assert settings.metrics.textfile is None
+
+
+def readme_install_steps() -> list[list[str]]:
+    """The `install -d` and `cp` commands of README.md's "Running it as a service" that lay
+    out /etc/sla-connector (the units' copy to /etc/systemd/system is not of that folder)."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("## Running it as a service", 1)[1].split("\n## ", 1)[0]
+    commands = []
+    for block in re.findall(r"```sh\n(.*?)```", section, re.DOTALL):
+        for line in block.splitlines():
+            words = line.split()
+            command = words[:2] == ["install", "-d"] or words[:1] == ["cp"]
+            if command and words[-1].startswith("/etc/sla-connector"):
+                commands.append(words)
+    return commands
+
+
+def test_example_config_names_a_mapping_the_readme_steps_create(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for variable in list(os.environ):
+        if variable.startswith("SLA_CONNECTOR_"):
+            monkeypatch.delenv(variable)
+    monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path / "state"))
+    etc = tmp_path / "etc" / "sla-connector"
+
+    def here(word: str) -> Path:
+        return Path(word.replace("/etc/sla-connector", str(etc)))
+
+    created: set[Path] = set()
+    steps = readme_install_steps()
+    assert steps
+    for words in steps:
+        if words[0] == "install":
+            for folder in words[2:]:
+                here(folder).mkdir(parents=True)
+            continue
+        *sources, target = words[1:]
+        for pattern in sources:
+            matches = sorted(ROOT.glob(pattern))
+            assert matches, pattern
+            for source in matches:
+                copy = here(target) / source.name if target.endswith("/") else here(target)
+                shutil.copyfile(source, copy)
+                created.add(copy)
+    config = etc / "config.toml"
+    assert config in created  # step 3 copies the example configuration
+    config.write_text(
+        config.read_text(encoding="utf-8").replace("/etc/sla-connector", str(etc)), "utf-8"
+    )
+
+    settings = load_settings(config)
+    assert settings.mapping_file == etc / "mappings" / "helpdesks" / "zendesk.yaml"
+    assert settings.mapping_file in created
+    rules = load_rules(settings)  # the contracts and the mapping load as the service's would
+    assert rules.mapping.helpdesk == settings.helpdesk
+    assert len(rules.contracts) == len(list((ROOT / "mappings" / "contracts").glob("*.yaml")))
 
 
 # The check script, run as CI runs it. It needs systemd-analyze; on a copy of the repository's

@@ -24,7 +24,7 @@ from pydantic import (
     ValidationError,
 )
 
-from connector.errors import validation_message
+from connector.errors import validation_problems
 from connector.sla.calendar import (
     WEEKDAYS,
     BusinessCalendar,
@@ -343,9 +343,7 @@ class Contract:
         try:
             spec = ContractSpec.model_validate(data)
         except ValidationError as exc:
-            raise ContractInvalid(
-                [(tuple(e["loc"]), validation_message(e)) for e in exc.errors()]
-            ) from None
+            raise ContractInvalid(validation_problems(exc, ContractSpec)) from None
         problems: list[tuple[KeyPath, str]] = []
         offices = {
             name: office

@@ -158,9 +158,7 @@ class ZendeskClient:
         self, kind: str, key: str, title: str, options: Sequence[tuple[str, str]] = ()
     ) -> OrganizationField:
         """Create a custom organization field (`init --apply`)."""
-        request = sansio.create_organization_field_request(
-            self.base_url, kind, key, title, options
-        )
+        request = sansio.create_organization_field_request(self.base_url, kind, key, title, options)
         return self.shell.send(request, sansio.decode_created_organization_field)
 
     def _all_fields(
