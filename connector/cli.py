@@ -630,12 +630,13 @@ def _ticket_hint(line: str) -> str:
 
 
 def _first_error(exc: ValidationError) -> str:
-    """The first three problems of a validation error, on one line."""
+    """The first three problems of a validation error (of `TicketFacts`), on one line."""
     from connector.errors import validation_message
+    from connector.sla.model import TicketFacts
 
     parts = []
     for error in exc.errors()[:3]:
         loc = ".".join(str(p) for p in error["loc"]) or "line"
-        parts.append(f"{loc}: {validation_message(error)}")
+        parts.append(f"{loc}: {validation_message(error, TicketFacts)}")
     more = len(exc.errors()) - 3
     return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")

@@ -38,6 +38,10 @@ def run_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
         return run_demo(args, out)
     settings = load_settings(config_path(args.config))
+    if args.command in ("check", "explain"):
+        # Their answer goes to stdout; a warning (the helpdesk unreachable, retrying) to
+        # stderr as it happens, instead of seconds of silence.
+        logs.configure(format=settings.log.format, level="warning", stream=err)
     if args.command == "check":
         return _check(settings, out, offline=args.offline)
     if args.command == "explain":

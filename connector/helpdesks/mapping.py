@@ -30,7 +30,7 @@ from pydantic import (
     model_validator,
 )
 
-from connector.errors import UnmappedTicket
+from connector.errors import UnmappedTicket, validation_message
 from connector.sla.calendar import FIRST_YEAR, LAST_YEAR
 from connector.sla.calendar import zone as load_zone
 from connector.sla.contract import Contract
@@ -644,7 +644,7 @@ def read_facts(view: WireView, mapping: HelpdeskMapping) -> TicketFacts:
     except ValidationError as exc:
         first = exc.errors()[0]
         path = ".".join(map(str, first["loc"]))
-        raise UnmappedTicket(ticket_id, f"{path}: {first['msg']}") from None
+        raise UnmappedTicket(ticket_id, f"{path}: {validation_message(first)}") from None
 
 
 # --- results ---------------------------------------------------------------------------------
