@@ -75,9 +75,9 @@ import httpx
 
 from connector import logs
 from connector.app import load_rules, open_helpdesk
+from connector.cli.demo import demo_settings, sandbox_secrets
 from connector.config import Settings
 from connector.daemon import Daemon
-from connector.demo import demo_settings, sandbox_secrets
 from connector.helpdesks.adapter import Helpdesk
 from connector.helpdesks.freshdesk import ApiKeyCredentials, FreshdeskClient
 from connector.helpdesks.freshdesk.adapter import FreshdeskHelpdesk
@@ -98,7 +98,7 @@ from connector.sandbox import (
 )
 from connector.sandbox.agents import Agents
 from connector.state import State
-from connector.sync import BOOK_ENTRIES, Outcome, Sync
+from connector.sync import BOOK_ENTRIES, Outcome, Sync, Totals
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 3, 6, 12, tzinfo=UTC)
@@ -1353,6 +1353,21 @@ class LimitsRun:
         return self.tickets / self.written_min if self.written_min > 0 else math.nan
 
 
+def _timed_backfill(
+    sync: Sync, clock: ManualClock, start: datetime
+) -> tuple[Totals, Totals, datetime, datetime, float]:
+    """A whole backfill then its wake-ups, the helpdesk and the state closed after: the
+    totals of both, when it began and ended on the sandbox clock, the client CPU seconds."""
+    try:
+        began, cpu = clock(), time.process_time()
+        totals = sync.poll("backfill", start - timedelta(days=400))
+        woken = sync.wake()
+        return totals, woken, began, clock(), time.process_time() - cpu
+    finally:
+        sync.helpdesk.close()
+        sync.state.close()
+
+
 def limits_run(count: int, *, batches: bool, scratch: Path) -> LimitsRun:
     """Backfill `count` generated tickets (plus the bundled ones) on a fresh sandbox at
     Zendesk Professional's limits, agents saving 30 tickets a minute throughout."""
@@ -1384,16 +1399,8 @@ def limits_run(count: int, *, batches: bool, scratch: Path) -> LimitsRun:
         monotonic=agents.seconds,  # one time for the shell's pacing and the sandbox's limits
     )
     sync = Sync(desk, state, load_rules(settings), clock=clock, log=_log(), batches=batches)
-    try:
-        agents.advance(61)  # the export shows a change a minute after it: the seed is visible
-        began, cpu = clock(), time.process_time()
-        totals = sync.poll("backfill", start - timedelta(days=400))
-        woken = sync.wake()
-        cpu = time.process_time() - cpu
-        ended = clock()
-    finally:
-        desk.close()
-        state.close()
+    agents.advance(61)  # the export shows a change a minute after it: the seed is visible
+    totals, woken, began, ended, cpu = _timed_backfill(sync, clock, start)
     # The last write that landed: a PUT's answer, or the last update_many entry that ran.
     landed = [t for t in (agents.last_write, sandbox.zendesk.last_entry_at) if t is not None]
     last = max(landed, default=ended)
@@ -1485,15 +1492,7 @@ def limits_run_freshdesk(count: int, *, scratch: Path) -> FreshdeskLimitsRun:
         monotonic=agents.seconds,
     )
     sync = Sync(desk, state, load_rules(settings), clock=clock, log=_log(), notes="open")
-    try:
-        began, cpu = clock(), time.process_time()
-        totals = sync.poll("backfill", start - timedelta(days=400))
-        woken = sync.wake()
-        cpu = time.process_time() - cpu
-        ended = clock()
-    finally:
-        desk.close()
-        state.close()
+    totals, woken, began, ended, cpu = _timed_backfill(sync, clock, start)
     last = agents.last_write or ended
     by_route: dict[tuple[str, str], int] = {}
     open_requests = per_ticket = closed_notes = 0

@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from connector.demo import sandbox_secrets
+from connector.cli.demo import sandbox_secrets
 from connector.helpdesks.mapping import find_note_fingerprint
 from connector.mappingfiles import default_mappings_dir
 from connector.sandbox import Counters, OffsetClock, RequestCount, Sandbox

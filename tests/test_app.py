@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from connector.app import OAUTH_TOKEN, _saved_tokens, open_helpdesk
+from connector.cli.demo import demo_settings
 from connector.config import Settings
-from connector.demo import demo_settings
 from connector.errors import AuthError
 from connector.sandbox import ZENDESK_URL, ManualClock, Sandbox
 from connector.state import State

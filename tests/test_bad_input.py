@@ -41,7 +41,7 @@ from hypothesis import strategies as st
 
 from connector.app import load_rules, open_helpdesk
 from connector.cli import main
-from connector.demo import demo_settings, sandbox_secrets
+from connector.cli.demo import demo_settings, sandbox_secrets
 from connector.errors import ConfigError, MalformedResponse, UnmappedTicket, ValidationFailed
 from connector.helpdesks.adapter import Item, Plan
 from connector.helpdesks.freshdesk import sansio as freshdesk_sansio

@@ -61,6 +61,18 @@ def requests(sandbox: Sandbox, route: str, method: str = "PUT") -> int:
     return sandbox.counters.total(helpdesk="zendesk", method=method, route=route)
 
 
+def dies_after_sending(desk: Desk) -> None:
+    """The process dies once its next job is queued, before the answer with the job's id."""
+    client = desk.sync.helpdesk.client  # type: ignore[attr-defined]
+    send: Callable[..., Any] = client.update_many
+
+    def send_then_die(writes: Any) -> Any:
+        send(writes)
+        raise SystemExit("killed")
+
+    client.update_many = send_then_die
+
+
 @pytest.fixture(name="reference")
 def reference_fixture(tmp_path: Path) -> dict[int, tuple[Any, ...]]:
     """What the helpdesk shows after single writes."""
@@ -120,14 +132,7 @@ def test_a_crash_after_a_job_was_sent_posts_no_note_twice(
 ) -> None:
     sandbox, clock = world()
     desk = connect(sandbox, clock, tmp_path / "batches", batches=True)
-    client = desk.sync.helpdesk.client  # type: ignore[attr-defined]
-    send: Callable[..., Any] = client.update_many
-
-    def dies_after_sending(writes: Any) -> Any:
-        send(writes)  # the job is queued and runs; the process dies before its results
-        raise SystemExit("killed")
-
-    client.update_many = dies_after_sending
+    dies_after_sending(desk)
     with pytest.raises(SystemExit):
         backfill(desk)
     assert desk.state.pending_notes()  # the job's notes were journalled before it was sent
@@ -190,14 +195,7 @@ def test_a_job_whose_id_never_came_back_posts_no_note_twice(
     stamps, and whichever write comes second is refused as a conflict: one note each."""
     sandbox, clock = world()
     desk = connect(sandbox, clock, tmp_path / "batches", batches=True)
-    client = desk.sync.helpdesk.client  # type: ignore[attr-defined]
-    send: Callable[..., Any] = client.update_many
-
-    def dies_after_sending(writes: Any) -> Any:
-        send(writes)
-        raise SystemExit("killed")
-
-    client.update_many = dies_after_sending
+    dies_after_sending(desk)
     with pytest.raises(SystemExit):
         backfill(desk)
     assert desk.state.pending_notes()
@@ -227,14 +225,7 @@ def test_a_lost_job_that_runs_after_the_restart_posts_no_note_twice(tmp_path: Pa
     assert desk.state.pending_notes() == []
     for ticket_id in sandbox.zendesk.tickets:  # a change an agent makes: each is read again
         sandbox.agent_edit(ticket_id, helpdesk="zendesk")
-    client = desk.sync.helpdesk.client  # type: ignore[attr-defined]
-    send: Callable[..., Any] = client.update_many
-
-    def dies_after_sending(writes: Any) -> Any:
-        send(writes)
-        raise SystemExit("killed")
-
-    client.update_many = dies_after_sending
+    dies_after_sending(desk)
     desk.sync.notes = "all"
     with pytest.raises(SystemExit):
         backfill(desk)

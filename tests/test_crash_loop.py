@@ -50,7 +50,7 @@ import pytest
 import structlog
 
 from connector.app import load_rules, open_helpdesk
-from connector.demo import demo_settings, sandbox_secrets
+from connector.cli.demo import demo_settings, sandbox_secrets
 from connector.helpdesks.freshdesk.sansio import PollPosition
 from connector.sandbox import (
     FRESHDESK_URL,

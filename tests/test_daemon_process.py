@@ -26,7 +26,7 @@ import pytest
 import structlog
 
 from connector.app import load_rules, open_helpdesk
-from connector.demo import demo_settings, sandbox_secrets
+from connector.cli.demo import demo_settings, sandbox_secrets
 from connector.sandbox import FRESHDESK_URL, ZENDESK_URL, OffsetClock, Sandbox, generate
 from connector.sandbox.faults import FaultKind
 from connector.sandbox.seed import SeedTicket

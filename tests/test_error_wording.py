@@ -364,7 +364,9 @@ def test_simulate_lines_are_in_our_words(
         f"sla-connector: error: {source}:1 (ticket 7): created_at: timestamp without a "
         "timezone: expected a date-time with its UTC offset, e.g. 2026-11-24T09:00:00+01:00, "
         "got '2026-03-02T08:15:00'; quantities.images: expected a whole number, got 'many'; "
-        "colour: unknown key"
+        "colour: unknown key; the keys here are: category, contract, created_at, customer, "
+        "customer_facts, events, flags, id, plan, product, quantities, region, severity, "
+        "severity_override, status, status_history"
     )
     assert second.startswith(f"sla-connector: error: {source}:2: line: not valid JSON (")
 
@@ -459,7 +461,10 @@ def test_check_says_cannot_connect_in_one_line(
     url = f"http://127.0.0.1:{closed_port}"
     assert main(["check", "--config", str(service_config(tmp_path, url))]) == 1
     out, err = capsys.readouterr()
-    assert err == ""
+    # The retries are said as they begin, one warning on stderr (not seconds of silence).
+    [warning] = [json.loads(line) for line in err.splitlines()]
+    assert warning["event"] == "helpdesk_unreachable"
+    assert warning["detail"].startswith(f"cannot connect to 127.0.0.1:{closed_port}: connection")
     [failure] = [line for line in out.splitlines() if line.startswith("FAIL")]
     assert failure.startswith(f"FAIL  {url} unreachable: GET {url}/api/v2/")
     assert failure.endswith(f": cannot connect to 127.0.0.1:{closed_port}: connection refused")

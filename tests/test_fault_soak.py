@@ -52,8 +52,8 @@ import pytest
 import structlog
 
 from connector.app import open_helpdesk
+from connector.cli.demo import demo_settings, sandbox_secrets
 from connector.daemon import Daemon
-from connector.demo import demo_settings, sandbox_secrets
 from connector.helpdesks.mapping import find_note_fingerprint
 from connector.sandbox import (
     CUSTOMERS,

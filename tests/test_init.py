@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from connector.cli import main
+from connector.cli.init import needed_fields
 from connector.config import load_settings
-from connector.init import needed_fields
 from connector.mappingfiles import default_mappings_dir, load_contracts
 from connector.sandbox import Sandbox
 from connector.sandbox.server import SandboxServer

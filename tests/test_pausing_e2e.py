@@ -17,8 +17,8 @@ import pytest
 import structlog
 
 from connector.app import load_rules
-from connector.demo import demo_settings
-from connector.explain import explain
+from connector.cli.demo import demo_settings
+from connector.cli.explain import explain
 from connector.sandbox.faults import FaultKind
 from connector.sla.model import StatusChange
 from connector.sync import Rules

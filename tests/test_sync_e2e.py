@@ -18,7 +18,7 @@ import pytest
 import structlog
 
 from connector.app import load_rules, open_helpdesk
-from connector.demo import demo_settings, sandbox_secrets
+from connector.cli.demo import demo_settings, sandbox_secrets
 from connector.errors import ConnectorError
 from connector.helpdesks.mapping import find_note_fingerprint
 from connector.sandbox import FRESHDESK_URL, ZENDESK_URL, ManualClock, Sandbox

@@ -173,7 +173,7 @@ class FactSources(_Spec):
     customer_facts: CustomerFactSources = Field(default_factory=CustomerFactSources)
     events: EventSources = Field(default_factory=EventSources)
     # A helpdesk status (Freshdesk's status id, Zendesk's custom status id) → the category the
-    # contracts see (contracts.md §1, "Pausing"); statuses not listed keep the helpdesk's own
+    # contracts see (docs/pausing.md); statuses not listed keep the helpdesk's own
     # category (Zendesk's `status`, Freshdesk's built-in ones; other Freshdesk ids: open).
     statuses: dict[StatusKey, Status] = Field(default_factory=dict)
 

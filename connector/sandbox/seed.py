@@ -6,7 +6,7 @@ of `mappings/helpdesks/*.example.yaml`, so both helpdesks hold the same logical 
 the same ids. Times are offsets from an `anchor` (the sandbox clock when seeding), so a seeded
 sandbox always looks like a live helpdesk: recent tickets, some answered, some solved.
 
-Values were picked from `/work/shared/contracts.md` and the contract files: severities, plans,
+Values were picked from the bundled contract files: severities, plans,
 offices, regions, pixelz orders (images, expedite), solidxperts scope (categories, excluded
 products), subscriptions (seats, start, kind), plus two tickets no mapping can place (an unknown
 plan, no organization) so the `sla_unmapped` path has something to chew on.

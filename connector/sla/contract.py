@@ -171,7 +171,7 @@ class TargetSpec(_Spec):
     by_plan: dict[str, dict[str, DurationField]] | None = None
     expedite: ExpediteSpec | None = None
     capacity: CapacitySpec | None = None
-    # The status categories in which this target's clock stops (contracts.md §1, "Pausing").
+    # The status categories in which this target's clock stops (docs/pausing.md).
     paused_by: list[PausingStatus] = Field(default_factory=list)
 
 
@@ -617,7 +617,7 @@ def _check_expedite_and_capacity(target: TargetSpec, path: KeyPath) -> list[tupl
 
 
 def _check_pausing(target: TargetSpec, path: KeyPath) -> list[tuple[KeyPath, str]]:
-    """`paused_by` only on targets that are an amount of time (contracts.md §1, "Pausing")."""
+    """`paused_by` only on targets that are an amount of time (docs/pausing.md)."""
     if not target.paused_by:
         return []
     where = (*path, "paused_by")

@@ -1,6 +1,6 @@
 """The values that cross the engine's boundary: `TicketFacts` in, `Decision` out.
 
-Field names are those of design.md section 2; they are the JSON lines of `sla simulate`.
+They are the JSON lines of `sla simulate`; docs/schemas holds their JSON Schema.
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ class TicketFacts(_Frozen):
     flags: dict[str, bool] = Field(default_factory=dict)
     customer_facts: CustomerFacts = Field(default_factory=CustomerFacts)
     events: Events = Field(default_factory=Events)
-    # Oldest first; before the first entry the ticket is open (contracts.md §1, "Pausing").
+    # Oldest first; before the first entry the ticket is open (docs/pausing.md).
     status_history: list[StatusChange] = Field(default_factory=list)
 
 

@@ -1,5 +1,5 @@
 """Paused clocks: the spells a ticket's status stops a target, and the time that accrues around
-them (contracts.md §1, "Pausing").
+them (docs/pausing.md).
 
 A status spell is half-open: a ticket that enters `pending` at `t` and leaves at `u` is paused
 on `[t, u)`. The status at an instant is that of the latest history entry at or before it;

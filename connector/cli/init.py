@@ -22,7 +22,7 @@ from typing import Any, Literal, TextIO
 import yaml
 
 from connector.app import open_helpdesk
-from connector.check import run_checks
+from connector.cli.check import run_checks
 from connector.config import Settings, load_settings
 from connector.errors import InputError, printable
 from connector.mappingfiles import default_mappings_dir, load_contracts

@@ -10,9 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from connector.cli.render import render_decision
 from connector.errors import printable
 from connector.helpdesks.adapter import Helpdesk, Item
-from connector.render import render_decision
 from connector.sla.explain import due_timeline
 from connector.sla.model import StatusChange
 from connector.state import State

@@ -34,7 +34,7 @@ __all__ = ["run_command"]
 def run_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """Run one of `connector.cli.SERVICE_COMMANDS`; returns the exit status."""
     if args.command == "demo":
-        from connector.demo import run_demo
+        from connector.cli.demo import run_demo
 
         return run_demo(args, out)
     settings = load_settings(config_path(args.config))
@@ -296,7 +296,7 @@ def _backfill(settings: Settings, args: argparse.Namespace, out: TextIO, err: Te
 
 
 def _explain(settings: Settings, ticket: str, out: TextIO) -> int:
-    from connector.explain import explain
+    from connector.cli.explain import explain
 
     rules = load_rules(settings)
     with _opened(settings) as (state, helpdesk):
@@ -308,6 +308,6 @@ def _explain(settings: Settings, ticket: str, out: TextIO) -> int:
 
 
 def _check(settings: Settings, out: TextIO, *, offline: bool) -> int:
-    from connector.check import run_checks
+    from connector.cli.check import run_checks
 
     return run_checks(settings, out, offline=offline)

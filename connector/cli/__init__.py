@@ -1,4 +1,6 @@
-"""The `sla-connector` command line.
+"""The `sla-connector` command line: the parser and `sla compute`/`sla simulate`/`sandbox`
+here; the commands that read a configuration in `commands`, `check`, `explain`, `init` and
+`demo`; a decision as text in `render`. None of them imports another's module for a helper.
 
 Exit status: 0 ok, 1 runtime failure, 2 bad usage, configuration or input. Heavy imports
 happen inside the commands so that `--help` stays instant.
@@ -169,7 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _service_commands(commands: Any) -> None:
-    """`run`, `sync`, `backfill`, `explain`, `check`, `demo` (run by `connector.commands`)."""
+    """`run`, `sync`, `backfill`, `explain`, `check`, `demo` (run by `connector.cli.commands`)."""
 
     def with_config(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         parser.add_argument(
@@ -344,12 +346,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "sandbox":
             return _sandbox(args, sys.stdout)
         if args.command == "init":
-            from connector.init import run_init
+            from connector.cli.init import run_init
 
             ask = input if sys.stdin.isatty() else None
             return run_init(args, sys.stdout, ask=ask)
         if args.command != "sla":
-            from connector.commands import run_command
+            from connector.cli.commands import run_command
 
             return run_command(args, sys.stdout, sys.stderr)
         if args.command == "sla" and args.sla_command == "compute":
@@ -507,7 +509,7 @@ def _compute(args: argparse.Namespace, out: TextIO) -> int:
     if args.json:
         out.write(printable_json(decision.model_dump_json(indent=2)) + "\n")
     else:
-        from connector.render import render_decision
+        from connector.cli.render import render_decision
 
         out.write(render_decision(decision, contracts[args.contract]))
     return 0

@@ -81,6 +81,8 @@ def run_demo(args: argparse.Namespace, out: TextIO) -> int:
     log = logs.get_logger("sla-connector")
     clock = OffsetClock()
     sandbox = Sandbox.seeded(clock=clock)
+    _waiting_on_the_customer(sandbox)
+    clock.advance(61)
     try:
         server = sandbox.serve("127.0.0.1", args.port).start()
     except OSError as exc:
@@ -109,6 +111,34 @@ def run_demo(args: argparse.Namespace, out: TextIO) -> int:
         finally:
             server.close()
     return status
+
+
+def _waiting_on_the_customer(sandbox: Sandbox) -> None:
+    """An agent set one ticket to pending, waiting on the customer, a minute before the demo
+    starts (Zendesk's export shows a change a minute after it): a contract whose target
+    pauses then shows its clock stopped. The ticket is the middle one of the open tickets of
+    the contract most of whose targets pause on pending (the first stays an ordinary
+    example)."""
+    rules = load_rules(demo_settings("zendesk", "https://unused.invalid", Path("unused")))
+    # The contract most of whose targets pause: every ticket of it then shows a paused one.
+    share = {
+        name: sum("pending" in t.paused_by for t in targets) / len(targets)
+        for name, contract in sorted(rules.contracts.items())
+        if (targets := list(contract.spec.targets.values()))
+    }
+    pausing = sorted((n for n, s in share.items() if s > 0), key=lambda n: -share[n])
+    customers = sandbox.zendesk.organizations
+    for contract in pausing:
+        open_tickets = [
+            ticket_id
+            for ticket_id, ticket in sorted(sandbox.zendesk.tickets.items())
+            if ticket.status == "open"
+            and ticket.organization_id in customers
+            and customers[ticket.organization_id].contract == contract
+        ]
+        if len(open_tickets) > 1:
+            sandbox.set_status(open_tickets[len(open_tickets) // 2], "pending")
+            return
 
 
 # --- the two passes ---------------------------------------------------------------------------
@@ -180,7 +210,7 @@ def _customer_names(sandbox: Sandbox, helpdesk: str) -> dict[str, str]:
 
 # --- the story --------------------------------------------------------------------------------
 
-# What each entitlement means, in an agent's words (contracts.md §1; the contracts' `scope` and
+# What each entitlement means, in an agent's words (the contracts' `scope` and
 # `quotas` decide which one a ticket gets).
 ENTITLEMENTS = {
     "included": "covered by the {plan}{count}",
@@ -247,6 +277,11 @@ def _split(outcome: Outcome) -> int:
     return 1
 
 
+def _paused(outcome: Outcome, _: Rules) -> bool:
+    decision = outcome.decision
+    return decision is not None and any(t.state == "paused" for t in decision.targets.values())
+
+
 def _dropped(outcome: Outcome, _: Rules) -> bool:
     return outcome.plan is not None and bool(outcome.plan.dropped)
 
@@ -260,6 +295,7 @@ RULES = (
     _Rule("pay_per_incident", _entitled("pay_per_incident")),
     _Rule("not_eligible", _entitled("not_eligible")),
     _Rule("capacity", _capacity, _split),
+    _Rule("paused", _paused),
     _Rule("dropped", _dropped),
 )
 
