@@ -157,6 +157,8 @@ def results_fingerprint(desired: DesiredResults) -> str:
         "tags=" + ",".join(desired.tags),
         f"note={desired.note_fingerprint}",
     ]
+    if desired.summary is not None:
+        parts.append(f"summary={desired.summary[1]}")
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 

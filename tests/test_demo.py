@@ -115,7 +115,8 @@ def test_fields_are_named_and_their_ids_shown_only_with_verbose(
     verbose = demo(capsys, "--verbose")
 
     assert FIELD_ID.search(story) is None
-    assert "Each due time goes to ticket fields as a UTC time and a local date." in story
+    assert "Each due time goes to ticket fields as a UTC time and a local date;" in story
+    assert "the app's summary to one more." in story  # the summary field, said once
     assert "wrote first response and resolution due; tags sla_photoprism " in story
     assert "priority normal -> high" in story  # Zendesk's own values, in words
     # --verbose: the same story, then every ticket with its raw changes.

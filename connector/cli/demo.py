@@ -600,6 +600,8 @@ class _Changes:
                 added += rest.split()
             elif key == "tags -":
                 removed += rest.split()
+            elif key == "summary":
+                pass  # every written ticket's: the opening says so once
             elif key != "note":
                 items.append(change)  # a field this story has no name for: as the plan says
         natives = {d.native for d in self.mapping.results.due}
@@ -649,17 +651,31 @@ def _summary(first: Totals, second: Totals) -> list[str]:
 
 
 def _fields_intro(mapping: HelpdeskMapping) -> str:
-    """Where the mapping writes due times, in a sentence: the fields' kinds, not their ids."""
+    """Where the mapping writes due times, in a sentence: the fields' kinds, not their ids;
+    and the summary field, where there is one."""
     due = mapping.results.due
+    summary = (
+        " Every ticket written also gets the SLA summary its sidebar app shows (one field)."
+        if mapping.results.summary is not None
+        else ""
+    )
     if due and all(d.native is not None for d in due):
         takes = [f"{d.native} for a {_and([_words(t) for t in d.targets], 'or')}" for d in due]
-        return f"Due times go to {mapping.helpdesk.capitalize()}'s own {'; '.join(takes)}."
+        return (
+            f"Due times go to {mapping.helpdesk.capitalize()}'s own {'; '.join(takes)}." + summary
+        )
     kinds = []
     if any(d.native is None and d.format == "instant" for d in due):
         kinds.append("a UTC time")
     if any(d.native is None and d.format == "date" for d in due):
         kinds.append("a local date")
-    return f"Each due time goes to ticket fields as {_and(kinds)}." if kinds else ""
+    if not kinds:
+        return summary.strip()
+    if mapping.results.summary is not None:  # in one line: the story is short
+        return (
+            f"Each due time goes to ticket fields as {_and(kinds)}; the app's summary to one more."
+        )
+    return f"Each due time goes to ticket fields as {_and(kinds)}."
 
 
 def _ordinary(run: _Run) -> list[Outcome]:

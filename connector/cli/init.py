@@ -31,7 +31,7 @@ from connector.state import State
 
 __all__ = ["FieldSpec", "mapping_for", "needed_fields", "run_init"]
 
-Kind = Literal["dropdown", "text", "date", "integer", "checkbox"]
+Kind = Literal["dropdown", "text", "textarea", "date", "integer", "checkbox"]
 Level = Literal["ticket", "customer"]
 
 
@@ -178,6 +178,8 @@ def needed_fields(contracts: Sequence[Contract]) -> list[FieldSpec]:
                     ("facts", "customer_facts", fact), "customer", title, customer_kind, key=key
                 )
             )
+    # The summary the agents' sidebar apps read (multi-line text / paragraph).
+    fields.append(FieldSpec(("results", "summary"), "ticket", "SLA summary", "textarea"))
     for index, title in enumerate(
         (
             "SLA first response due (UTC)",
@@ -234,9 +236,11 @@ class _Account:
                 spec.kind, spec.key, spec.title, options
             )
             return str(created.key)
-        custom = {"dropdown": "custom_dropdown", "integer": "custom_number"}.get(
-            spec.kind, f"custom_{spec.kind}"
-        )
+        custom = {
+            "dropdown": "custom_dropdown",
+            "integer": "custom_number",
+            "textarea": "custom_paragraph",
+        }.get(spec.kind, f"custom_{spec.kind}")
         level = "ticket" if spec.level == "ticket" else "company"
         return str(self.client.create_field(level, spec.title, custom, spec.options).name)
 

@@ -31,6 +31,7 @@ from pydantic import (
 )
 
 from connector.errors import UnmappedTicket, validation_message
+from connector.helpdesks.summary import summary_text
 from connector.sla.calendar import FIRST_YEAR, LAST_YEAR
 from connector.sla.calendar import zone as load_zone
 from connector.sla.contract import Contract
@@ -178,6 +179,17 @@ class FactSources(_Spec):
     statuses: dict[StatusKey, Status] = Field(default_factory=dict)
 
 
+class SummaryDestination(_Spec):
+    """The ticket field that holds the SLA summary (a Zendesk id, a Freshdesk `cf_` name)."""
+
+    ticket_field: int | str
+
+    @property
+    def key(self) -> str:
+        """The field as the helpdesk's update names it."""
+        return str(self.ticket_field)
+
+
 class DueDestination(_Spec):
     """Where the due instant of the first of `targets` the decision has is written."""
 
@@ -212,6 +224,9 @@ class ResultDestinations(_Spec):
     """Where each result goes."""
 
     due: list[DueDestination] = Field(default_factory=list)
+    # The ticket field (a multi-line text field on Zendesk, a paragraph field on Freshdesk)
+    # that holds the SLA summary the agents' apps read (`connector.helpdesks.summary`).
+    summary: SummaryDestination | None = None
     priority: bool = True
     priority_values: dict[str, Scalar] | None = None
     tags: bool = True
@@ -683,6 +698,8 @@ class DesiredResults:
     # The helpdesk's own statuses the mapping puts in `pending` (waiting on the customer):
     # where a helpdesk stops its own SLA timer and refuses due dates (Freshdesk).
     waiting_statuses: frozenset[str] = frozenset()
+    # (the summary field, its text) where the mapping names one.
+    summary: tuple[str, str] | None = None
 
     def priority_correction(
         self, current: Scalar | None, tags: Iterable[str]
@@ -781,8 +798,15 @@ def desired_results(
     severity_tag = None
     if tag_names is not None and decision.severity is not None:
         severity_tag = tag_names.severity.format(severity=decision.severity)
+    summary = None
+    # An unmapped ticket gets no SLA result, the summary included: its app says "unmapped"
+    # from the tag, and the note says why.
+    if results.summary is not None and decision.problem is None:
+        title = contract.spec.title if contract is not None else None
+        summary = (results.summary.key, summary_text(decision, title))
     return DesiredResults(
         due=tuple(due_values),
+        summary=summary,
         priority=priority,
         tags=tuple(decision.tags) if results.tags else (),
         owned_tags=owned_tags if results.tags else frozenset(),

@@ -95,6 +95,7 @@ TICKET_FIELDS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("cf_expedite", "custom_checkbox", ()),
     ("cf_workaround_at", "custom_text", ()),
     ("cf_delivered_at", "custom_text", ()),
+    ("cf_sla_summary", "custom_paragraph", ()),
 )
 _FIELDS = {key: (kind, choices) for key, kind, choices in TICKET_FIELDS}
 COMPANY_FIELDS: tuple[tuple[str, str], ...] = (

@@ -143,6 +143,7 @@ TICKET_FIELDS: tuple[TicketField, ...] = (
     TicketField(9100102, "date", "SLA first response due"),
     TicketField(9100103, "text", "SLA resolution due (UTC)"),
     TicketField(9100104, "date", "SLA resolution due"),
+    TicketField(9100105, "textarea", "SLA summary"),
 )  # fmt: skip
 _FIELDS = {f.id: f for f in TICKET_FIELDS}
 _TAGGERS = tuple(f for f in TICKET_FIELDS if f.type == "tagger")

@@ -57,6 +57,8 @@ def applied(before: Ticket, update: TicketUpdate | None) -> Ticket:
             changes[key] = value
     if update.tags is not None:
         changes["tags"] = list(update.tags)
+    if update.custom_fields:
+        changes["custom_fields"] = {**before.custom_fields, **update.custom_fields}
     return before.model_copy(update=changes)
 
 

@@ -93,12 +93,16 @@ def test_a_decision_becomes_fields_priority_tags_and_a_note_in_one_update(
     desired = desired_results(decision, mapping, owned, contract)
     update = update_for(wire, desired, posted_note=None)
     assert update is not None
+    summary = update.custom_fields.pop(9100105)  # the apps' summary, in the same update
     assert update.custom_fields == {
         9100101: "2026-03-03T08:15:00Z",
         9100102: "2026-03-03",
         9100103: "2026-03-04T08:15:00Z",
         9100104: "2026-03-04",
     }
+    assert summary is not None
+    assert summary.startswith('{"v":1,"contract":"photoprism"')
+    update.custom_fields[9100105] = summary
     assert update.priority == "urgent"
     assert update.additional_tags == (
         "sla_photoprism",
@@ -114,7 +118,7 @@ def test_a_decision_becomes_fields_priority_tags_and_a_note_in_one_update(
     assert update_for(after, desired, posted_note=desired.note_fingerprint) is None
 
 
-def test_a_state_change_touches_only_the_tags(
+def test_a_state_change_touches_only_the_tags_and_the_summary(
     mapping: HelpdeskMapping, contracts: dict[str, Contract], owned: frozenset[str]
 ) -> None:
     customer = organization(sla_contract="photoprism", sla_plan="gold")
@@ -128,7 +132,11 @@ def test_a_state_change_touches_only_the_tags(
     )
     desired = desired_results(later, mapping, owned, contract)
     update = update_for(after, desired, posted_note=first.note_fingerprint)
-    assert update == TicketUpdate(additional_tags=("sla_breached",))
+    assert desired.summary is not None
+    assert '"state":"breached"' in desired.summary[1]
+    assert update == TicketUpdate(
+        additional_tags=("sla_breached",), custom_fields={9100105: desired.summary[1]}
+    )
 
 
 def test_best_effort_clears_a_due_field_written_before(

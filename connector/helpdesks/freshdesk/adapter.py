@@ -117,7 +117,8 @@ class FreshdeskHelpdesk:
         )
         if writes.is_empty:
             return None
-        changes = _describe(ticket, writes.update) if writes.update is not None else ()
+        summary = desired.summary[0] if desired.summary is not None else None
+        changes = _describe(ticket, writes.update, summary) if writes.update is not None else ()
         if writes.note:
             changes = (*changes, "note: " + writes.note.splitlines()[0])
         return Plan(writes.update, writes.note, changes, writes.dropped)
@@ -204,7 +205,7 @@ class FreshdeskHelpdesk:
         return company
 
 
-def _describe(ticket: Ticket, update: TicketUpdate) -> tuple[str, ...]:
+def _describe(ticket: Ticket, update: TicketUpdate, summary: str | None = None) -> tuple[str, ...]:
     def when(value: datetime | None) -> str:
         return "none" if value is None else format_instant(value)
 
@@ -223,5 +224,8 @@ def _describe(ticket: Ticket, update: TicketUpdate) -> tuple[str, ...]:
         if removed:
             lines.append("tags -: " + " ".join(removed))
     for key, value in update.custom_fields.items():
+        if key == summary:  # JSON for the apps: its size, not its text
+            lines.append(f"summary: {len(str(value or ''))} characters ({key})")
+            continue
         lines.append(f"{key}: {ticket.custom_fields.get(key)!r} -> {value!r}")
     return tuple(lines)

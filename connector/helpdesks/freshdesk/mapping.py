@@ -134,11 +134,17 @@ def writes_for(
             )
         else:
             tags = (*kept, *changes.add)
+    custom: dict[str, str] = {}
+    if desired.summary is not None:
+        name, text = desired.summary
+        if ticket.custom_fields.get(name) != text:
+            custom[name] = text
     update = TicketUpdate(
         fr_due_by=dues.get("fr_due_by"),
         due_by=dues.get("due_by"),
         priority=None if changes.priority is None else int(changes.priority),
         tags=tags,
+        custom_fields=custom,
     )
     update = check_due_dates(ticket, update, timer_stopping_statuses=timer_stopping_statuses)
     return FreshdeskWrites(

@@ -202,7 +202,8 @@ class ZendeskHelpdesk:
         update = update_for(ticket, desired, posted_note=posted_note)
         if update is None:
             return None
-        return Plan(update=update, note=update.note, changes=_describe(ticket, update))
+        summary = desired.summary[0] if desired.summary is not None else None
+        return Plan(update=update, note=update.note, changes=_describe(ticket, update, summary))
 
     def apply(self, item: Item, plan: Plan) -> None:
         """One safe PUT: fields, tags, priority and the note land together or not at all."""
@@ -238,9 +239,12 @@ def _items(page: TicketPage) -> list[Item]:
     ]
 
 
-def _describe(ticket: Ticket, update: TicketUpdate) -> tuple[str, ...]:
+def _describe(ticket: Ticket, update: TicketUpdate, summary: str | None = None) -> tuple[str, ...]:
     lines = []
     for field_id, value in update.custom_fields.items():
+        if str(field_id) == summary:  # JSON for the apps: its size, not its text
+            lines.append(f"summary: {len(value or '')} characters (field {field_id})")
+            continue
         lines.append(f"field {field_id}: {ticket.field(field_id)!r} -> {value!r}")
     if update.priority is not None:
         lines.append(f"priority: {ticket.priority!r} -> {update.priority!r}")

@@ -115,6 +115,10 @@ def update_for(
         current_text = None if current in (None, "") else str(current)
         if current_text != value.text:
             fields[field_id] = value.text
+    if desired.summary is not None:
+        field_id, text = int(desired.summary[0]), desired.summary[1]
+        if ticket.field(field_id) != text:
+            fields[field_id] = text
     changes = desired.changes(ticket.priority, ticket.tags)
     update = TicketUpdate(
         custom_fields=fields,

@@ -1,0 +1,96 @@
+"""The SLA summary the agents' apps read: compact versioned JSON in one ticket field, written
+with the rest of a ticket's results, the same text while the decision is the same (no write),
+bounded in size; none on an unmapped ticket."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from connector.helpdesks.summary import MAX_SUMMARY, summary_text
+from connector.sla.contract import Contract
+from connector.sla.engine import decide_with
+from connector.sla.model import TicketFacts
+from tests.test_sync_e2e import open_desk
+
+CREATED = datetime(2026, 3, 2, 8, 15, tzinfo=UTC)  # a Monday, Berlin office open at 9
+
+
+def facts(**extra: object) -> TicketFacts:
+    values: dict[str, object] = {
+        "id": "7",
+        "created_at": CREATED,
+        "contract": "photoprism",
+        "customer": "101",
+        "plan": "gold",
+        "severity": "sev2",
+        "customer_facts": {"timezone": "Europe/Berlin", "seats": 10},
+    }
+    return TicketFacts.model_validate({**values, **extra})
+
+
+def test_the_summary_says_what_a_panel_shows(contracts: dict[str, Contract]) -> None:
+    decision = decide_with(contracts, facts(), CREATED + timedelta(hours=1))
+    summary = json.loads(summary_text(decision, "PhotoPrism Business Support"))
+    assert summary["v"] == 1
+    assert (summary["contract"], summary["plan"], summary["severity"]) == (
+        "photoprism",
+        "gold",
+        "sev2",
+    )
+    assert summary["title"] == "PhotoPrism Business Support"
+    assert summary["entitlement"] == "included"
+    first = summary["targets"][0]
+    assert first["name"] == "first_response"
+    assert first["state"] == "running"
+    assert first["due"] == "2026-03-03T08:15:00Z"  # 8 business hours from 9:15 CET
+    assert summary["quotas"][0]["count"] == 1
+    assert summary["lines"][0].startswith("SLA PhotoPrism Business Support")
+    assert "now" not in summary  # nothing that moves by itself: the app counts down
+
+
+def test_the_same_decision_writes_the_same_summary(contracts: dict[str, Contract]) -> None:
+    """Minutes apart, with nothing changed on the ticket, the summary is the same text: the
+    minimal write sends nothing."""
+    early = decide_with(contracts, facts(), CREATED + timedelta(hours=1))
+    later = decide_with(contracts, facts(), CREATED + timedelta(hours=2))
+    assert summary_text(early) == summary_text(later)
+
+
+def test_a_summary_over_the_limit_loses_its_explanation_first(
+    contracts: dict[str, Contract],
+) -> None:
+    decision = decide_with(contracts, facts(), CREATED + timedelta(hours=1))
+    long = decision.model_copy(update={"note": "\n".join(["x" * 200] * 40)})
+    text = summary_text(long)
+    assert len(text) <= MAX_SUMMARY
+    summary = json.loads(text)
+    assert summary["cut"] is True
+    assert summary["lines"] == []
+    assert summary["targets"][0]["due"] == "2026-03-03T08:15:00Z"  # what matters stays
+
+
+@pytest.mark.parametrize("helpdesk", ["zendesk", "freshdesk"])
+def test_each_written_ticket_holds_its_summary_and_a_second_pass_writes_nothing(
+    helpdesk: str, tmp_path: Path
+) -> None:
+    desk = open_desk(helpdesk, tmp_path)
+    totals = desk.run()
+    assert totals.failed == 0
+    field: int | str = 9100105 if helpdesk == "zendesk" else "cf_sla_summary"
+    tickets = desk.tickets()
+
+    def summary(ticket_id: int) -> str | None:
+        ticket = tickets[ticket_id]
+        value = ticket.fields.get(field) if helpdesk == "zendesk" else ticket.custom.get(field)
+        return None if value is None else str(value)
+
+    held = json.loads(summary(1001) or "{}")
+    assert (held.get("v"), held.get("contract")) == (1, "photoprism")
+    assert summary(9001) is None  # unmapped: no SLA result, the summary included
+    before = desk.writes()
+    assert desk.run().writes == 0
+    assert desk.writes() == before
