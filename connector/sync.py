@@ -463,27 +463,8 @@ class Sync:
         unsettled: set[str] = set()
         with self.state.writer():
             jobs = self.helpdesk.jobs
-            pending = self.state.pending_jobs() if jobs is not None else {}
-            for job, (sent, tickets) in pending.items():
-                assert jobs is not None
-                try:
-                    ago = (self.clock() - sent).total_seconds()
-                    errors = jobs.results(job, tickets, sent_ago=ago)
-                except NotFound:
-                    continue  # gone (kept a day): the conversations say, below
-                except ApiError as exc:
-                    self.log.warning("journal_unsettled", job=job, error=str(exc))
-                    unsettled.update(tickets)
-                    continue
-                for ticket, error in zip(tickets, errors, strict=True):
-                    try:
-                        if not self._settle_from_job(ticket, job, error):
-                            self._settle_pending(ticket)  # the job is over: the conversation
-                    except ApiError as exc:
-                        self.log.warning("journal_unsettled", ticket=ticket, error=str(exc))
-                        continue
-                    self.state.wake_at(ticket, self.clock())
-                    settled += 1
+            if jobs is not None:
+                settled += self._settle_jobs(jobs, unsettled)
             for ticket, _ in self.state.pending_notes():
                 if ticket in unsettled or self.state.pending_job(ticket) is not None:
                     # A job still to settle, or one whose id never came back: it may run
@@ -492,11 +473,54 @@ class Sync:
                     continue
                 try:
                     self._settle_pending(ticket)
+                except Interrupted:
+                    raise
                 except ApiError as exc:
                     self.log.warning("journal_unsettled", ticket=ticket, error=str(exc))
                 else:
                     self.state.wake_at(ticket, self.clock())
                     settled += 1
+        return settled
+
+    def _settle_jobs(self, jobs: Jobs, unsettled: set[str]) -> int:
+        """Settle the journal entries of batch jobs whose ids came back, from the jobs'
+        results; the tickets of jobs whose status cannot be read go in `unsettled`."""
+        settled = 0
+        pending = self.state.pending_jobs()
+        for job, (sent, tickets) in pending.items():
+            try:
+                ago = (self.clock() - sent).total_seconds()
+                errors = jobs.results(job, tickets, sent_ago=ago)
+            except Interrupted:
+                raise
+            except NotFound:
+                # Gone (kept a day after it finished): it ran long ago; the conversations say.
+                for ticket in tickets:
+                    try:
+                        self._settle_pending(ticket)
+                    except Interrupted:
+                        raise
+                    except ApiError as exc:
+                        self.log.warning("journal_unsettled", ticket=ticket, error=str(exc))
+                        continue
+                    self.state.wake_at(ticket, self.clock())
+                    settled += 1
+                continue
+            except ApiError as exc:
+                self.log.warning("journal_unsettled", job=job, error=str(exc))
+                unsettled.update(tickets)
+                continue
+            for ticket, error in zip(tickets, errors, strict=True):
+                try:
+                    if not self._settle_from_job(ticket, job, error):
+                        self._settle_pending(ticket)  # the job is over: the conversation
+                except Interrupted:
+                    raise
+                except ApiError as exc:
+                    self.log.warning("journal_unsettled", ticket=ticket, error=str(exc))
+                    continue
+                self.state.wake_at(ticket, self.clock())
+                settled += 1
         return settled
 
     def _count(self, totals: Totals, outcome: Outcome) -> None:
@@ -722,12 +746,27 @@ class Sync:
         if jobs is None or self.dry_run or len(items) < BATCH_FROM or len(set(ids)) < len(ids):
             return [self.handle(item) for item in items]
         outcomes: dict[str, Outcome] = {}
+        try:
+            self._handle_in_jobs(jobs, items, outcomes)
+        except ApiError:  # Interrupted too: a stop, or the helpdesk failing part way
+            # Deciding a ticket replaced its wake-up with its own next change: the tickets not
+            # done yet are taken again first thing (a wake-up pass has no page to re-read).
+            now = self.clock()
+            for item in items:
+                if item.id not in outcomes:
+                    self.state.wake_at(item.id, now)
+            raise
+        return [outcomes[item_id] for item_id in ids]
+
+    def _handle_in_jobs(
+        self, jobs: Jobs, items: Sequence[Item], outcomes: dict[str, Outcome]
+    ) -> None:
+        """`handle_all`'s work, each outcome put in `outcomes` as it is known."""
         pending: list[_Pending] = []
         for item in items:
             try:
                 prepared = self._prepare(item)
             except Interrupted:
-                self.state.wake_at(item.id, self.clock())
                 raise
             except ApiError:  # a conversation that did not read, say: the single path decides
                 outcomes[item.id] = self.handle(item)
@@ -743,7 +782,6 @@ class Sync:
         else:
             for prepared, outcome in self._send_jobs(jobs, pending):
                 outcomes[prepared.item.id] = outcome
-        return [outcomes[item_id] for item_id in ids]
 
     def _decided_again(
         self, pending: list[_Pending], outcomes: dict[str, Outcome]
@@ -997,6 +1035,8 @@ class Sync:
             return
         try:
             landed = self.helpdesk.last_note_mark(ticket)
+        except Interrupted:
+            raise
         except ApiError as read_error:
             self.log.warning("journal_unsettled", ticket=ticket, error=str(read_error))
             return

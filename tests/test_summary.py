@@ -94,3 +94,22 @@ def test_each_written_ticket_holds_its_summary_and_a_second_pass_writes_nothing(
     before = desk.writes()
     assert desk.run().writes == 0
     assert desk.writes() == before
+
+
+def test_a_paused_ticket_keeps_the_same_summary_while_it_waits(
+    contracts: dict[str, Contract],
+) -> None:
+    """While the clock is stopped, the time paused so far grows with every decision: it is
+    not in the summary, else a waiting ticket would be rewritten at every poll."""
+    waiting = facts(
+        status="pending",
+        status_history=[{"at": CREATED + timedelta(minutes=30), "status": "pending"}],
+    )
+    early = decide_with(contracts, waiting, CREATED + timedelta(days=2))
+    later = decide_with(contracts, waiting, CREATED + timedelta(days=2, minutes=5))
+    assert summary_text(early) == summary_text(later)
+    [resolution] = [
+        t for t in json.loads(summary_text(early))["targets"] if t["name"] == "resolution"
+    ]
+    assert resolution["state"] == "paused"
+    assert resolution["owed_seconds"] > 0

@@ -55,7 +55,9 @@ def _summary(decision: Decision, title: str | None) -> dict[str, Any]:
             entry["achieved_at"] = format_instant(target.achieved_at)
         if target.owed_seconds is not None:
             entry["owed_seconds"] = target.owed_seconds
-        if target.paused_seconds is not None:
+        # While paused, the pause so far grows with every decision: left out (the summary would
+        # change, and be written, at every poll); what is still owed says it all.
+        if target.paused_seconds is not None and target.state != "paused":
             entry["paused_seconds"] = target.paused_seconds
         entry["basis"] = target.basis
         targets.append(entry)
