@@ -589,10 +589,15 @@ class State:
         """Journal a write carrying a note, before sending it (`job`: in a batch job, its id
         or `UNKNOWN_JOB` until the helpdesk gave one)."""
         with self.transaction():
+            # A write after one whose batch job's id never came back stays `UNKNOWN_JOB`
+            # until settled: that job may still run (see `Sync._settle_journalled`).
             self.db.execute(
-                "INSERT OR REPLACE INTO journal (ticket, note, started_at, job) "
-                "VALUES (?, ?, ?, ?)",
-                (ticket, fingerprint, to_epoch(now), job),
+                "INSERT INTO journal (ticket, note, started_at, job) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (ticket) DO UPDATE SET note = excluded.note, "
+                "started_at = excluded.started_at, "
+                "job = CASE WHEN excluded.job IS NULL AND journal.job = ? THEN journal.job "
+                "ELSE excluded.job END",
+                (ticket, fingerprint, to_epoch(now), job, UNKNOWN_JOB),
             )
 
     def set_job(self, tickets: Sequence[str], job: str) -> None:

@@ -1030,8 +1030,10 @@ class Sync:
         its first attempt landed): the conversation says. If it cannot be read now, the
         journal entry stays, to be settled before the ticket's next write.
         """
+        unknown = self._unknown_job(ticket)  # an earlier job of ours may still run
         if isinstance(exc, NotAvailable) and exc.never_sent:
-            self.state.settle_note(ticket, None)
+            if not unknown:
+                self.state.settle_note(ticket, None)
             return
         try:
             landed = self.helpdesk.last_note_mark(ticket)
@@ -1040,6 +1042,8 @@ class Sync:
         except ApiError as read_error:
             self.log.warning("journal_unsettled", ticket=ticket, error=str(read_error))
             return
+        if unknown and (landed is None or landed == self.state.record(ticket).note):
+            return  # nothing new: the entry stays until that job surely ran or a write lands
         self.state.settle_note(ticket, landed)
 
     def _settle_journalled(self, ticket: str) -> str | None:
@@ -1047,7 +1051,9 @@ class Sync:
         batch job that carried it, if one did and the helpdesk still knows it (waiting for
         it to finish), else from its conversation; the fingerprint of its last note."""
         pending, jobs = self.state.pending_job(ticket), self.helpdesk.jobs
-        if pending is not None and pending[0] != UNKNOWN_JOB and jobs is not None:
+        if pending is not None and pending[0] == UNKNOWN_JOB:
+            return self._settle_unknown_job(ticket)
+        if pending is not None and jobs is not None:
             job, sent = pending
             try:
                 ago = (self.clock() - sent).total_seconds()
@@ -1061,6 +1067,30 @@ class Sync:
         # still to run would find the ticket changed by this write, or this write find it
         # changed by the job, the same stamp on both.
         return self._settle_pending(ticket)
+
+    def _settle_unknown_job(self, ticket: str) -> str | None:
+        """A journal entry whose batch job's id never came back: that job may still run.
+
+        A note of ours the state does not know on the ticket is that job's (or landed
+        otherwise): settled. Without one the entry stays: this write is planned on the ticket
+        as just read, so if the job runs first this write is refused (the stamp moved) and the
+        conversation is read again; if this write lands first the job is refused. A write of
+        ours that never reaches the helpdesk leaves the entry as it is (`_settle_after_failure`).
+        """
+        known = self.state.record(ticket).note
+        try:
+            landed = self.helpdesk.last_note_mark(ticket)
+        except NotFound:
+            landed = None
+        if landed is not None and landed != known:
+            self.log.info("journal_settled", ticket=ticket, landed=landed)
+            self.state.settle_note(ticket, landed)
+            return landed
+        return known
+
+    def _unknown_job(self, ticket: str) -> bool:
+        pending = self.state.pending_job(ticket)
+        return pending is not None and pending[0] == UNKNOWN_JOB
 
     def _settle_from_job(self, ticket: str, job: str, error: ApiError | None) -> bool:
         """Close a journal entry whose job landed the ticket's write; False when its entry

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from connector.errors import NotAvailable
 from connector.sandbox import ManualClock, OffsetClock, Sandbox, generate
 from connector.state import State
 from connector.sync import Totals
@@ -241,6 +242,47 @@ def test_a_lost_job_that_runs_after_the_restart_posts_no_note_twice(tmp_path: Pa
     assert totals.failed == 0
     shown = again.shown()
     twice = [t for t, (*_, marks) in shown.items() if len(marks) != len(set(marks))]
+    assert twice == []
+    assert again.state.pending_notes() == []
+
+
+def test_a_lost_job_then_a_write_that_never_reached_zendesk_posts_no_note_twice(
+    tmp_path: Path,
+) -> None:
+    """The job's id was lost with the process; at the restart the tickets' conversations show
+    no note yet and the new job never reaches Zendesk (connection refused). The lost job then
+    runs and posts the notes: the next decisions find them there, and post none again."""
+    sandbox, clock = world()
+    desk = connect(sandbox, clock, tmp_path / "batches", batches=True)
+    desk.sync.notes = "none"
+    backfill(desk)  # every ticket written, none with a note: their conversations are not read
+    for ticket_id in sandbox.zendesk.tickets:
+        sandbox.agent_edit(ticket_id, helpdesk="zendesk")
+    dies_after_sending(desk)
+    desk.sync.notes = "all"
+    with pytest.raises(SystemExit):
+        backfill(desk)
+    desk.sync.helpdesk.close()
+    desk.state.close()
+
+    again = connect(sandbox, clock, tmp_path / "batches", batches=True)
+    again.sync.settle_journal()
+    client = again.sync.helpdesk.client  # type: ignore[attr-defined]
+    send: Callable[..., Any] = client.update_many
+
+    def refused(writes: Any) -> Any:
+        error = NotAvailable("connection refused", method="PUT", url="update_many")
+        error.never_sent = True
+        raise error
+
+    client.update_many = refused
+    with pytest.raises(NotAvailable):  # the helpdesk failing: the pass stops
+        again.sync.poll("backfill", BEGIN)  # the lost job has not run yet
+    client.update_many = send
+    totals = backfill(again)  # the clock moves: the lost job runs, then the tickets again
+    assert totals.failed == 0
+    shown = again.shown()
+    twice = sorted(t for t, (*_, marks) in shown.items() if len(marks) != len(set(marks)))
     assert twice == []
     assert again.state.pending_notes() == []
 
