@@ -493,19 +493,9 @@ class Sync:
                 errors = jobs.results(job, tickets, sent_ago=ago)
             except Interrupted:
                 raise
-            except NotFound:
+            except NotFound as gone:
                 # Gone (kept a day after it finished): it ran long ago; the conversations say.
-                for ticket in tickets:
-                    try:
-                        self._settle_pending(ticket)
-                    except Interrupted:
-                        raise
-                    except ApiError as exc:
-                        self.log.warning("journal_unsettled", ticket=ticket, error=str(exc))
-                        continue
-                    self.state.wake_at(ticket, self.clock())
-                    settled += 1
-                continue
+                errors = [gone] * len(tickets)
             except ApiError as exc:
                 self.log.warning("journal_unsettled", job=job, error=str(exc))
                 unsettled.update(tickets)

@@ -188,6 +188,35 @@ def test_a_crash_with_jobs_running_is_settled_from_their_results(
     assert all(len(set(marks)) == len(marks) for *_, marks in shown.values())  # no note twice
 
 
+def test_a_job_the_helpdesk_no_longer_knows_is_settled_from_the_conversations(
+    tmp_path: Path,
+) -> None:
+    """A job kept past its day (Zendesk forgets finished jobs): its journalled tickets are
+    settled at start from their conversations, and queued for a re-decision."""
+    sandbox, clock = world()
+    desk = connect(sandbox, clock, tmp_path / "batches", batches=True)
+    jobs = desk.sync.helpdesk.jobs
+    assert jobs is not None
+
+    def dies_waiting(job: str, tickets: Any, **_: Any) -> Any:
+        raise SystemExit("killed")
+
+    jobs.results = dies_waiting  # type: ignore[method-assign]
+    with pytest.raises(SystemExit):
+        backfill(desk)
+    journalled = sum(len(tickets) for _, tickets in desk.state.pending_jobs().values())
+    desk.sync.helpdesk.close()
+    desk.state.close()
+    clock.advance(2 * 86_400)  # the jobs ran and were forgotten
+
+    again = connect(sandbox, clock, tmp_path / "batches", batches=True)
+    comments = requests(sandbox, "/api/v2/tickets/{id}/comments.json", "GET")
+    assert again.sync.settle_journal() == journalled
+    assert requests(sandbox, "/api/v2/tickets/{id}/comments.json", "GET") > comments
+    assert again.state.pending_notes() == []
+    assert len(again.state.due_wakeups(clock(), limit=10_000)) >= journalled
+
+
 def test_a_job_whose_id_never_came_back_posts_no_note_twice(
     tmp_path: Path, reference: dict[int, tuple[Any, ...]]
 ) -> None:
