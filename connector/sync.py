@@ -1045,14 +1045,14 @@ class Sync:
             return self._settle_unknown_job(ticket)
         if pending is not None and jobs is not None:
             job, sent = pending
+            error: ApiError | None
             try:
                 ago = (self.clock() - sent).total_seconds()
                 (error,) = jobs.results(job, [ticket], sent_ago=ago)
-            except NotFound:
-                pass
-            else:
-                if self._settle_from_job(ticket, job, error):
-                    return self.state.record(ticket).note
+            except NotFound as gone:  # forgotten (kept a day): the conversation says
+                error = gone
+            if self._settle_from_job(ticket, job, error):
+                return self.state.record(ticket).note
         # The conversation, read after the ticket this write is planned on: a job of ours
         # still to run would find the ticket changed by this write, or this write find it
         # changed by the job, the same stamp on both.

@@ -600,9 +600,7 @@ class _Changes:
                 added += rest.split()
             elif key == "tags -":
                 removed += rest.split()
-            elif key == "summary":
-                pass  # every written ticket's: the opening says so once
-            elif key != "note":
+            elif key not in ("note", "summary"):  # (the opening names the summary once)
                 items.append(change)  # a field this story has no name for: as the plan says
         natives = {d.native for d in self.mapping.results.due}
         due = [

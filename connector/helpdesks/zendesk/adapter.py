@@ -22,7 +22,6 @@ from connector.helpdesks.zendesk.sansio import (
     MAX_IDS,
     UPDATE_MANY_PATH,
     job_seconds,
-    job_status_request,
 )
 from connector.sla.model import Status
 from connector.timeutil import format_instant, from_epoch, parse_instant, to_epoch
@@ -63,21 +62,9 @@ class ZendeskJobs:
     ) -> list[ApiError | None]:
         """Each ticket's outcome once the job finished. The first poll comes when a job of its
         size is expected done, then one every `JOB_POLL_EVERY` seconds, `JOB_POLLS` at most."""
-        wait = job_seconds(len(tickets)) - sent_ago
-        if wait > 0:
-            self.client.shell.sleep(wait)
-        for poll in range(JOB_POLLS):
-            if poll:
-                self.client.shell.sleep(JOB_POLL_EVERY)
-            job = self.client.job_status(job_id)
-            if job.finished:
-                return self._outcomes(job, tickets)
-        request = job_status_request(self.client.base_url, job_id)
-        raise NotAvailable(
-            f"job {job_id} still not finished after {JOB_POLLS} polls",
-            method=request.method,
-            url=request.url,
-        )
+        first = max(job_seconds(len(tickets)) - sent_ago, 0.0)
+        job = self.client.wait_for_job(job_id, JOB_POLL_EVERY, JOB_POLLS, first_wait=first)
+        return self._outcomes(job, tickets)
 
     def _outcomes(self, job: JobStatus, tickets: Sequence[str]) -> list[ApiError | None]:
         method, url = "PUT", f"{self.client.base_url}{UPDATE_MANY_PATH}"

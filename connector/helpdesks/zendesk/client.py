@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import TypeVar
 
-from connector.errors import ApiError
+from connector.errors import NotAvailable
 from connector.helpdesks.zendesk import sansio
 from connector.helpdesks.zendesk.models import (
     EventsPage,
@@ -116,7 +116,7 @@ class ZendeskClient:
                 return job
             self.shell.sleep(poll_interval)
         request = sansio.job_status_request(self.base_url, job_id)
-        raise ApiError(
+        raise NotAvailable(  # it may finish yet: not a refusal
             f"job {job_id} still not finished after {max_polls} polls",
             method=request.method,
             url=request.url,
