@@ -1,6 +1,7 @@
 """The one place that parses and prints instants.
 
-Instants are timezone-aware everywhere. They are printed in UTC to the second with a `Z`.
+Instants are timezone-aware everywhere. They are printed in UTC to the second with a `Z`;
+where a person reads one, in a local zone as well, with the zone's abbreviation.
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ from pydantic_core import TzInfo
 __all__ = [
     "format_instant",
     "format_local",
+    "format_local_and_utc",
     "format_span",
     "from_epoch",
     "parse_instant",
     "to_epoch",
+    "zone_abbreviation",
 ]
 
 # The zone classes whose offset never changes: Python's own and the one pydantic parses into.
@@ -79,7 +82,35 @@ def format_instant(value: datetime) -> str:
 
 def format_local(value: datetime, zone: tzinfo) -> str:
     """The instant as a person reads it in `zone`: `Tue 2026-03-03 09:15 CET`."""
-    return value.astimezone(zone).strftime("%a %Y-%m-%d %H:%M %Z")
+    local = value.astimezone(zone)
+    return f"{local.strftime('%a %Y-%m-%d %H:%M')} {zone_abbreviation(local)}"
+
+
+def format_local_and_utc(value: datetime, zone: tzinfo) -> str:
+    """The instant in `zone` with its UTC instant beside it, for a terminal:
+    `Tue 2026-03-03 09:15 CET (2026-03-03T08:15:00Z)`."""
+    return f"{format_local(value, zone)} ({format_instant(value)})"
+
+
+def zone_abbreviation(value: datetime) -> str:
+    """The abbreviation of an aware instant's zone at that instant: `CET`, `MDT`, `JST`.
+
+    Some zones have no letters, only an offset (`+09`, `-03`, `+0530`): a bare `-03` after a
+    time reads like arithmetic, so those are written from UTC: `UTC-03`, `UTC+05:30`.
+    """
+    name = value.tzname() or ""
+    if name and name[0] not in "+-":
+        return name
+    offset = value.utcoffset() or timedelta(0)
+    return _offset_name(offset.days * 86400 + offset.seconds)
+
+
+def _offset_name(seconds: int) -> str:
+    if not seconds:
+        return "UTC"
+    sign = "+" if seconds > 0 else "-"
+    hours, minutes = divmod(abs(seconds) // 60, 60)
+    return f"UTC{sign}{hours:02d}" + (f":{minutes:02d}" if minutes else "")
 
 
 def format_span(seconds: int) -> str:

@@ -488,7 +488,7 @@ def test_a_countdown_in_the_agents_zone_and_language(
         assert local.strftime("%H:%M") in shown
         assert "MEZ" in shown  # Central European Time, in German
     assert f"Times shown in {zone}" in panel.text or f"Zeiten angezeigt in {zone}" in panel.text
-    panel.screenshot(f"zendesk-countdown-{zone.split('/')[1].lower()}")
+    panel.screenshot(f"zendesk-countdown-{zone.split('/')[1].lower().replace('_', '-')}")
 
 
 def test_the_clock_moves_a_running_target_to_at_risk_then_breached(

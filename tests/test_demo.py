@@ -89,8 +89,12 @@ def test_each_contract_shows_its_ordinary_case_and_each_special_rule_once(
     reasons = dict(UNMAPPED.findall(out))
     assert reasons.keys() == {"9001", "9002"}
     assert "unknown plan 'platinum'" in reasons["9001"]
-    # Each due in the ticket's zone, against now, with its state in words.
-    assert re.search(r"  due \w{3} \d{1,2} \w{3} \d\d:\d\d [A-Z]+  running, in \d+ (h|min)", out)
+    # Each due in the ticket's zone with UTC beside it, against now, with its state in words.
+    assert re.search(
+        r"  due \w{3} \d{1,2} \w{3} \d\d:\d\d [A-Z]+ \((\w{3} )?\d\d:\d\d UTC\)  running, "
+        r"in \d+ (h|min)",
+        out,
+    )
     assert re.search(r"  due .*  breached, \d+ (h|min).* overdue$", out, re.M)
     assert "best effort: no due time" in out
     assert "No due times: this contract promises none" in out

@@ -34,7 +34,7 @@ def facts(**extra: object) -> TicketFacts:
 
 def test_the_summary_says_what_a_panel_shows(contracts: dict[str, Contract]) -> None:
     decision = decide_with(contracts, facts(), CREATED + timedelta(hours=1))
-    summary = json.loads(summary_text(decision, "PhotoPrism Business Support"))
+    summary = json.loads(summary_text(decision, contracts["photoprism"].spec))
     assert summary["v"] == 1
     assert (summary["contract"], summary["plan"], summary["severity"]) == (
         "photoprism",
@@ -48,6 +48,12 @@ def test_the_summary_says_what_a_panel_shows(contracts: dict[str, Contract]) -> 
     assert first["state"] == "running"
     assert first["due"] == "2026-03-03T08:15:00Z"  # 8 business hours from 9:15 CET
     assert summary["quotas"][0]["count"] == 1
+    # The contract's words for people, beside the names the rules use.
+    spec = contracts["photoprism"].spec
+    assert summary["quotas"][0]["label"] == spec.quotas["incidents"].label
+    assert [t.get("label") for t in summary["targets"]] == [
+        spec.targets[t["name"]].label for t in summary["targets"]
+    ]
     assert summary["lines"][0].startswith("SLA PhotoPrism Business Support")
     assert "now" not in summary  # nothing that moves by itself: the app counts down
 

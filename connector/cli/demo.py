@@ -35,6 +35,7 @@ from connector.sla.contract import Contract
 from connector.sla.model import Decision, TargetResult
 from connector.state import State
 from connector.sync import Outcome, Rules, Sync, Totals
+from connector.timeutil import zone_abbreviation
 
 __all__ = ["demo_settings", "run_demo"]
 
@@ -315,7 +316,9 @@ class _Story:
         zones = Counter(
             o.decision.local_zone
             for o in runs[0].outcomes
-            if o.decision is not None and o.decision.local_zone
+            if o.decision is not None
+            and o.decision.local_zone
+            and any(t.due is not None for t in o.decision.targets.values())
         )
         line = f"Now: {_when(now, UTC, year=True)}"
         if zones:
@@ -513,7 +516,7 @@ class _Ticket:
             why = re.sub(r"^best effort:? ?", "", target.basis)
             # Over quota: the entitlement's line says so already.
             return f"{state} ({why})" if why and not why.startswith("over quota") else state
-        due = f"due {_when(target.due, self.zone)}"
+        due = f"due {_when_and_utc(target.due, self.zone)}"
         if target.achieved_at is not None:
             late = int((target.achieved_at - target.due).total_seconds())
             return f"{due}  {state}, done {_span(abs(late))} {'late' if late > 0 else 'early'}"
@@ -528,7 +531,7 @@ class _Ticket:
         if len(parts) < 2:
             return []
         words = [
-            f"{part.quantity} due {_when(part.due, self.zone)}"
+            f"{part.quantity} due {_when_and_utc(part.due, self.zone)}"
             if part.due is not None
             else f"{part.quantity} with no guaranteed due"
             for part in parts
@@ -835,10 +838,21 @@ def _when(instant: datetime, zone: tzinfo, *, year: bool = False, day: bool = Tr
     """`Mon 7 Dec 17:00 CET` (with `year`: `Mon 7 Dec 2026 17:00 UTC`; without `day`: the
     time and zone only)."""
     local = instant.astimezone(zone)
-    time = f"{local:%H:%M} {local.tzname() or ''}".rstrip()
+    time = f"{local:%H:%M} {zone_abbreviation(local)}"
     if not day:
         return time
     return f"{local:%a} {local.day} {local:%b}" + (f" {local.year}" if year else "") + f" {time}"
+
+
+def _when_and_utc(instant: datetime, zone: tzinfo) -> str:
+    """`_when` with the UTC time beside it: `Mon 7 Dec 17:00 MST (Tue 00:00 UTC)`, the UTC
+    weekday named only when it is not the local one (a day apart at most); nothing beside a
+    time already in UTC."""
+    local, utc = instant.astimezone(zone), instant.astimezone(UTC)
+    if zone_abbreviation(local) == "UTC":
+        return _when(instant, zone)
+    day = "" if local.date() == utc.date() else f"{utc:%a} "
+    return f"{_when(instant, zone)} ({day}{utc:%H:%M} UTC)"
 
 
 def _span(seconds: int) -> str:

@@ -8,16 +8,17 @@ that would make the ticket show it. Changes nothing, in the helpdesk or in the s
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, tzinfo
 
 from connector.cli.render import render_decision
 from connector.errors import printable
 from connector.helpdesks.adapter import Helpdesk, Item
+from connector.sla.calendar import zone
 from connector.sla.explain import due_timeline
 from connector.sla.model import StatusChange
 from connector.state import State
 from connector.sync import Rules, Sync
-from connector.timeutil import format_instant
+from connector.timeutil import format_instant, format_local_and_utc
 
 __all__ = ["explain"]
 
@@ -29,16 +30,21 @@ class _Quiet:
         return lambda *args, **kwargs: None
 
 
-def _status_history(history: Sequence[StatusChange]) -> list[str]:
+def _when(instant: datetime, local: tzinfo | None) -> str:
+    """An instant in the decision's zone with UTC beside it; in UTC alone without a zone."""
+    return format_instant(instant) if local is None else format_local_and_utc(instant, local)
+
+
+def _status_history(history: Sequence[StatusChange], local: tzinfo | None) -> list[str]:
     """The status changes the connector has seen, and how far back they are known."""
     if not history:
         return []
-    first = format_instant(history[0].at)
+    first = _when(history[0].at, local)
     lines = [
         f"Status history (known from {first}: sla-connector keeps the changes it sees; "
         "before that the ticket counts as open):"
     ]
-    lines.extend(f"  {format_instant(change.at)}  {change.status}" for change in history)
+    lines.extend(f"  {_when(change.at, local)}  {change.status}" for change in history)
     lines.append("")
     return lines
 
@@ -57,6 +63,8 @@ def explain(item: Item, helpdesk: Helpdesk, state: State, rules: Rules, now: dat
         "",
     ]
     facts, decision = outcome.facts, outcome.decision
+    # The zone the decision's own times are in (its note's): the ticket's other times too.
+    local = zone(decision.local_zone) if decision is not None and decision.local_zone else None
     if facts is None:
         lines.append(f"Unmapped: {outcome.problem}")
         lines.append("The ticket gets the sla_unmapped tag and nothing else.")
@@ -66,7 +74,7 @@ def explain(item: Item, helpdesk: Helpdesk, state: State, rules: Rules, now: dat
         dumped.pop("status_history", None)
         lines.extend(f"  {key}: {value}" for key, value in dumped.items())
         lines.append("")
-        lines.extend(_status_history(facts.status_history))
+        lines.extend(_status_history(facts.status_history, local))
     contract = rules.contracts.get(facts.contract) if facts is not None else None
     if decision is not None:
         if decision.problem is not None:
@@ -99,6 +107,6 @@ def explain(item: Item, helpdesk: Helpdesk, state: State, rules: Rules, now: dat
     lines.append("")
     lines.append(
         f"State: last note posted {record.note or 'none'}; next re-decision "
-        f"{format_instant(wake) if wake else 'none scheduled'}"
+        f"{_when(wake, local) if wake else 'none scheduled'}"
     )
     return "".join(printable(line) + "\n" for line in lines)

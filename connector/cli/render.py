@@ -9,7 +9,7 @@ from connector.sla.calendar import zone
 from connector.sla.contract import Contract
 from connector.sla.model import Decision
 from connector.text import printable
-from connector.timeutil import format_instant, format_local, format_span
+from connector.timeutil import format_local_and_utc, format_span
 
 __all__ = ["ENTITLEMENTS", "render_decision"]
 
@@ -25,7 +25,11 @@ ENTITLEMENTS = {
 
 def render_decision(decision: Decision, contract: Contract) -> str:
     """The decision: each target's due time (local and UTC) and state, the entitlement in
-    words, the quotas counted, priority, tags and the note; every line printable."""
+    words, the quotas counted, priority, tags and the note; every line printable.
+
+    Local is the decision's own zone (`local_zone`: the office's or customer's it was computed
+    for), so a due reads as the people serving the ticket read their clocks.
+    """
     local = zone(decision.local_zone) if decision.local_zone else contract.zone
     head = f"Ticket {decision.ticket}: {decision.contract}"
     if decision.plan:
@@ -44,7 +48,7 @@ def render_decision(decision: Decision, contract: Contract) -> str:
         elif target.due is None:
             when = "no due time"
         else:
-            when = f"{format_local(target.due, local)} ({format_instant(target.due)})"
+            when = format_local_and_utc(target.due, local)
         lines.append(f"  {name:<{width}}  {target.state:<11} {when}")
         lines.append(f"  {'':<{width}}  {'':<11} {target.basis}")
     if decision.entitlement:
@@ -58,7 +62,7 @@ def render_decision(decision: Decision, contract: Contract) -> str:
     lines.append(f"  priority   {decision.priority}")
     lines.append(f"  tags       {' '.join(decision.tags)}")
     if decision.next_change_at is not None:
-        lines.append(f"  changes at {format_instant(decision.next_change_at)}")
+        lines.append(f"  changes at {format_local_and_utc(decision.next_change_at, local)}")
     if decision.note:
         lines.append("  note       " + decision.note.splitlines()[0])
         lines.extend(f"             {line}" for line in decision.note.splitlines()[1:])

@@ -802,8 +802,8 @@ def desired_results(
     # An unmapped ticket gets no SLA result, the summary included: its app says "unmapped"
     # from the tag, and the note says why.
     if results.summary is not None and decision.problem is None:
-        title = contract.spec.title if contract is not None else None
-        summary = (results.summary.key, summary_text(decision, title))
+        spec = contract.spec if contract is not None else None
+        summary = (results.summary.key, summary_text(decision, spec))
     return DesiredResults(
         due=tuple(due_values),
         summary=summary,

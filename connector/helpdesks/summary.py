@@ -16,7 +16,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from connector.sla.model import Decision
+from connector.sla.contract import ContractSpec
+from connector.sla.model import Decision, QuotaResult
 from connector.timeutil import format_instant
 
 __all__ = ["MAX_SUMMARY", "SUMMARY_VERSION", "summary_text"]
@@ -27,9 +28,10 @@ SUMMARY_VERSION = 1
 MAX_SUMMARY = 4000
 
 
-def summary_text(decision: Decision, title: str | None = None) -> str:
-    """The summary of `decision` as compact JSON (`title`: the contract's, for people)."""
-    summary = _summary(decision, title)
+def summary_text(decision: Decision, spec: ContractSpec | None = None) -> str:
+    """The summary of `decision` as compact JSON; `spec`, the decision's contract, gives the
+    words people read: its title, and its targets' and quotas' labels."""
+    summary = _summary(decision, spec)
     text = _dumps(summary)
     for cut in ("lines", "quotas"):
         if len(text) <= MAX_SUMMARY:
@@ -43,10 +45,13 @@ def summary_text(decision: Decision, title: str | None = None) -> str:
     return text
 
 
-def _summary(decision: Decision, title: str | None) -> dict[str, Any]:
+def _summary(decision: Decision, spec: ContractSpec | None) -> dict[str, Any]:
     targets = []
     for name, target in decision.targets.items():
         entry: dict[str, Any] = {"name": name, "state": target.state}
+        target_spec = spec.targets.get(name) if spec is not None else None
+        if target_spec is not None and target_spec.label:
+            entry["label"] = target_spec.label
         if target.due is not None and not target.best_effort:
             entry["due"] = format_instant(target.due)
         if target.at_risk_at is not None:
@@ -64,7 +69,7 @@ def _summary(decision: Decision, title: str | None) -> dict[str, Any]:
     summary: dict[str, Any] = {
         "v": SUMMARY_VERSION,
         "contract": decision.contract,
-        "title": title,
+        "title": spec.title if spec is not None else None,
         "plan": decision.plan,
         "severity": decision.severity,
         "submitted": decision.severity_submitted,
@@ -72,19 +77,20 @@ def _summary(decision: Decision, title: str | None) -> dict[str, Any]:
         "zone": decision.local_zone,
         "calendar": decision.calendar,
         "targets": targets,
-        "quotas": [
-            {
-                "quota": q.quota,
-                "period": q.period,
-                "count": q.count,
-                "limit": q.limit,
-                "fits": q.fits,
-            }
-            for q in decision.quotas
-        ],
+        "quotas": [_quota(q, spec) for q in decision.quotas],
         "lines": decision.note.splitlines() if decision.note else [],
     }
     return {k: v for k, v in summary.items() if v is not None}
+
+
+def _quota(quota: QuotaResult, spec: ContractSpec | None) -> dict[str, Any]:
+    entry: dict[str, Any] = {"quota": quota.quota}
+    quota_spec = spec.quotas.get(quota.quota) if spec is not None else None
+    if quota_spec is not None and quota_spec.label:
+        entry["label"] = quota_spec.label
+    entry |= {"period": quota.period, "count": quota.count, "limit": quota.limit}
+    entry["fits"] = quota.fits
+    return entry
 
 
 def _dumps(summary: dict[str, Any]) -> str:

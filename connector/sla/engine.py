@@ -54,6 +54,7 @@ from connector.timeutil import (
     format_span,
     from_epoch,
     to_epoch,
+    zone_abbreviation,
 )
 
 __all__ = ["decide", "decide_all", "decide_each", "decide_in_order", "decide_with"]
@@ -424,13 +425,30 @@ class _Choice:
     ) -> None:
         self.names, self.customer_zone, self.defaulted = names, customer_zone, defaulted
         self.calendar = contract.calendar(names, customer_zone)
-        # Notes speak the customer's zone when the contract counts in it.
-        self.note_zone = (
-            zone(customer_zone or "UTC") if contract.needs_customer_zone(names) else contract.zone
-        )
+        self.local_zone = _local_zone(contract, names, self.calendar, customer_zone)
         self.calendars: dict[str | None, BusinessCalendar] = {None: self.calendar}
         # Each target's clock for its own duration, and where the basis says it counts.
         self.clocks: dict[_Target, tuple[_Clock, str]] = {}
+
+
+def _local_zone(
+    contract: Contract,
+    names: tuple[str, ...],
+    calendar: BusinessCalendar,
+    customer_zone: str | None,
+) -> ZoneInfo:
+    """The zone a decision's times are shown in (its note, `local_zone`): the customer's when
+    the contract counts in it; else the one office's that serves the ticket; else, for a union
+    of offices, the customer's if the ticket names one, the contract's if not.
+
+    A Denver-office ticket of a contract written in Zurich is due at 17:00 Denver time, and
+    says so in Denver time, not as 01:00 the next day in Zurich.
+    """
+    if contract.needs_customer_zone(names):
+        return zone(customer_zone or "UTC")
+    if len(calendar.offices) == 1:
+        return calendar.offices[0].zone
+    return zone(customer_zone) if customer_zone else contract.zone
 
 
 class _Rules:
@@ -688,7 +706,7 @@ class _Decider:
         if "paused" in states:
             tags.append(spec.tags.paused)
         choice = self.choice
-        note_zone = self.contract.zone if choice is None else choice.note_zone
+        local_zone = self.contract.zone if choice is None else choice.local_zone
         priority = terms.priority
         if self.expedited and self.rules.expedite_priority:
             priority = self.rules.expedite_priority
@@ -703,7 +721,7 @@ class _Decider:
             targets=targets,
             priority=priority,
             tags=list(dict.fromkeys(tags)),
-            note=self._note(targets, dues, note_zone),
+            note=self._note(targets, dues, local_zone),
             next_change_at=from_epoch(min(changes)) if changes else None,
             quotas=[
                 trusted(
@@ -717,7 +735,7 @@ class _Decider:
                 for u in self.quota_uses
             ],
             calendar=choice.calendar.label if choice is not None else None,
-            local_zone=note_zone.key,
+            local_zone=local_zone.key,
             problem=None,
             now=self.now_dt,
         )
@@ -1076,4 +1094,7 @@ def _local_time(epoch: int, local: ZoneInfo) -> str:
             return format_local(value, local)
         day = f"{_WEEKDAYS[value.weekday()]} {value.date().isoformat()}"
         _remember(_DAYS, ordinal, day)
-    return f"{day} {_CLOCK[value.hour * 60 + value.minute]} {value.tzname() or ''}"
+    name = value.tzname()
+    if not name or name[0] in "+-":  # a zone without letters (`-03`): `zone_abbreviation`
+        name = zone_abbreviation(value)
+    return f"{day} {_CLOCK[value.hour * 60 + value.minute]} {name}"

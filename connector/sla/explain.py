@@ -3,6 +3,9 @@
 For a business-time target, the open periods of the calendar between the start of the clock
 and the due instant, each with its length and the running total: the sum is the contract's
 duration, and every gap is a night, a weekend or a named holiday of the calendar.
+
+Times are shown in the decision's own zone (`local_zone`), as its note and `sla compute` show
+them; each due instant with its UTC instant beside it.
 """
 
 from __future__ import annotations
@@ -10,11 +13,17 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from connector.sla.calendar import BusinessCalendar
+from connector.sla.calendar import BusinessCalendar, zone
 from connector.sla.contract import Contract, TargetSpec
 from connector.sla.model import Decision, TargetResult, TicketFacts
 from connector.sla.pausing import epoch_history, paused_spells
-from connector.timeutil import format_span, from_epoch, to_epoch
+from connector.timeutil import (
+    format_local,
+    format_local_and_utc,
+    format_span,
+    from_epoch,
+    to_epoch,
+)
 
 __all__ = ["due_timeline"]
 
@@ -23,6 +32,7 @@ MAX_PERIODS = 12
 
 def due_timeline(decision: Decision, contract: Contract, facts: TicketFacts) -> list[str]:
     """One block of lines per target of `decision`."""
+    local = zone(decision.local_zone) if decision.local_zone else contract.zone
     lines: list[str] = []
     for name, result in decision.targets.items():
         spec = contract.spec.targets.get(name)
@@ -38,25 +48,25 @@ def due_timeline(decision: Decision, contract: Contract, facts: TicketFacts) -> 
         start = facts.created_at
         if result.cycle and result.cycle > 1:
             lines.append(f"  {name}: cycle {result.cycle}, {result.basis}")
-            lines.append(f"    due {_local(result.due, contract.zone)}")
+            lines.append(f"    due {format_local_and_utc(result.due, local)}")
             continue
         names: tuple[str, ...] | None = None
         if spec is not None and spec.calendar:
             names = (spec.calendar,)
         names = names or _calendar_names(contract, decision.calendar, facts)
         lines.append(f"  {name}: {result.basis}")
-        lines.append(f"    clock starts {_local(start, contract.zone)} (ticket created)")
+        lines.append(f"    clock starts {format_local(start, local)} (ticket created)")
         spells = _spells(spec, facts, result, decision.now)
         lines.extend(
-            f"    paused {_local(from_epoch(begin), contract.zone)} to "
-            f"{_local(from_epoch(end), contract.zone)} (status {_status_at(facts, begin)})"
+            f"    paused {format_local(from_epoch(begin), local)} to "
+            f"{format_local(from_epoch(end), local)} (status {_status_at(facts, begin)})"
             for begin, end in spells
         )
         if names is None or "business" not in result.basis:
-            lines.append(f"    due {_local(result.due, contract.zone)}")
+            lines.append(f"    due {format_local_and_utc(result.due, local)}")
             continue
         calendar = contract.calendar(names, facts.customer_facts.timezone or "UTC")
-        lines.extend(_periods(calendar, start, result, spells))
+        lines.extend(_periods(calendar, start, result, spells, local))
     return lines
 
 
@@ -99,11 +109,11 @@ def _periods(
     start: datetime,
     result: TargetResult,
     spells: list[tuple[int, int]],
+    local: ZoneInfo,
 ) -> list[str]:
-    """The open periods that counted, the paused spells cut out of them."""
+    """The open periods that counted, the paused spells cut out of them, shown in `local`."""
     assert result.due is not None
     begin, due = to_epoch(start), to_epoch(result.due)
-    zone = calendar.offices[0].zone
     spans: list[tuple[int, int]] = []
     for office in calendar.offices:
         years = range(start.astimezone(office.zone).year - 1, result.due.year + 1)
@@ -130,18 +140,14 @@ def _periods(
         total += closes - opens
         if index < MAX_PERIODS - 1 or index == len(merged) - 1:
             lines.append(
-                f"    open {_local(from_epoch(opens), zone)} to "
-                f"{from_epoch(closes).astimezone(zone):%H:%M}  "
+                f"    open {format_local(from_epoch(opens), local)} to "
+                f"{from_epoch(closes).astimezone(local):%H:%M}  "
                 f"+{_hours(closes - opens)} = {_hours(total)}"
             )
         elif index == MAX_PERIODS - 1:
             lines.append(f"    ... {len(merged) - MAX_PERIODS} more open periods ...")
-    lines.append(f"    due {_local(result.due, zone)}")
+    lines.append(f"    due {format_local_and_utc(result.due, local)}")
     return lines
-
-
-def _local(instant: datetime, zone: ZoneInfo) -> str:
-    return f"{instant.astimezone(zone):%a %Y-%m-%d %H:%M %Z}"
 
 
 def _hours(seconds: int) -> str:

@@ -322,7 +322,9 @@
     var box = el("section", "sla-target sla-" + state.replace("_", "-"));
     box.setAttribute("data-state", state);
     var head = el("div", "sla-target-head");
-    head.appendChild(el("span", "sla-target-name", t.targets[target.name] || words(target.name)));
+    // The contract's own label (in the contract's language) when it has one.
+    var name = target.label || t.targets[target.name] || words(target.name);
+    head.appendChild(el("span", "sla-target-name", name));
     head.appendChild(el("span", "sla-badge", t.states[state] || state));
     box.appendChild(head);
 
