@@ -30,7 +30,7 @@ from connector.helpdesks.zendesk.auth import OAuthCredentials, OAuthTokens
 from connector.helpdesks.zendesk.sansio import UPDATE_BUDGET
 from connector.http import Budget, Credentials, HttpShell, Interrupt, Observer, RetryPolicy
 from connector.mappingfiles import load_contracts, load_helpdesk_mapping
-from connector.state import State
+from connector.state import Store
 from connector.sync import Rules
 
 __all__ = ["load_rules", "open_helpdesk"]
@@ -65,7 +65,7 @@ def load_rules(settings: Settings) -> Rules:
 
 def open_helpdesk(
     settings: Settings,
-    state: State,
+    state: Store,
     *,
     transport: httpx.BaseTransport | None = None,
     observers: Iterable[Observer] = (),
@@ -113,7 +113,7 @@ def _budgets(settings: Settings) -> dict[str, Budget]:
 
 
 def _credentials(
-    settings: Settings, state: State, http: httpx.Client, secrets: Mapping[str, str] | None
+    settings: Settings, state: Store, http: httpx.Client, secrets: Mapping[str, str] | None
 ) -> Credentials:
     def _secret(settings: Settings, name: str) -> str:
         if secrets is not None and name in secrets:
@@ -182,7 +182,7 @@ def _credentials(
     )
 
 
-def _saved_tokens(state: State) -> tuple[OAuthTokens | None, str | None]:
+def _saved_tokens(state: Store) -> tuple[OAuthTokens | None, str | None]:
     """The rotated OAuth tokens kept in the state, and the digest of the configured refresh
     token they descend from; (None, None) when there are none or they are unreadable (then the
     configured refresh token is used, and its successors replace them)."""
@@ -195,7 +195,7 @@ def _saved_tokens(state: State) -> tuple[OAuthTokens | None, str | None]:
     except (ValueError, TypeError):  # not JSON, not an object, not tokens
         logs.get_logger("sla-connector").warning(
             "oauth_tokens_unreadable",
-            state=str(state.path),
+            state=state.where,
             action="using the configured refresh token",
         )
         return None, None
@@ -207,7 +207,7 @@ class _StateJournal:
     Tokens are named by their SHA-256 digest, never stored in clear here.
     """
 
-    def __init__(self, state: State) -> None:
+    def __init__(self, state: Store) -> None:
         self.state = state
 
     def begin(self, tokens: OAuthTokens) -> None:

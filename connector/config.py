@@ -9,6 +9,7 @@ line: `secret(name)` takes them from `SLA_CONNECTOR_<NAME>` or from the systemd 
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -56,6 +57,7 @@ SECRET_NAMES = (
     "zendesk_oauth_client_secret",
     "zendesk_oauth_refresh_token",
     "freshdesk_api_key",
+    "state_password",
 )
 
 
@@ -170,6 +172,20 @@ class Settings(BaseSettings):
     mappings: Path = Field(default_factory=default_mappings_dir)
     helpdesk_mapping: Path | None = None
     state_dir: Path = Field(default_factory=_default_state_dir)
+    # A PostgreSQL database for the state instead of the file in `state_dir` (several hosts).
+    # Its password is a secret (`state_password`), never part of the URL.
+    state_url: str | None = Field(default=None, pattern=r"^postgres(ql)?://")
+
+    @field_validator("state_url")
+    @classmethod
+    def _no_password_in_url(cls, url: str | None) -> str | None:
+        if url is not None and re.search(r"^[a-z]+://[^/@]*:[^/@]*@|[?&]password=", url):
+            raise ValueError(
+                "holds a password: give it as the secret state_password (the systemd "
+                "credential, or SLA_CONNECTOR_STATE_PASSWORD), not in the URL"
+            )
+        return url
+
     poll_interval: int = Field(default=60, ge=1, le=3600)
     start: AwareDatetime | None = None
     zendesk: ZendeskSettings = ZendeskSettings()
@@ -208,6 +224,15 @@ class Settings(BaseSettings):
     def state_file(self) -> Path:
         """The SQLite state database."""
         return self.state_dir / "state.sqlite3"
+
+    @property
+    def state_where(self) -> str:
+        """Where the state is, for messages: the file, or the server without its password."""
+        if self.state_url is None:
+            return str(self.state_file)
+        from connector.state.postgres import display_url
+
+        return display_url(self.state_url)
 
     @property
     def helpdesk_url(self) -> str:

@@ -29,7 +29,7 @@ from connector.helpdesks.adapter import Helpdesk
 from connector.http import Interrupt
 from connector.metrics import Metrics
 from connector.notify import Notifier
-from connector.state import State
+from connector.state import LeaseLost, Store
 from connector.sync import Outcome, Sync, Totals
 from connector.timeutil import format_instant
 
@@ -52,7 +52,7 @@ class Daemon:
     def __init__(
         self,
         settings: Settings,
-        state: State,
+        state: Store,
         helpdesk: Helpdesk,
         *,
         log: Any,
@@ -80,6 +80,7 @@ class Daemon:
             batches=settings.batch_writes,
         )
         self._stop = False
+        self.status = 0  # the exit status `run` returns
         self._reload = False
         self._wakeup = threading.Event()
         self._ready = False
@@ -129,7 +130,7 @@ class Daemon:
         self.log.info(
             "daemon_started",
             helpdesk=self.helpdesk.name,
-            state=str(self.state.path),
+            state=self.state.where,
             poll_interval=self.settings.poll_interval,
             contracts=sorted(self.sync.rules.contracts),
         )
@@ -138,6 +139,8 @@ class Daemon:
             self._wakeup.wait(self._idle_seconds())
             self._wakeup.clear()
             if self._stop:
+                break
+            if not self._keep_claim():
                 break
             if self._reload:
                 self.reload()
@@ -149,9 +152,27 @@ class Daemon:
                     self.wake()
         self.notifier.stopping("stopping: the page in hand is done")
         self.log.info("daemon_stopped")
-        return 0
+        return self.status
+
+    def _keep_claim(self) -> bool:
+        """Renew the claim on a shared state; False when it passed to another daemon (this
+        one stalled past it): the loop ends, and the exit status says so."""
+        try:
+            self.state.keep()
+        except LeaseLost as exc:
+            self.log.error("claim_lost", error=str(exc))
+            self.notifier.status(f"stopped: {exc}")
+            self.status = 1
+            return False
+        except (ConnectorError, OSError) as exc:  # the server away for now: tried again
+            self.log.warning("claim_not_renewed", error=str(exc))
+        return True
 
     def _idle_seconds(self) -> float:
+        keep = self.state.keep_every
+        return min(self._idle(), keep) if keep is not None else self._idle()
+
+    def _idle(self) -> float:
         if self._failures:
             return float(min(RETRY_FIRST * 2 ** (self._failures - 1), self.settings.poll_interval))
         idle: float | None = self.scheduler.idle_seconds
@@ -197,7 +218,7 @@ class Daemon:
         if isinstance(exc, ConnectorError):
             kind, text = type(exc).__name__, str(exc)
         else:
-            kind, text = "StateUnavailable", f"state {self.state.path}: {exc}"
+            kind, text = "StateUnavailable", f"state {self.state.where}: {exc}"
         self.log.error(event, error=text, kind=kind, failures=self._failures)
         if self.metrics is not None:
             self.metrics.errors.labels(kind=kind).inc()

@@ -45,7 +45,7 @@ from connector.sla.contract import Contract
 from connector.sla.engine import decide, decide_with
 from connector.sla.model import Decision, StatusChange, TicketFacts
 from connector.sla.quotas import Ledger, LedgerBook, Reach, reach
-from connector.state import UNKNOWN_JOB, State
+from connector.state import UNKNOWN_JOB, Store
 from connector.timeutil import format_instant
 
 __all__ = ["Outcome", "Rules", "Sync", "Totals", "results_fingerprint"]
@@ -191,7 +191,7 @@ class Books:
     may have changed facts is rolled back.
     """
 
-    def __init__(self, state: State, limit: int = BOOK_ENTRIES) -> None:
+    def __init__(self, state: Store, limit: int = BOOK_ENTRIES) -> None:
         self.state = state
         self.limit = limit
         self._books: OrderedDict[tuple[str, str], LedgerBook] = OrderedDict()
@@ -293,7 +293,7 @@ class Sync:
     def __init__(
         self,
         helpdesk: Helpdesk,
-        state: State,
+        state: Store,
         rules: Rules,
         *,
         clock: Callable[[], datetime],

@@ -75,3 +75,33 @@ def logging_restored() -> Iterator[None]:
             if handler not in handlers:
                 root.removeHandler(handler)
                 handler.close()
+
+
+# --- a real PostgreSQL server (tests/postgres_server.py) ----------------------------------------
+
+from tests.postgres_server import PostgresServer, PostgresUnavailable, database_name  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One throw-away PostgreSQL server for the session (Unix socket only, trust, as the
+    `postgres` OS user under root), stopped and removed at the end. Skipped when this machine has
+    no PostgreSQL server binaries; CI sets SLA_CONNECTOR_REQUIRE_POSTGRES: there it fails."""
+    try:
+        server = PostgresServer()
+    except PostgresUnavailable as missing:
+        if os.environ.get("SLA_CONNECTOR_REQUIRE_POSTGRES"):
+            pytest.fail(str(missing), pytrace=False)
+        pytest.skip(str(missing))
+    with server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A libpq URL (`psycopg.connect(postgres_url)`) of a new, empty database of this test's own,
+    on the session's server, as the superuser `postgres`; dropped after the test."""
+    name = database_name(request.node.name)
+    url = postgres_server.create_database(name)
+    yield url
+    postgres_server.drop_database(name)

@@ -80,6 +80,8 @@ CANARY = {
     "zendesk_oauth_client_secret": "CANARY-zd-client-secret-4be1+d70a/9c",
     "zendesk_oauth_refresh_token": "CANARY-zd-refresh-c3d9+e2a1/f07b",
     "freshdesk_api_key": "CANARY-fd-key-9e8d+7c6b/a5f4",
+    # Used only with a PostgreSQL state_url: tests/test_state_postgres.py follows it there.
+    "state_password": "CANARY-state-password-5d1c+a8e3/7f",
 }
 DEADLINE = 60.0
 

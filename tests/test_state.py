@@ -15,17 +15,38 @@ import pytest
 
 from connector.errors import ConfigError
 from connector.sla.model import StatusChange, TicketFacts
-from connector.state import MIGRATIONS, Busy, State, StateUnavailable
+from connector.state import Busy, State, StateUnavailable, Store
+from connector.state.postgres import PostgresState, close_pools
+from connector.state.schema import SQLITE_MIGRATIONS as MIGRATIONS
 from tests.conftest import ROOT
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def state(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """The same tests on both backends: a SQLite file, a PostgreSQL database on a real server
+    (tests/postgres_server.py; skipped with one line where there is none)."""
+    if request.param == "sqlite":
+        opened: Store = State(tmp_path / "state.sqlite3")
+    else:
+        opened = PostgresState(request.getfixturevalue("postgres_url"))
+    yield opened
+    opened.close()
+    if request.param == "postgresql":
+        close_pools()
+
+
 @pytest.fixture
-def state(tmp_path: Path) -> Iterator[State]:
+def file_state(tmp_path: Path) -> Iterator[State]:
     opened = State(tmp_path / "state.sqlite3")
     yield opened
     opened.close()
+
+
+def where_of(state: Store) -> str:
+    """What `open_state_at` takes to open the same state in another process."""
+    return state.url if isinstance(state, PostgresState) else str(state.where)
 
 
 def facts(
@@ -131,7 +152,7 @@ def test_the_database_is_private_and_a_new_folder_is_0700(tmp_path: Path) -> Non
 # --- cursors --------------------------------------------------------------------------------
 
 
-def test_cursors_round_trip_and_are_forgotten_by_name(state: State) -> None:
+def test_cursors_round_trip_and_are_forgotten_by_name(state: Store) -> None:
     assert state.cursor("poll") is None
     state.set_cursor("poll", "c1", NOW)
     state.set_cursor("poll", "c2", NOW + timedelta(minutes=1))
@@ -148,7 +169,7 @@ def test_cursors_round_trip_and_are_forgotten_by_name(state: State) -> None:
 # --- tickets and the ledger -----------------------------------------------------------------
 
 
-def test_facts_are_upserted(state: State) -> None:
+def test_facts_are_upserted(state: Store) -> None:
     first = facts("1", NOW, severity="sev2")
     state.put_facts(first)
     assert state.record("1").facts == first
@@ -163,13 +184,13 @@ def test_facts_are_upserted(state: State) -> None:
     assert state.counts()["tickets"] == 1
 
 
-def test_a_ticket_never_seen_has_an_empty_record(state: State) -> None:
+def test_a_ticket_never_seen_has_an_empty_record(state: Store) -> None:
     record = state.record("404")
     assert (record.facts, record.results, record.note) == (None, None, None)
     assert state.facts_json("404") is None
 
 
-def test_customer_tickets_are_one_customer_of_one_contract_in_the_window(state: State) -> None:
+def test_customer_tickets_are_one_customer_of_one_contract_in_the_window(state: Store) -> None:
     day = timedelta(days=1)
     own = [facts(str(n), NOW + n * day) for n in range(5)]
     for one in own:
@@ -188,7 +209,7 @@ def test_customer_tickets_are_one_customer_of_one_contract_in_the_window(state: 
     assert [f.id for f in state.customer_tickets("pixelz", None, None, None)] == ["no-customer"]
 
 
-def test_kept_categories_come_whatever_their_age(state: State) -> None:
+def test_kept_categories_come_whatever_their_age(state: Store) -> None:
     year = timedelta(days=365)
     state.put_facts(facts("old-install", NOW - 3 * year, category="installation"))
     state.put_facts(facts("old-error", NOW - 3 * year, category="software_error"))
@@ -256,7 +277,7 @@ def test_a_state_from_before_status_histories_keeps_its_tickets_and_gains_them(
         state.close()
 
 
-def test_forgotten_facts_stop_counting_but_the_written_results_stay(state: State) -> None:
+def test_forgotten_facts_stop_counting_but_the_written_results_stay(state: Store) -> None:
     state.put_facts(facts("1", NOW))
     state.set_written("1", "r1", "n1")
 
@@ -268,7 +289,7 @@ def test_forgotten_facts_stop_counting_but_the_written_results_stay(state: State
     assert state.counts()["counted"] == 0
 
 
-def test_set_written_keeps_the_last_note_when_given_none(state: State) -> None:
+def test_set_written_keeps_the_last_note_when_given_none(state: Store) -> None:
     state.put_facts(facts("1", NOW))
     state.set_written("1", "r1", "n1")
     state.set_written("1", "r2", None)
@@ -284,7 +305,7 @@ def test_set_written_keeps_the_last_note_when_given_none(state: State) -> None:
 # --- the journal ----------------------------------------------------------------------------
 
 
-def test_a_journalled_note_is_pending_until_settled(state: State) -> None:
+def test_a_journalled_note_is_pending_until_settled(state: Store) -> None:
     state.set_written("1", "r1", "old-note")
     state.begin_note("2", "n2", NOW)
     state.begin_note("1", "n1", NOW)
@@ -300,14 +321,14 @@ def test_a_journalled_note_is_pending_until_settled(state: State) -> None:
     assert state.record("2").note is None
 
 
-def test_a_settled_miss_keeps_the_previous_note(state: State) -> None:
+def test_a_settled_miss_keeps_the_previous_note(state: Store) -> None:
     state.set_written("1", "r1", "old-note")
     state.begin_note("1", "n1", NOW)
     state.settle_note("1", None)
     assert state.record("1").note == "old-note"
 
 
-def test_recording_the_write_closes_its_journal_entry(state: State) -> None:
+def test_recording_the_write_closes_its_journal_entry(state: Store) -> None:
     state.begin_note("1", "n1", NOW)
     state.set_written("1", "r1", "n1")
     assert state.pending_notes() == []
@@ -317,7 +338,7 @@ def test_recording_the_write_closes_its_journal_entry(state: State) -> None:
 # --- wake-ups -------------------------------------------------------------------------------
 
 
-def test_wakeups_come_due_earliest_first(state: State) -> None:
+def test_wakeups_come_due_earliest_first(state: Store) -> None:
     hour = timedelta(hours=1)
     state.wake_at("a", NOW + 3 * hour)
     state.wake_at("b", NOW + hour)
@@ -337,7 +358,7 @@ def test_wakeups_come_due_earliest_first(state: State) -> None:
     assert state.counts()["wakeups"] == 3
 
 
-def test_no_wakeups_means_no_next_one(state: State) -> None:
+def test_no_wakeups_means_no_next_one(state: Store) -> None:
     assert state.next_wakeup() is None
     state.wake_at("a", NOW)
     state.wake_at("a", None)
@@ -347,7 +368,7 @@ def test_no_wakeups_means_no_next_one(state: State) -> None:
 # --- tokens ---------------------------------------------------------------------------------
 
 
-def test_tokens_round_trip_and_are_replaced(state: State) -> None:
+def test_tokens_round_trip_and_are_replaced(state: Store) -> None:
     assert state.token("zendesk_oauth") is None
     first = {"access_token": "a1", "refresh_token": "r1", "expires_at": None}
     state.set_token("zendesk_oauth", first, NOW)
@@ -361,7 +382,7 @@ def test_tokens_round_trip_and_are_replaced(state: State) -> None:
 # --- transactions ---------------------------------------------------------------------------
 
 
-def test_a_failed_transaction_changes_nothing(state: State) -> None:
+def test_a_failed_transaction_changes_nothing(state: Store) -> None:
     def crash_midway() -> None:
         with state.transaction():
             state.set_cursor("poll", "c1", NOW)
@@ -378,9 +399,8 @@ def test_a_failed_transaction_changes_nothing(state: State) -> None:
 
 _TRY_LOCK = """
 import sys
-from pathlib import Path
-from connector.state import Busy, State
-state = State(Path(sys.argv[1]))
+from connector.state import Busy, open_state_at
+state = open_state_at(sys.argv[1])
 try:
     with state.writer(wait=False):
         print("locked", flush=True)
@@ -399,29 +419,35 @@ with state.writer():
 """
 
 
-def take_lock(state: State) -> None:
+def take_lock(state: Store) -> None:
     with state.writer(wait=False):
         pass
 
 
-def _python(script: str, path: Path) -> list[str]:
-    return [sys.executable, "-c", script, str(path)]
+def _python(script: str, where: Path | str) -> list[str]:
+    return [sys.executable, "-c", script, str(where)]
 
 
-def test_a_second_process_cannot_take_the_writer_lock(state: State) -> None:
+def test_a_second_process_cannot_take_the_writer_lock(state: Store) -> None:
     with state.writer(), state.writer():  # re-entrant within one State
         held = subprocess.run(
-            _python(_TRY_LOCK, state.path), cwd=ROOT, capture_output=True, text=True, check=True
+            _python(_TRY_LOCK, where_of(state)),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
         )
     free = subprocess.run(
-        _python(_TRY_LOCK, state.path), cwd=ROOT, capture_output=True, text=True, check=True
+        _python(_TRY_LOCK, where_of(state)), cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert held.stdout.startswith("busy:")
-    assert "another sla-connector process is writing" in held.stdout
+    assert "is writing" in held.stdout
     assert free.stdout == "locked\n"
 
 
-def test_the_writer_lock_dies_with_a_killed_holder(state: State) -> None:
+def test_the_writer_lock_dies_with_a_killed_holder(file_state: State) -> None:
+    """A file lock ends with its process (a lease on a server runs out: test_state_postgres)."""
+    state = file_state
     with subprocess.Popen(
         _python(_HOLD_LOCK, state.path),
         cwd=ROOT,
@@ -446,7 +472,7 @@ def test_the_writer_lock_dies_with_a_killed_holder(state: State) -> None:
 # --- snapshots ------------------------------------------------------------------------------
 
 
-def test_a_snapshot_copies_everything_and_changes_only_itself(state: State, tmp_path: Path) -> None:
+def test_a_snapshot_copies_everything_and_changes_only_itself(state: Store, tmp_path: Path) -> None:
     state.set_cursor("poll", "c1", NOW)
     state.put_facts(facts("1", NOW))
     state.set_written("1", "r1", "n1")

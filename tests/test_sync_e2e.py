@@ -23,7 +23,7 @@ from connector.errors import ConnectorError
 from connector.helpdesks.mapping import find_note_fingerprint
 from connector.sandbox import FRESHDESK_URL, ZENDESK_URL, ManualClock, Sandbox
 from connector.sandbox.seed import SeedCustomer, SeedTicket
-from connector.state import State
+from connector.state import State, Store
 from connector.sync import Sync, Totals
 
 START = datetime(2026, 3, 6, 15, 0, tzinfo=UTC)  # a Friday afternoon
@@ -36,7 +36,7 @@ class Desk:
     name: str
     sandbox: Sandbox
     clock: ManualClock
-    state: State
+    state: Store
     sync: Sync
 
     def run(self) -> Totals:
@@ -99,10 +99,12 @@ def open_desk(
     *,
     section: dict[str, Any] | None = None,
     batches: bool = False,
+    state: Store | None = None,
     **options: Any,
 ) -> Desk:
     """The sync of one sandbox helpdesk in `tmp_path / name`; `section`: settings of its
-    `[zendesk]` or `[freshdesk]` table; `options`: for `open_helpdesk` (sleep, observers)."""
+    `[zendesk]` or `[freshdesk]` table; `state`: another than the SQLite file in `tmp_path`;
+    `options`: for `open_helpdesk` (sleep, observers)."""
     clock = clock or ManualClock(START)
     sandbox = sandbox or Sandbox.seeded(clock=clock, anchor=START, incremental_export_limit=None)
     url = ZENDESK_URL if name == "zendesk" else FRESHDESK_URL
@@ -111,7 +113,7 @@ def open_desk(
     if section:
         table = getattr(settings, name).model_copy(update=section)
         settings = settings.model_copy(update={name: table})
-    state = State(settings.state_file)
+    state = state or State(settings.state_file)
     helpdesk = open_helpdesk(
         settings,
         state,

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SERVICE_COMMANDS", "main"]
 
-SERVICE_COMMANDS = ("run", "sync", "backfill", "explain", "check", "demo")
+SERVICE_COMMANDS = ("run", "sync", "backfill", "explain", "check", "demo", "state")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -273,6 +273,31 @@ def _service_commands(commands: Any) -> None:
         )
     )
     check.add_argument("--offline", action="store_true", help="skip the helpdesk calls")
+
+    state = commands.add_parser(
+        "state",
+        help="move the state to another backend (SQLite file, PostgreSQL)",
+        description="Commands on the state itself. Stop the daemon first.",
+    )
+    state_commands = state.add_subparsers(dest="state_command", metavar="STATE_COMMAND")
+    state_commands.required = True
+    migrate = with_config(
+        state_commands.add_parser(
+            "migrate",
+            help="copy the state into an empty PostgreSQL database (or SQLite file)",
+            description="Copy every table of the configured state (cursors, tickets and the "
+            "quota ledger, the write journal, wake-ups, tokens) into an empty state at --to, "
+            "then compare the two table by table (rows and a SHA-256 of them). The configured "
+            "state is left as it is: point state_url at the new one once it says ok.",
+        )
+    )
+    migrate.add_argument(
+        "--to",
+        required=True,
+        metavar="URL",
+        help="postgresql://user@host/database (the password from PGPASSFILE or ~/.pgpass), "
+        "or a path for a SQLite file",
+    )
 
     init = commands.add_parser(
         "init",

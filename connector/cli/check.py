@@ -13,7 +13,7 @@ from connector.app import load_rules, open_helpdesk
 from connector.config import Settings
 from connector.errors import ApiError, AuthError, ConfigError, Problem, masked_setting, printable
 from connector.helpdesks.freshdesk.sansio import PLAN_SUB_LIMITS
-from connector.state import State
+from connector.state import open_state
 from connector.sync import Rules
 
 __all__ = ["budgets_line", "mapped_field_problems", "run_checks"]
@@ -42,12 +42,12 @@ def run_checks(settings: Settings, out: TextIO, *, offline: bool = False) -> int
         f", helpdesk mapping {settings.mapping_file}"
     )
     try:
-        state = State(settings.state_file)
+        state = open_state(settings)
     except (ConfigError, OSError) as exc:
-        say(f"FAIL  state {settings.state_file}: {exc}")
+        say(f"FAIL  state {settings.state_where}: {exc}")
         return 2
     try:
-        say(f"ok    state {settings.state_file} (schema {state.schema_version})")
+        say(f"ok    state {settings.state_where} (schema {state.schema_version})")
         if offline:
             return 0
         try:

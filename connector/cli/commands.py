@@ -24,7 +24,7 @@ from connector.app import load_rules, open_helpdesk
 from connector.config import Settings, config_path, load_settings
 from connector.errors import ConfigError, InputError, Problem, masked_setting, printable
 from connector.helpdesks.adapter import Helpdesk
-from connector.state import State, StateUnavailable
+from connector.state import StateUnavailable, Store, open_state
 from connector.sync import Outcome, Sync, Totals
 from connector.timeutil import format_instant, parse_instant
 
@@ -44,6 +44,10 @@ def run_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         logs.configure(format=settings.log.format, level="warning", stream=err)
     if args.command == "check":
         return _check(settings, out, offline=args.offline)
+    if args.command == "state":
+        from connector.cli.state import migrate_state
+
+        return migrate_state(settings, args.to, out)
     if args.command == "explain":
         return _explain(settings, args.ticket, out)
     logs.configure(format=settings.log.format, level=settings.log.level, stream=err)
@@ -58,14 +62,14 @@ def run_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 @contextmanager
 def _opened(
     settings: Settings, *, claim: str | None = None, new_state: bool = False, **options: Any
-) -> Iterator[tuple[State, Helpdesk]]:
+) -> Iterator[tuple[Store, Helpdesk]]:
     """The state and the helpdesk; `claim`: hold the state for this process (one daemon).
 
     The state failing under a command (a full disk, a lock held too long, a read-only file
     system) ends it with one line and exit 1, as at start: the transaction in hand was rolled
     back, and the command can simply be run again once the cause is gone.
     """
-    state = State(settings.state_file, new_state=new_state)
+    state = open_state(settings, new_state=new_state)
     try:
         if claim is not None:
             state.claim(claim)
@@ -76,7 +80,7 @@ def _opened(
             raise  # the reader of our output went away: cli.main's to handle
         except (sqlite3.Error, OSError) as exc:
             raise StateUnavailable(
-                f"state {settings.state_file}: {exc}; run the command again once the cause is gone"
+                f"state {settings.state_where}: {exc}; run the command again once the cause is gone"
             ) from exc
         finally:
             helpdesk.close()

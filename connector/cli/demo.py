@@ -33,7 +33,7 @@ from connector.sandbox import OffsetClock, Sandbox, SandboxCredentials
 from connector.sla.calendar import zone as load_zone
 from connector.sla.contract import Contract
 from connector.sla.model import Decision, TargetResult
-from connector.state import State
+from connector.state import open_state
 from connector.sync import Outcome, Rules, Sync, Totals
 from connector.timeutil import zone_abbreviation
 
@@ -165,7 +165,7 @@ class _Run:
 
 def _sync_twice(settings: Settings, sandbox: Sandbox, clock: OffsetClock, log: object) -> _Run:
     rules = load_rules(settings)
-    state = State(settings.state_file)
+    state = open_state(settings)
     # The demo's world runs on the sandbox's clock: a wait of the connector (a batch job
     # running, a rate limit) moves that clock instead of holding the terminal.
     helpdesk = open_helpdesk(
@@ -920,7 +920,7 @@ def _describe(outcome: Outcome) -> str:
 def _keep_running(settings: Settings, sandbox: Sandbox, control_url: str, out: TextIO) -> None:
     from connector.daemon import Daemon
 
-    state = State(settings.state_file)
+    state = open_state(settings)
     client = open_helpdesk(settings, state, secrets=sandbox_secrets(sandbox))
     out.write(
         f"\nThe daemon keeps {settings.helpdesk} in sync every {settings.poll_interval} s; "

@@ -16,7 +16,7 @@ from connector.helpdesks.adapter import Helpdesk, Item
 from connector.sla.calendar import zone
 from connector.sla.explain import due_timeline
 from connector.sla.model import StatusChange
-from connector.state import State
+from connector.state import Store
 from connector.sync import Rules, Sync
 from connector.timeutil import format_instant, format_local_and_utc
 
@@ -49,7 +49,7 @@ def _status_history(history: Sequence[StatusChange], local: tzinfo | None) -> li
     return lines
 
 
-def explain(item: Item, helpdesk: Helpdesk, state: State, rules: Rules, now: datetime) -> str:
+def explain(item: Item, helpdesk: Helpdesk, state: Store, rules: Rules, now: datetime) -> str:
     """The explanation of one ticket, as text for a terminal: every line printable.
 
     Ticket content is shown as the helpdesk holds it, so each line is escaped where it is

@@ -27,7 +27,7 @@ from connector.config import Settings, load_settings
 from connector.errors import InputError, printable
 from connector.mappingfiles import default_mappings_dir, load_contracts
 from connector.sla.contract import Contract
-from connector.state import State
+from connector.state import open_state
 
 __all__ = ["FieldSpec", "mapping_for", "needed_fields", "run_init"]
 
@@ -340,7 +340,7 @@ def run_init(args: Any, out: TextIO, *, ask: Callable[[str], str] | None = None)
                 helpdesk: section,
             }
         )
-        state = State(settings.state_file)
+        state = open_state(settings)
         client = open_helpdesk(settings, state)
         try:
             account = _Account(helpdesk, getattr(client, "client"))  # noqa: B009

@@ -1,0 +1,395 @@
+"""The state on a PostgreSQL server (`state_url = "postgresql://…"`), for several hosts.
+
+The same tables and queries as the embedded SQLite state (`connector.state.base`), through
+psycopg 3 and a small connection pool per server. Nothing here needs a session of its own: no
+advisory locks, no prepared statements kept on the server, no `SET`, so the state works behind a
+transaction-pooling proxy (PgBouncer) as well as on a direct connection.
+
+Where the SQLite state takes a file lock, this one takes a **lease**: a row of `leases` with an
+owner, an expiry (the server's clock, so hosts' clocks may differ) and an epoch that grows each
+time the lease changes hands. Every transaction made while holding a lease first renews it,
+checking owner and epoch (a fencing token); the renewal keeps the row locked until the commit,
+so a process that stalled past its lease (SIGSTOP, a long pause, a partition) and lost it
+to another changes nothing when it wakes: its transaction is refused (`LeaseLost`).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import conninfo
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from connector.errors import ConfigError, Problem
+from connector.state.base import Busy, LeaseLost, StateUnavailable, Store
+from connector.state.schema import POSTGRES_MIGRATIONS
+
+__all__ = ["CLAIM_SECONDS", "WRITER_SECONDS", "PostgresState", "close_pools", "display_url"]
+
+# How long a lease lasts without renewal. The writer's is renewed by every transaction of a
+# page; the daemon's claim by the daemon's loop (`keep`) at least every third of it.
+WRITER_SECONDS = 60.0
+CLAIM_SECONDS = 30.0
+# How long a statement waits for a connection to the server before the state is unavailable.
+CONNECT_SECONDS = 10.0
+# How often a writer that waits for another's lease asks again.
+_POLL_SECONDS = 0.5
+
+_pools: dict[str, ConnectionPool] = {}
+_pools_lock = threading.Lock()
+
+
+def display_url(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    try:
+        params = conninfo.conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return "postgresql://(a URL that does not parse)"
+    user = str(params.get("user") or "")
+    host = str(params.get("host") or "localhost")
+    port = params.get("port")
+    name = str(params.get("dbname") or user)
+    who = f"{user}@" if user else ""
+    if host.startswith("/"):  # a Unix socket's folder
+        return f"postgresql://{who}/{name} (socket in {host})"
+    where = f"{host}:{port}" if port else host
+    return f"postgresql://{who}{where}/{name}"
+
+
+def _pool(url: str, password: str | None) -> ConnectionPool:
+    """One pool per server URL in a process (each `PostgresState` borrows from it)."""
+    options: dict[str, Any] = {"autocommit": True, "prepare_threshold": None}
+    if password is not None:
+        options["password"] = password
+    with _pools_lock:
+        pool = _pools.get(url)
+        if pool is None:
+            pool = ConnectionPool(
+                url,
+                min_size=1,
+                max_size=4,
+                # No prepared statements on the server: a transaction-pooling proxy would hand
+                # the next transaction another server connection.
+                kwargs=options,
+                check=ConnectionPool.check_connection,
+                timeout=CONNECT_SECONDS,
+                name="sla-connector",
+                open=False,
+            )
+            pool.open(wait=False)
+            _pools[url] = pool
+        return pool
+
+
+def close_pools() -> None:
+    """Close every pool (at exit, and between tests)."""
+    with _pools_lock:
+        for pool in _pools.values():
+            pool.close()
+        _pools.clear()
+
+
+class PostgresState(Store):
+    """The state in a PostgreSQL database. Not shared between threads (a process may open
+    several: they share one pool)."""
+
+    _SAME = "IS NOT DISTINCT FROM"
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        readonly: bool = False,
+        new_state: bool = False,
+        writer_seconds: float = WRITER_SECONDS,
+        claim_seconds: float = CLAIM_SECONDS,
+        connect_seconds: float | None = None,
+        password: str | None = None,
+    ) -> None:
+        """Open the state in the database `url` names, creating its tables if it has none.
+
+        A database with tables but not this state's is refused, `new_state` or not: the
+        connector drops nothing on a server. `writer_seconds` and `claim_seconds`: how long
+        the leases last unrenewed; `connect_seconds`: how long to wait for a connection;
+        `password`: the server's (else libpq's own: PGPASSFILE, ~/.pgpass).
+        """
+        self.writer_seconds, self.claim_seconds = writer_seconds, claim_seconds
+        self.connect_seconds = CONNECT_SECONDS if connect_seconds is None else connect_seconds
+        self.url = url
+        self.where = display_url(url)
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._pool = _pool(url, password)
+        self._conn: psycopg.Connection[Any] | None = None  # in a transaction
+        self._wrote = False
+        self._own_changes = 0
+        # Leases held: name -> (epoch, seconds it lasts).
+        self._leases: dict[str, tuple[int, float]] = {}
+        self._sql: dict[str, str] = {}
+        self._lost: str | None = None  # why this state may change nothing any more
+        self.readonly = readonly
+        if not readonly:
+            self._migrate()
+        elif self.schema_version == 0:
+            raise ConfigError([Problem(self.where, "", "holds no state of sla-connector")])
+
+    # --- connections and errors ---------------------------------------------------------
+
+    def _text(self, sql: str) -> str:
+        text = self._sql.get(sql)
+        if text is None:
+            text = self._sql[sql] = sql.replace("%", "%%").replace("?", "%s")
+        return text
+
+    @contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """The transaction's connection, or one from the pool for a single statement; a
+        server that cannot be reached is `StateUnavailable`."""
+        if self._conn is not None:
+            yield self._conn
+            return
+        try:
+            with self._pool.connection(timeout=self.connect_seconds) as conn:
+                yield conn
+        except PoolTimeout as exc:
+            raise StateUnavailable(f"{self.where}: no connection to the server ({exc})") from None
+        except psycopg.OperationalError as exc:
+            raise _unavailable(self.where, exc) from None
+
+    def _one(self, sql: str, args: Sequence[Any] = ()) -> tuple[Any, ...] | None:
+        with self._connection() as conn:
+            row: tuple[Any, ...] | None = conn.execute(self._text(sql), args).fetchone()
+            return row
+
+    def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._connection() as conn:
+            return conn.execute(self._text(sql), args).fetchall()
+
+    def _run(self, sql: str, args: Sequence[Any] = ()) -> int:
+        self._wrote = True
+        with self._connection() as conn:
+            return conn.execute(self._text(sql), args).rowcount
+
+    def _run_many(self, sql: str, args: Iterable[Sequence[Any]]) -> None:
+        self._wrote = True
+        with self._connection() as conn, conn.cursor() as cursor:
+            cursor.executemany(self._text(sql), list(args))
+
+    # --- transactions -------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One atomic change: committed on success, rolled back on any exception.
+
+        Each lease this process holds is renewed first, its owner and epoch checked, in the
+        same transaction: a lease that passed to another refuses it (`LeaseLost`).
+        """
+        if self._conn is not None:  # nested: part of the outer one
+            yield
+            return
+        if self._lost is not None:
+            raise LeaseLost(self._lost)
+        with self._connection() as conn:
+            self._conn, self._wrote = conn, False
+            try:
+                with conn.transaction():
+                    self._renew_leases()
+                    yield
+                    if self._wrote:
+                        # Counted, so that `data_version` tells others' changes from ours.
+                        self._run("UPDATE changes SET version = version + 1 WHERE id = 1")
+                if self._wrote:
+                    self._own_changes += 1
+            except psycopg.OperationalError as exc:
+                raise _unavailable(self.where, exc) from None
+            finally:
+                self._conn = None
+
+    def data_version(self) -> int:
+        """Changes others committed: every write transaction counts one in `changes`; the
+        ones this state made are taken off."""
+        row = self._one("SELECT version FROM changes WHERE id = 1")
+        return (0 if row is None else int(row[0])) - self._own_changes
+
+    @property
+    def schema_version(self) -> int:
+        """The schema version of the open database (0: none of ours yet)."""
+        row = self._one("SELECT to_regclass('schema_version') IS NOT NULL")
+        if row is None or not row[0]:
+            return 0
+        version = self._one("SELECT max(version) FROM schema_version")
+        return 0 if version is None or version[0] is None else int(version[0])
+
+    def _migrate(self) -> None:
+        """Bring the schema up to the newest version, one committed step at a time; several
+        processes starting at once take turns (the table lock)."""
+        with self._connection() as conn, conn.transaction():
+            conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            conn.execute("LOCK TABLE schema_version IN EXCLUSIVE MODE")
+            row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
+            version = 0 if row is None or row[0] is None else int(row[0])
+            if version > len(POSTGRES_MIGRATIONS):
+                raise ConfigError(
+                    [
+                        Problem(
+                            self.where,
+                            "",
+                            f"schema version {version} is newer than this sla-connector "
+                            f"understands ({len(POSTGRES_MIGRATIONS)}); upgrade sla-connector",
+                        )
+                    ]
+                )
+            if version == 0:
+                foreign = conn.execute(
+                    "SELECT count(*) FROM information_schema.tables WHERE table_schema = "
+                    "current_schema() AND table_name IN ('tickets', 'cursors', 'journal')"
+                ).fetchone()
+                if foreign is not None and foreign[0]:
+                    raise ConfigError(
+                        [
+                            Problem(
+                                self.where,
+                                "",
+                                "has tables of the state's names but no schema_version: not a "
+                                "state of sla-connector; give the connector a database of its "
+                                "own",
+                            )
+                        ]
+                    )
+            for number, script in enumerate(POSTGRES_MIGRATIONS[version:], start=version + 1):
+                for statement in script.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (number,))
+
+    # --- leases -------------------------------------------------------------------------
+
+    def _take(self, name: str, seconds: float) -> bool:
+        """Take the lease `name` if it is free, expired or already ours; False: another
+        process holds it."""
+        row = self._one(
+            "INSERT INTO leases (name, owner, expires_at, epoch) "
+            "VALUES (?, ?, extract(epoch FROM clock_timestamp()) + ?, 1) "
+            "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, "
+            "expires_at = excluded.expires_at, "
+            "epoch = CASE WHEN leases.owner = excluded.owner THEN leases.epoch "
+            "ELSE leases.epoch + 1 END "
+            "WHERE leases.owner IS NULL OR leases.owner = excluded.owner "
+            "OR leases.expires_at < extract(epoch FROM clock_timestamp()) "
+            "RETURNING epoch",
+            (name, self.owner, seconds),
+        )
+        if row is None:
+            return False
+        self._leases[name] = (int(row[0]), seconds)
+        return True
+
+    def _renew_leases(self) -> None:
+        """Renew each lease held, in the transaction in hand; `LeaseLost` if one passed."""
+        for name, (epoch, seconds) in list(self._leases.items()):
+            renewed = self._run(
+                "UPDATE leases SET expires_at = extract(epoch FROM clock_timestamp()) + ? "
+                "WHERE name = ? AND owner = ? AND epoch = ?",
+                (seconds, name, self.owner, epoch),
+            )
+            if not renewed:
+                del self._leases[name]
+                lost = (
+                    f"{self.where}: the {name} lease passed to another process; this one "
+                    "stalled past it and changes nothing more"
+                )
+                if name == "daemon":  # the daemon's claim: nothing more, ever, from here
+                    self._lost = lost
+                raise LeaseLost(lost)
+        self._wrote = False  # a renewal alone is not a change of the state
+
+    def _release(self, name: str) -> None:
+        held = self._leases.pop(name, None)
+        if held is None:
+            return
+        try:
+            self._run(
+                "UPDATE leases SET owner = NULL, expires_at = 0 "
+                "WHERE name = ? AND owner = ? AND epoch = ?",
+                (name, self.owner, held[0]),
+            )
+        except StateUnavailable:
+            return  # the lease runs out by itself
+
+    def lease(self, name: str) -> tuple[str | None, float, int] | None:
+        """Who holds the lease `name`, until when (seconds since the epoch), its epoch."""
+        row = self._one(
+            "SELECT CASE WHEN expires_at >= extract(epoch FROM clock_timestamp()) "
+            "THEN owner END, expires_at, epoch FROM leases WHERE name = ?",
+            (name,),
+        )
+        return None if row is None else (row[0], float(row[1]), int(row[2]))
+
+    @contextmanager
+    def writer(self, *, wait: bool = True) -> Iterator[None]:
+        """Hold the writer's lease: one process writes to the helpdesk at a time, on any
+        host. Renewed by each transaction; given back at the end."""
+        if "writer" in self._leases:
+            yield
+            return
+        while not self._take("writer", self.writer_seconds):
+            if not wait:
+                holder = self.lease("writer")
+                who = holder[0] if holder is not None and holder[0] else "another process"
+                raise Busy(f"{self.where}: {who} is writing")
+            time.sleep(_POLL_SECONDS)
+        try:
+            yield
+        finally:
+            self._release("writer")
+
+    def claim(self, command: str) -> None:
+        """Hold the daemon's lease for this process's life (renewed by `keep`): a second
+        daemon on the same state refuses to start while it is held."""
+        if not self._take("daemon", self.claim_seconds):
+            holder = self.lease("daemon")
+            who = holder[0] if holder is not None and holder[0] else "another process"
+            raise Busy(
+                f"{self.where}: already in use by {who}; one daemon per state (stop that one "
+                "first, or give this one a database of its own)"
+            )
+
+    @property
+    def keep_every(self) -> float | None:
+        """How often the daemon must call `keep`: three times a claim's life (None: no claim
+        held)."""
+        return self.claim_seconds / 3 if "daemon" in self._leases else None
+
+    def keep(self) -> None:
+        """Renew the leases held (the daemon's loop calls this while idle)."""
+        if self._leases:
+            with self.transaction():
+                pass
+
+    def close(self) -> None:
+        """Give the leases back. The pool stays for other states of the process."""
+        for name in list(self._leases):
+            self._release(name)
+
+    def snapshot(self, path: Path) -> Store:
+        """A private copy in a SQLite file at `path` (a dry run changes nothing here)."""
+        from connector.state.copy import copy_state
+        from connector.state.sqlite import State
+
+        copy = State(path)
+        copy_state(self, copy)
+        return copy
+
+
+def _unavailable(where: str, exc: BaseException) -> StateUnavailable:
+    text = str(exc).strip()
+    why = text.splitlines()[0] if text else type(exc).__name__
+    return StateUnavailable(f"{where}: cannot be used now ({why}); tried again later")
