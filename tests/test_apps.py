@@ -52,6 +52,32 @@ def test_zendesk_manifest_has_what_zendesk_requires() -> None:
     assert (ZENDESK / sidebar["url"]).is_file()
 
 
+def test_zendesk_parameters_pass_zendesks_rules() -> None:
+    """zendesk_apps_support's manifest rules on parameters: named, unique, not `name`,
+    `required` a boolean, none both hidden and required; the author's url a URL."""
+    manifest = _json(ZENDESK / "manifest.json")
+    names = [p["name"] for p in manifest["parameters"]]
+    assert len(names) == len(set(names))
+    assert "name" not in names
+    for parameter in manifest["parameters"]:
+        assert isinstance(parameter["required"], bool), parameter["name"]
+        assert not (parameter["type"] == "hidden" and parameter["required"]), parameter["name"]
+    assert re.fullmatch(r"https?://[^\s/]+\.[^\s/]+(/\S*)?", manifest["author"]["url"])
+    assert re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", manifest["author"]["email"])
+    for key in ("name", "version", "defaultLocale", "frameworkVersion"):
+        assert isinstance(manifest[key], str), key
+    # The one location there is, on the one host this app is for.
+    assert set(manifest["location"]) == {"support"}
+    assert set(manifest["location"]["support"]) == {"ticket_sidebar"}
+
+
+def test_every_zendesk_translation_file_is_a_locale_and_json() -> None:
+    for path in sorted((ZENDESK / "translations").iterdir()):
+        assert path.suffix == ".json", path.name
+        assert re.fullmatch(r"[a-z]{2}(-\w{2,3})?", path.stem), path.name
+        assert isinstance(_json(path)["app"]["name"], str), path.name
+
+
 def test_zendesk_required_files_and_translations() -> None:
     manifest = _json(ZENDESK / "manifest.json")
     assert _png_size(ZENDESK / "assets" / "logo.png") == (320, 320)
@@ -137,16 +163,39 @@ def _pages() -> list[Path]:
 @pytest.mark.parametrize("page", _pages(), ids=lambda p: str(p.relative_to(APPS)))
 def test_no_page_loads_anything_from_the_internet(page: Path) -> None:
     text = page.read_text()
-    for reference in re.findall(r'(?:src|href)="([^"]+)"', text):
+    for reference in re.findall(r"""(?:src|href)\s*=\s*["']?([^"'\s>]+)""", text):
         assert "//" not in reference, f"{page.relative_to(APPS)} loads {reference}"
         if reference != "{{{appclient}}}":
             assert (page.parent / reference).is_file(), f"{page.relative_to(APPS)}: {reference}"
 
 
+@pytest.mark.parametrize(
+    "sheet", sorted(APPS.rglob("*.css")), ids=lambda p: str(p.relative_to(APPS))
+)
+def test_no_stylesheet_loads_anything(sheet: Path) -> None:
+    text = sheet.read_text()
+    assert "@import" not in text
+    assert "url(" not in text, f"{sheet.relative_to(APPS)} loads a resource"
+
+
 def test_our_scripts_make_no_requests() -> None:
+    calls = (
+        "fetch(",
+        "XMLHttpRequest",
+        "WebSocket",
+        "EventSource",
+        "sendBeacon",
+        "importScripts",
+        "new Image",
+        "import(",
+        "eval(",
+        "new Function",
+        ".src =",
+        "innerHTML",
+    )
     for script in [*APPS.rglob("*.js")]:
         if "vendor" in script.parts:
             continue
         text = script.read_text()
-        for call in ("fetch(", "XMLHttpRequest", "WebSocket", "import(", "eval("):
+        for call in calls:
             assert call not in text, f"{script.relative_to(APPS)} uses {call}"

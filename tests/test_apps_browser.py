@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import struct
 import threading
@@ -335,6 +336,8 @@ def _check_png(path: Path, size: dict[str, int]) -> None:
 @pytest.fixture
 def open_app(browser: Any, server: AppServer, shots: Path) -> Iterator[Callable[..., Panel]]:
     panels: list[Panel] = []
+    errors: list[str] = []
+    browser.get_log("browser")  # what an earlier test's pages logged is not this test's
 
     def open_(
         helpdesk: str,
@@ -346,6 +349,7 @@ def open_app(browser: Any, server: AppServer, shots: Path) -> Iterator[Callable[
         zone: Any = "America/Los_Angeles",
         browser_zone: str = "UTC",
         field_key: str | None = None,
+        settings_field: str | None = None,
         real_sdk: bool = False,
         expect: str | None = None,
     ) -> Panel:
@@ -355,7 +359,10 @@ def open_app(browser: Any, server: AppServer, shots: Path) -> Iterator[Callable[
             field = SUMMARY_FIELD["zendesk"]
             server.fixture = {
                 "now": now.timestamp() * 1000,
-                "settings": {"summary_field_id": int(field), "unmapped_tag": "sla_unmapped"},
+                "settings": {
+                    "summary_field_id": int(settings_field or field),
+                    "unmapped_tag": "sla_unmapped",
+                },
                 "data": {
                     f"ticket.customField:custom_field_{field}": text,
                     "ticket.tags": tags,
@@ -378,7 +385,8 @@ def open_app(browser: Any, server: AppServer, shots: Path) -> Iterator[Callable[
                 },
             }
             url = f"{server.url}/freshdesk/index.html"
-        browser.get_log("browser")  # what an earlier page logged is not this one's
+        if panels:  # the page before this one: what it threw or logged, before it goes
+            errors.extend(panels[-1].errors())
         browser.get(url)
         panel = Panel(browser, shots)
         panels.append(panel)
@@ -387,8 +395,9 @@ def open_app(browser: Any, server: AppServer, shots: Path) -> Iterator[Callable[
         return panel
 
     yield open_
-    for panel in panels:
-        assert panel.errors() == [], "the app threw or logged an error"
+    if panels:
+        errors.extend(panels[-1].errors())
+    assert errors == [], "the app threw or logged an error"
 
 
 # --- the states ---------------------------------------------------------------------------------
@@ -409,12 +418,14 @@ def test_each_state_is_shown_in_its_colour(
     text, tags = _text_for(world, helpdesk, ticket)
     panel = open_app(helpdesk, text, tags, world.now)
     assert state in panel.states()
-    colour = panel.js(
-        "var badge = document.querySelector(`.sla-target[data-state=${arguments[0]}] .sla-badge`);"
-        "return getComputedStyle(badge).backgroundColor;",
+    colours = panel.js(
+        "var box = document.querySelector(`.sla-target[data-state=${arguments[0]}]`);"
+        "return [getComputedStyle(box.querySelector('.sla-badge')).backgroundColor,"
+        " getComputedStyle(box.querySelector('.sla-when')).color,"
+        " getComputedStyle(box).borderLeftColor];",
         state,
     )
-    assert colour == _STATE_COLOURS[state], (state, colour)
+    assert colours == [_STATE_COLOURS[state]] * 3, (state, colours)
     badge = {"at_risk": "AT RISK", "best_effort": "BEST EFFORT"}.get(state, state.upper())
     assert badge in panel.target_text(state)
     panel.screenshot(f"{helpdesk}-{state.replace('_', '-')}")
@@ -469,9 +480,11 @@ def test_a_countdown_in_the_agents_zone_and_language(
 ) -> None:
     """The same ticket for an agent in Los Angeles (English) and one in Berlin (German): the
     countdown is the same span, the due time each one's own wall clock and zone name."""
-    ticket = world.with_target("zendesk", "running", needs="due")
+    ticket = world.with_target("zendesk", "running", needs="at_risk_at")
     text, tags = _text_for(world, "zendesk", ticket)
-    target = next(t for t in json.loads(text)["targets"] if t["state"] == "running")
+    target = next(
+        t for t in json.loads(text)["targets"] if t["state"] == "running" and "at_risk_at" in t
+    )
     due = datetime.fromisoformat(target["due"])
     panel = open_app(
         "zendesk", text, tags, world.now, locale=locale, zone={"ianaName": zone, "name": "x"}
@@ -479,14 +492,17 @@ def test_a_countdown_in_the_agents_zone_and_language(
     shown = panel.target_text("running")
     left = int((due - world.now).total_seconds())
     local = due.astimezone(ZoneInfo(zone))
+    risk = datetime.fromisoformat(target["at_risk_at"]).astimezone(ZoneInfo(zone))
     if locale == "en-US":
         assert f"{words} {_duration(left)}" in shown
-        assert local.strftime("%I:%M %p") in shown
-        assert local.tzname() in shown  # PST
+        assert f"{local:%a}, {local:%I:%M %p} {local.tzname()}" in shown  # Tue, 02:00 AM PDT
+        assert f"at risk from {risk:%a}, {risk:%I:%M %p}" in shown
     else:
-        assert words in shown
-        assert local.strftime("%H:%M") in shown
-        assert "MEZ" in shown  # Central European Time, in German
+        days, hours = left // 86400, left % 86400 // 3600
+        assert re.search(rf"{words} {days} T, {hours} ?(h|Std)", shown), shown
+        assert f"{local:%H:%M} MEZ" in shown  # Central European Time, in German
+        assert "gefährdet ab" in shown
+        assert f"{risk:%H:%M} MEZ" in shown
     assert f"Times shown in {zone}" in panel.text or f"Zeiten angezeigt in {zone}" in panel.text
     panel.screenshot(f"zendesk-countdown-{zone.split('/')[1].lower().replace('_', '-')}")
 
@@ -631,3 +647,100 @@ def test_the_real_sdk_outside_zendesk_says_where_the_app_runs(
     says where it runs instead of throwing."""
     panel = open_app("zendesk", None, [], START, real_sdk=True, expect="message")
     assert "ticket sidebar only" in panel.text
+
+
+def test_at_the_due_instant_a_target_is_still_due_and_the_clock_moves_it_on(
+    world: World, open_app: Callable[..., Panel]
+) -> None:
+    """Breached once past due (contracts.md: "breached when now is past due"), not at it; the
+    panel's own timer moves the countdown on as time passes."""
+    ticket = world.with_target("zendesk", "running", needs="at_risk_at")
+    text, tags = _text_for(world, "zendesk", ticket)
+    targets = json.loads(text)["targets"]
+    index = next(i for i, t in enumerate(targets) if t["state"] == "running" and "at_risk_at" in t)
+    due = datetime.fromisoformat(targets[index]["due"])
+    panel = open_app("zendesk", text, tags, due)
+    assert panel.states()[index] == "at_risk"
+    card = "return document.querySelectorAll('.sla-target')[arguments[0]].innerText;"
+    assert "due in 0s" in panel.js(card, index)
+    panel.js("__tick(arguments[0]);", 90 * 60 * 1000)  # an hour and a half on
+    assert panel.states()[index] == "breached"
+    assert "overdue by 1h 30m" in panel.js(card, index)
+
+
+def test_a_summary_field_the_ticket_does_not_have_is_a_settings_problem(
+    world: World, open_app: Callable[..., Panel], server: AppServer
+) -> None:
+    """A wrong field id or name in the app's settings is said so, not shown as a summary
+    still to come."""
+    text, tags = _text_for(world, "zendesk", world.with_target("zendesk", "running"))
+    panel = open_app("zendesk", text, tags, world.now, settings_field="123", expect="message")
+    assert "(custom_field_123) is not a field of this ticket" in panel.text
+    panel = open_app(
+        "freshdesk", text, tags, world.now, field_key="cf_other_field", expect="message"
+    )
+    assert "(cf_sla_summary) is not a field of this ticket" in panel.text
+
+
+def test_a_malformed_summary_shows_what_it_can_and_throws_nothing(
+    open_app: Callable[..., Panel],
+) -> None:
+    odd = {
+        "v": 1,
+        "title": "Odd",
+        "entitlement": 7,
+        "targets": [
+            {},
+            None,
+            {"name": "toString", "state": "running", "due": "2026-03-06T18:00:00Z"},
+        ],
+        "quotas": [{}, {"quota": "incidents", "count": 5, "limit": 4, "fits": False}],
+        "lines": "not a list",
+    }
+    panel = open_app("zendesk", json.dumps(odd), [], START)
+    assert panel.states() == ["running"]
+    assert "ToString" in panel.text
+    assert "native code" not in panel.text
+    assert "5 of 4" in panel.text
+    assert "undefined" not in panel.text
+
+
+def test_a_language_the_panel_lacks_reads_english_throughout(
+    world: World, open_app: Callable[..., Panel]
+) -> None:
+    text, tags = _text_for(world, "zendesk", world.with_target("zendesk", "running", needs="due"))
+    panel = open_app("zendesk", text, tags, world.now, locale="pt-BR", zone="America/Sao_Paulo")
+    shown = panel.target_text("running")
+    assert "due in" in shown
+    assert "BRT" in shown or "GMT-3" in shown or "UTC-3" in shown
+    for portuguese in ("dom.", "seg.", "ter.", "qua.", "qui.", "sex.", "sáb."):
+        assert portuguese not in shown
+
+
+def test_an_order_split_by_capacity_shows_each_share_and_its_due(
+    open_app: Callable[..., Panel], contracts: dict[str, Any]
+) -> None:
+    from connector.helpdesks.summary import summary_text
+    from connector.sla.engine import decide_with
+    from connector.sla.model import TicketFacts
+
+    facts = TicketFacts.model_validate(
+        {
+            "id": "4100",
+            "created_at": START,
+            "contract": "pixelz",
+            "customer": "401",
+            "category": "order",
+            "quantities": {"images": 35},
+            "flags": {"expedite": True},
+            "customer_facts": {"timezone": "America/Sao_Paulo"},
+        }
+    )
+    decision = decide_with(contracts, facts, START + timedelta(minutes=5))
+    text = summary_text(decision, contracts["pixelz"].spec)
+    [target] = [t for t in json.loads(text)["targets"] if "parts" in t]
+    panel = open_app("zendesk", text, [], START + timedelta(minutes=5), zone="America/Sao_Paulo")
+    for part in target["parts"]:
+        due = datetime.fromisoformat(part["due"]).astimezone(ZoneInfo("America/Sao_Paulo"))
+        assert f"{part['quantity']} due {due:%a}, {due:%I:%M %p}" in panel.text, panel.text
+    panel.screenshot("zendesk-split-order")

@@ -119,3 +119,27 @@ def test_a_paused_ticket_keeps_the_same_summary_while_it_waits(
     ]
     assert resolution["state"] == "paused"
     assert resolution["owed_seconds"] > 0
+
+
+def test_an_order_split_by_capacity_gives_each_share_its_due(
+    contracts: dict[str, Contract],
+) -> None:
+    """A pixelz order over the day's expedited capacity is split: the summary carries each
+    share and its own due, as the panel shows them."""
+    order = facts(
+        contract="pixelz",
+        plan=None,
+        severity=None,
+        category="order",
+        quantities={"images": 35},
+        flags={"expedite": True},
+        customer_facts={"timezone": "America/Sao_Paulo"},
+    )
+    decision = decide_with(contracts, order, CREATED + timedelta(minutes=5))
+    split = [t for t in decision.targets.values() if t.parts]
+    assert split, "the example order is split"
+    summary = json.loads(summary_text(decision, contracts["pixelz"].spec))
+    [target] = [t for t in summary["targets"] if "parts" in t]
+    assert [p["quantity"] for p in target["parts"]] == [p.quantity for p in split[0].parts]
+    assert sum(p["quantity"] for p in target["parts"]) <= 35
+    assert all(p["due"].endswith("Z") for p in target["parts"])

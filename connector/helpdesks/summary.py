@@ -3,7 +3,8 @@
 The agents' sidebar apps (apps/) read it from one ticket field the helpdesk mapping names
 (`results.summary`), through the helpdesk's own client API: no network path to the daemon.
 It holds what a panel shows — contract, plan, severity (submitted and used), entitlement,
-each target's due instant, state and paused time, the customer's quota use, the explanation —
+each target's due instant, state and paused time (and the shares of an order split by
+capacity, each with its due), the customer's quota use, the explanation —
 and nothing that changes by itself: the countdown is the app's to compute from `due`, so an
 unchanged decision writes the same text, and the minimal write sends nothing.
 
@@ -64,6 +65,12 @@ def _summary(decision: Decision, spec: ContractSpec | None) -> dict[str, Any]:
         # change, and be written, at every poll); what is still owed says it all.
         if target.paused_seconds is not None and target.state != "paused":
             entry["paused_seconds"] = target.paused_seconds
+        if target.parts:  # an order split by capacity: each share with its own due
+            entry["parts"] = [
+                {"quantity": p.quantity, "due": format_instant(p.due)}
+                for p in target.parts
+                if p.due is not None
+            ]
         entry["basis"] = target.basis
         targets.append(entry)
     summary: dict[str, Any] = {

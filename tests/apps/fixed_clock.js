@@ -1,6 +1,7 @@
 /*
  * Test double of the clock: `new Date()` and `Date.now()` give window.__FIXTURE__.now (ms)
- * plus what window.__advance(ms) added, so that countdowns are the same on every run.
+ * plus what window.__tick(ms) added, so that countdowns are the same on every run; __tick also
+ * fires the page's interval timers, as if that much time had passed.
  */
 (function () {
   "use strict";
@@ -20,7 +21,23 @@
   FixedDate.parse = RealDate.parse;
   FixedDate.UTC = RealDate.UTC;
   window.Date = FixedDate;
-  window.__advance = function (ms) {
+  // The panel's timers, so that a test can move the clock on and let them fire at once.
+  var timers = {};
+  var realSetInterval = window.setInterval;
+  var realClearInterval = window.clearInterval;
+  window.setInterval = function (callback, ms) {
+    var id = realSetInterval(callback, ms);
+    timers[id] = callback;
+    return id;
+  };
+  window.clearInterval = function (id) {
+    delete timers[id];
+    realClearInterval(id);
+  };
+  window.__tick = function (ms) {
     offset += ms;
+    Object.keys(timers).forEach(function (id) {
+      timers[id]();
+    });
   };
 })();

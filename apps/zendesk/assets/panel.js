@@ -29,6 +29,9 @@
       unreadable: "The SLA summary in this ticket could not be read.",
       newer: "This summary was written by a newer sla-connector (summary version {v}). Update this app.",
       noClient: "This page runs inside the helpdesk's ticket sidebar only.",
+      noField: "The app's summary field ({f}) is not a field of this ticket. Check the app's settings.",
+      setField: "Set the app's summary field in its settings.",
+      part: "{n} due {t}",
       plan: "plan",
       severity: "severity",
       submitted: "submitted as {s}",
@@ -81,6 +84,9 @@
       unreadable: "Le résumé SLA de ce ticket est illisible.",
       newer: "Ce résumé vient d'un sla-connector plus récent (version {v} du résumé). Mettez cette application à jour.",
       noClient: "Cette page ne fonctionne que dans la barre latérale du ticket.",
+      noField: "Le champ de résumé de l'application ({f}) n'est pas un champ de ce ticket. Vérifiez les réglages de l'application.",
+      setField: "Indiquez le champ de résumé dans les réglages de l'application.",
+      part: "{n} à rendre {t}",
       plan: "plan",
       severity: "sévérité",
       submitted: "soumis en {s}",
@@ -133,6 +139,9 @@
       unreadable: "Die SLA-Zusammenfassung dieses Tickets ist nicht lesbar.",
       newer: "Diese Zusammenfassung stammt von einem neueren sla-connector (Version {v}). Bitte die App aktualisieren.",
       noClient: "Diese Seite läuft nur in der Ticket-Seitenleiste des Helpdesks.",
+      noField: "Das Zusammenfassungsfeld der App ({f}) ist kein Feld dieses Tickets. Bitte die Einstellungen der App prüfen.",
+      setField: "Bitte das Zusammenfassungsfeld in den Einstellungen der App angeben.",
+      part: "{n} fällig {t}",
       plan: "Plan",
       severity: "Schweregrad",
       submitted: "eingereicht als {s}",
@@ -177,10 +186,18 @@
     },
   };
 
+  function own(table, key) {
+    return table && Object.prototype.hasOwnProperty.call(table, key) ? table[key] : undefined;
+  }
+
+  function language(locale) {
+    var base = String(locale || "en").toLowerCase().split(/[-_]/)[0];
+    return own(STRINGS, base) ? base : "en";
+  }
+
   /** The strings for a locale such as "fr-CA" or "de", English when we have none. */
   function strings(locale) {
-    var base = String(locale || "en").toLowerCase().split(/[-_]/)[0];
-    return STRINGS[base] || STRINGS.en;
+    return STRINGS[language(locale)];
   }
 
   function fill(text, values) {
@@ -195,8 +212,7 @@
       var name = candidates[i];
       if (typeof name !== "string" || !name) continue;
       try {
-        new Intl.DateTimeFormat("en", { timeZone: name });
-        return name;
+        return new Intl.DateTimeFormat("en", { timeZone: name }).resolvedOptions().timeZone;
       } catch (e) {
         // not an IANA name (Freshdesk gives Rails names such as "Eastern Time (US & Canada)")
       }
@@ -204,10 +220,14 @@
     return Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
   }
 
-  /** A locale this browser formats with, else "en". */
+  /**
+   * The locale dates and spans are written in: the agent's when the panel has its language
+   * (so "fr-CA" keeps Canadian dates), else English, so that a line is in one language.
+   */
   function resolveLocale(locale) {
+    var wanted = language(locale) === "en" && !/^en\b/i.test(String(locale)) ? "en" : locale;
     try {
-      return Intl.DateTimeFormat.supportedLocalesOf([String(locale)])[0] || "en";
+      return Intl.DateTimeFormat.supportedLocalesOf([String(wanted)])[0] || "en";
     } catch (e) {
       return "en";
     }
@@ -232,7 +252,57 @@
     }
     if (summary.v > VERSION) return { kind: "newer", v: summary.v };
     if (!Array.isArray(summary.targets)) return { kind: "unreadable" };
-    return { kind: "summary", summary: summary };
+    return { kind: "summary", summary: clean(summary) };
+  }
+
+  function nonEmpty(value) {
+    return typeof value === "string" && value ? value : undefined;
+  }
+
+  function number(value) {
+    return typeof value === "number" && isFinite(value) ? value : undefined;
+  }
+
+  /** The summary with only what the panel can show: a malformed entry is left out, not shown
+   * half or allowed to throw. */
+  function clean(s) {
+    var targets = s.targets.filter(function (t) {
+      return t && typeof t === "object" && nonEmpty(t.name) && nonEmpty(t.state);
+    });
+    var quotas = (Array.isArray(s.quotas) ? s.quotas : []).filter(function (q) {
+      return q && typeof q === "object" && nonEmpty(q.quota) && number(q.count) !== undefined && number(q.limit) !== undefined;
+    });
+    var lines = (Array.isArray(s.lines) ? s.lines : []).filter(function (l) {
+      return typeof l === "string";
+    });
+    return {
+      title: nonEmpty(s.title),
+      contract: nonEmpty(s.contract),
+      plan: nonEmpty(s.plan),
+      severity: nonEmpty(s.severity),
+      submitted: nonEmpty(s.submitted),
+      entitlement: nonEmpty(s.entitlement),
+      calendar: nonEmpty(s.calendar),
+      cut: s.cut === true,
+      targets: targets.map(function (t) {
+        return {
+          name: t.name,
+          state: t.state,
+          label: nonEmpty(t.label),
+          due: nonEmpty(t.due),
+          at_risk_at: nonEmpty(t.at_risk_at),
+          achieved_at: nonEmpty(t.achieved_at),
+          owed_seconds: number(t.owed_seconds),
+          paused_seconds: number(t.paused_seconds),
+          basis: nonEmpty(t.basis),
+          parts: (Array.isArray(t.parts) ? t.parts : []).filter(function (p) {
+            return p && typeof p === "object" && number(p.quantity) !== undefined && nonEmpty(p.due);
+          }),
+        };
+      }),
+      quotas: quotas,
+      lines: lines,
+    };
   }
 
   function instant(text) {
@@ -246,7 +316,8 @@
     var state = target.state;
     var due = instant(target.due);
     var risk = instant(target.at_risk_at);
-    if ((state === "running" || state === "at_risk") && due !== null && now >= due) {
+    // Breached once past due, as the daemon says it: at the due instant itself, still due.
+    if ((state === "running" || state === "at_risk") && due !== null && now > due) {
       return "breached";
     }
     if (state === "running" && risk !== null && now >= risk) return "at_risk";
@@ -278,7 +349,10 @@
       delete parts.seconds; // "12 min", not "12 min 5 s"
     }
     if (typeof Intl.DurationFormat === "function") {
-      return new Intl.DurationFormat(locale, { style: "narrow" }).format(parts);
+      // A zero unit is left out by Intl ("" for 0 s): seconds are always shown when alone.
+      var options = parts.seconds !== undefined ? { style: "narrow", secondsDisplay: "always" } : { style: "narrow" };
+      var written = new Intl.DurationFormat(locale, options).format(parts);
+      if (written) return written;
     }
     var short = { days: "d", hours: "h", minutes: "min", seconds: "s" };
     return Object.keys(parts)
@@ -323,9 +397,9 @@
     box.setAttribute("data-state", state);
     var head = el("div", "sla-target-head");
     // The contract's own label (in the contract's language) when it has one.
-    var name = target.label || t.targets[target.name] || words(target.name);
+    var name = target.label || own(t.targets, target.name) || words(target.name);
     head.appendChild(el("span", "sla-target-name", name));
-    head.appendChild(el("span", "sla-badge", t.states[state] || state));
+    head.appendChild(el("span", "sla-badge", own(t.states, state) || words(state)));
     box.appendChild(head);
 
     var due = instant(target.due);
@@ -341,7 +415,7 @@
       if (due !== null) detail.push(fill(t.dueAt, { t: when(due, now, locale, zone) }));
     } else if (due === null) {
       main = t.noDue;
-    } else if (now >= due) {
+    } else if (now > due) {
       main = fill(t.overdue, { d: span(now - due, locale) });
       detail.push(fill(t.dueAt, { t: when(due, now, locale, zone) }));
     } else {
@@ -354,6 +428,12 @@
     }
     box.appendChild(el("div", "sla-when", main));
     if (detail.length) box.appendChild(el("div", "sla-detail", detail.join(" · ")));
+    // An order split by capacity: each share and its own due time (the first is shown above).
+    target.parts.forEach(function (part) {
+      var partDue = instant(part.due);
+      if (partDue === null) return;
+      box.appendChild(el("div", "sla-detail sla-part", fill(t.part, { n: part.quantity, t: when(partDue, now, locale, zone) })));
+    });
     if (target.paused_seconds) {
       box.appendChild(el("div", "sla-detail", fill(t.pausedSoFar, { d: span(target.paused_seconds * 1000, locale) })));
     }
@@ -440,7 +520,7 @@
     if (facts.length) header.appendChild(el("div", "sla-facts", facts.join(" · ")));
     if (s.entitlement) {
       var entitled = el("div", "sla-entitlement sla-entitlement-" + s.entitlement.replace(/_/g, "-"));
-      entitled.textContent = t.entitlements[s.entitlement] || words(s.entitlement);
+      entitled.textContent = own(t.entitlements, s.entitlement) || words(s.entitlement);
       header.appendChild(entitled);
     }
     root.appendChild(header);
@@ -504,6 +584,8 @@
   }
 
   function message(root, text) {
+    if (root.__slaTimer) clearInterval(root.__slaTimer);
+    root.__slaTimer = null;
     root.textContent = "";
     root.setAttribute("data-kind", "message");
     root.appendChild(messageView("sla-none", text));

@@ -30,6 +30,13 @@
   function load() {
     var field = "ticket.customField:custom_field_" + settings.summary_field_id;
     return client.get([field, "ticket.tags", "currentUser.locale", "currentUser.timeZone"]).then(function (data) {
+      var t = SlaPanel.strings(data["currentUser.locale"] || navigator.language);
+      if (data.errors && data.errors[field]) {
+        // Not a field of this account (a wrong id in the settings): not "no summary yet".
+        SlaPanel.message(root, t.noField.replace("{f}", "custom_field_" + settings.summary_field_id));
+        resize();
+        return;
+      }
       SlaPanel.show(
         root,
         {
@@ -45,6 +52,7 @@
   }
 
   function fail(error) {
+    console.error("sla-connector panel:", error); // in the browser's console for whoever looks
     SlaPanel.message(root, SlaPanel.strings(navigator.language).unreadable + " (" + (error && error.message ? error.message : error) + ")");
     resize();
   }
@@ -59,7 +67,7 @@
   function start(installed) {
     settings = installed;
     if (!settings.summary_field_id) {
-      SlaPanel.message(root, "Set the app's summary_field_id (Admin Center, Apps, SLA).");
+      SlaPanel.message(root, SlaPanel.strings(navigator.language).setField);
       resize();
       return;
     }

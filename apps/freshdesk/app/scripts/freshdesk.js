@@ -15,15 +15,18 @@
     return;
   }
 
-  /** The field's value; front-end data may suffix custom field names with the account id. */
+  /**
+   * The field's value ({found: false} when the ticket has no such field); front-end data may
+   * suffix custom field names with the account id.
+   */
   function fieldValue(fields, name) {
-    if (!fields) return null;
-    if (Object.prototype.hasOwnProperty.call(fields, name)) return fields[name];
+    if (!fields) return { found: false };
+    if (Object.prototype.hasOwnProperty.call(fields, name)) return { found: true, value: fields[name] };
     var suffixed = new RegExp("^" + name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&") + "_\\d+$");
     for (var key in fields) {
-      if (suffixed.test(key)) return fields[key];
+      if (suffixed.test(key)) return { found: true, value: fields[key] };
     }
-    return null;
+    return { found: false };
   }
 
   function start(client) {
@@ -34,18 +37,28 @@
     }
 
     function fail(error) {
+      console.error("sla-connector panel:", error); // in the browser's console for whoever looks
       var why = error && error.message ? error.message : JSON.stringify(error);
       SlaPanel.message(root, SlaPanel.strings(navigator.language).unreadable + " (" + why + ")");
+      resize();
     }
 
     function load() {
       return Promise.all([client.data.get("ticket"), client.data.get("loggedInUser")]).then(function (data) {
         var ticket = data[0].ticket || {};
         var contact = (data[1].loggedInUser && data[1].loggedInUser.contact) || {};
+        var name = params.summary_field || "cf_sla_summary";
+        var field = fieldValue(ticket.custom_fields, name);
+        if (!field.found) {
+          // Not a field of this account (a wrong name in the settings): not "no summary yet".
+          SlaPanel.message(root, SlaPanel.strings(contact.language || navigator.language).noField.replace("{f}", name));
+          resize();
+          return;
+        }
         SlaPanel.show(
           root,
           {
-            text: fieldValue(ticket.custom_fields, params.summary_field || "cf_sla_summary"),
+            text: field.value,
             tags: ticket.tags || [],
             unmappedTag: params.unmapped_tag || "sla_unmapped",
             locale: contact.language,
