@@ -77,7 +77,6 @@ from connector import logs
 from connector.app import load_rules, open_helpdesk
 from connector.cli.demo import demo_settings, sandbox_secrets
 from connector.config import Settings
-from connector.daemon import Daemon
 from connector.helpdesks.adapter import Helpdesk
 from connector.helpdesks.freshdesk import ApiKeyCredentials, FreshdeskClient
 from connector.helpdesks.freshdesk.adapter import FreshdeskHelpdesk
@@ -97,8 +96,10 @@ from connector.sandbox import (
     generate,
 )
 from connector.sandbox.agents import Agents
+from connector.service.books import BOOK_ENTRIES
+from connector.service.daemon import Daemon
+from connector.service.sync import Outcome, Sync, Totals
 from connector.state import State
-from connector.sync import BOOK_ENTRIES, Outcome, Sync, Totals
 
 ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 3, 6, 12, tzinfo=UTC)
@@ -1207,7 +1208,7 @@ def print_catch_up(runs: list[LoadRun]) -> None:
         s = r.catch_up
         marks_rss = [_at_share(s, r.tickets, q) for q in (1 / r.tickets, 0.1, 0.25, 0.5, 0.75, 1.0)]
         cells_rss = " | ".join(_mb(m.rss_mb if m else None) for m in marks_rss)
-        # What grows from a quarter on is the daemon's ledger books (`connector.sync.Books`):
+        # What grows from a quarter on is the daemon's ledger books (`service.books.Books`):
         # each customer's tickets of its open periods as counting entries, capped at
         # BOOK_ENTRIES. Bounded, not flat: the flat check is phase 2's, once they hold the
         # tickets a decision needs.

@@ -30,8 +30,8 @@ from connector.helpdesks.zendesk.auth import OAuthCredentials, OAuthTokens
 from connector.helpdesks.zendesk.sansio import UPDATE_BUDGET
 from connector.http import Budget, Credentials, HttpShell, Interrupt, Observer, RetryPolicy
 from connector.mappingfiles import load_contracts, load_helpdesk_mapping
+from connector.service.rules import Rules
 from connector.state import Store
-from connector.sync import Rules
 
 __all__ = ["load_rules", "open_helpdesk"]
 

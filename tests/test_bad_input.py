@@ -66,11 +66,11 @@ from connector.helpdesks.zendesk.models import TicketPage
 from connector.http import Request, Response
 from connector.mappingfiles import load_contract, load_helpdesk_mapping
 from connector.sandbox import FRESHDESK_URL, ZENDESK_URL, ManualClock, Sandbox
+from connector.service.sync import Sync, Totals
 from connector.sla.contract import Contract
 from connector.sla.engine import decide_each, decide_with
 from connector.sla.model import TicketFacts
 from connector.state import State
-from connector.sync import Sync, Totals
 from tests.conftest import MAPPINGS, ROOT, forget_admin_settings, logging_restored
 
 pytestmark = pytest.mark.reliability

@@ -18,8 +18,8 @@ import pytest
 
 from connector.errors import NotAvailable
 from connector.sandbox import ManualClock, OffsetClock, Sandbox, generate
+from connector.service.sync import Totals
 from connector.state import State
-from connector.sync import Totals
 from tests.daemon_harness import ANCHOR, served, wait_for
 from tests.daemon_harness import START as HARNESS_START
 from tests.daemon_harness import shown as harness_shown

@@ -31,7 +31,7 @@ from connector.http import (
 from connector.sandbox import ManualClock, Sandbox, generate
 from connector.sandbox.agents import Agents
 from connector.sandbox.freshdesk import PLANS
-from connector.sync import Totals
+from connector.service.sync import Totals
 from tests.test_sync_e2e import open_desk
 
 START = datetime(2026, 3, 6, 15, 0, tzinfo=UTC)

@@ -61,8 +61,8 @@ from connector.sandbox import (
     SeedTicket,
     generate,
 )
+from connector.service.sync import Sync
 from connector.state import State
-from connector.sync import Sync
 from tests.daemon_harness import ANCHOR, START, RequestLog, Served, served, shown
 
 pytestmark = [

@@ -30,8 +30,8 @@ from connector.cli.demo import demo_settings, sandbox_secrets
 from connector.sandbox import FRESHDESK_URL, ZENDESK_URL, OffsetClock, Sandbox, generate
 from connector.sandbox.faults import FaultKind
 from connector.sandbox.seed import SeedTicket
+from connector.service.sync import Sync
 from connector.state import State
-from connector.sync import Sync
 from tests.daemon_harness import ANCHOR, START, Served, served, shown, wait_for
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="signals and AF_UNIX datagrams")

@@ -53,7 +53,6 @@ import structlog
 
 from connector.app import open_helpdesk
 from connector.cli.demo import demo_settings, sandbox_secrets
-from connector.daemon import Daemon
 from connector.helpdesks.mapping import find_note_fingerprint
 from connector.sandbox import (
     CUSTOMERS,
@@ -65,8 +64,9 @@ from connector.sandbox import (
     SeedTicket,
     generate,
 )
+from connector.service.daemon import Daemon
+from connector.service.sync import WRITE_RETRY
 from connector.state import State
-from connector.sync import WRITE_RETRY
 
 pytestmark = pytest.mark.reliability
 

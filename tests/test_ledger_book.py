@@ -12,11 +12,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connector.mappingfiles import load_contracts
+from connector.service.books import Books
+from connector.service.rules import Rules
 from connector.sla.contract import Contract
 from connector.sla.model import TicketFacts
 from connector.sla.quotas import Ledger, LedgerBook
 from connector.state import State
-from connector.sync import Books, Rules
 from tests.conftest import ROOT
 from tests.test_quotas import ticket
 

@@ -109,7 +109,7 @@ def test_an_unknown_level_or_format_is_refused() -> None:
 
 def test_configuring_twice_writes_each_event_once_and_old_loggers_follow() -> None:
     first, second = io.StringIO(), io.StringIO()
-    log = get_logger("connector.daemon")  # made before the (re)configuration, as at import
+    log = get_logger("connector.service.daemon")  # made before the (re)configuration, as at import
     configure(format="json", stream=first)
     configure(format="json", level="debug", stream=second)
     log.debug("reloaded")

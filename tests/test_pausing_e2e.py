@@ -20,8 +20,8 @@ from connector.app import load_rules
 from connector.cli.demo import demo_settings
 from connector.cli.explain import explain
 from connector.sandbox.faults import FaultKind
+from connector.service.rules import Rules
 from connector.sla.model import StatusChange
-from connector.sync import Rules
 from tests.test_sync_e2e import FRESHDESK_URL, Desk, new_ticket, open_desk
 
 TICKET = 1300

@@ -59,11 +59,11 @@ from connector import logs
 from connector.app import open_helpdesk
 from connector.cli import main
 from connector.config import SECRET_NAMES, load_settings
-from connector.daemon import Daemon
 from connector.metrics import Metrics
 from connector.notify import Notifier
 from connector.sandbox import Sandbox, SandboxCredentials, SandboxServer
 from connector.sandbox.wsgi import ApiRequest, ApiResponse, Match, json_response
+from connector.service.daemon import Daemon
 from connector.state import State
 from tests.conftest import MAPPINGS, forget_admin_settings, logging_restored
 

@@ -23,8 +23,8 @@ from connector.errors import ConnectorError
 from connector.helpdesks.mapping import find_note_fingerprint
 from connector.sandbox import FRESHDESK_URL, ZENDESK_URL, ManualClock, Sandbox
 from connector.sandbox.seed import SeedCustomer, SeedTicket
+from connector.service.sync import Sync, Totals
 from connector.state import State, Store
-from connector.sync import Sync, Totals
 
 START = datetime(2026, 3, 6, 15, 0, tzinfo=UTC)  # a Friday afternoon
 EXPORT_LAG = 61  # Zendesk's export leaves out the last minute

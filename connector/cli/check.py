@@ -13,8 +13,8 @@ from connector.app import load_rules, open_helpdesk
 from connector.config import Settings
 from connector.errors import ApiError, AuthError, ConfigError, Problem, masked_setting, printable
 from connector.helpdesks.freshdesk.sansio import PLAN_SUB_LIMITS
+from connector.service.rules import Rules
 from connector.state import open_state
-from connector.sync import Rules
 
 __all__ = ["budgets_line", "mapped_field_problems", "run_checks"]
 

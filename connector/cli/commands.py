@@ -24,8 +24,8 @@ from connector.app import load_rules, open_helpdesk
 from connector.config import Settings, config_path, load_settings
 from connector.errors import ConfigError, InputError, Problem, masked_setting, printable
 from connector.helpdesks.adapter import Helpdesk
+from connector.service.sync import Outcome, Sync, Totals
 from connector.state import StateUnavailable, Store, open_state
-from connector.sync import Outcome, Sync, Totals
 from connector.timeutil import format_instant, parse_instant
 
 __all__ = ["run_command"]
@@ -89,10 +89,10 @@ def _opened(
 
 
 def _run(settings: Settings, new_state: bool) -> int:
-    from connector.daemon import Daemon
     from connector.http import Interrupt
     from connector.metrics import Metrics
     from connector.notify import Notifier
+    from connector.service.daemon import Daemon
 
     log = logs.get_logger("sla-connector")
     metrics = Metrics(settings.helpdesk)
@@ -134,7 +134,7 @@ def _run(settings: Settings, new_state: bool) -> int:
 
 
 def _sync_once(settings: Settings, out: TextIO, new_state: bool) -> int:
-    from connector.daemon import POLL_CURSOR, STATUS_CURSOR
+    from connector.service.daemon import POLL_CURSOR, STATUS_CURSOR
 
     log = logs.get_logger("sla-connector")
     rules = load_rules(settings)

@@ -30,11 +30,12 @@ from connector.helpdesks.adapter import Plan
 from connector.helpdesks.mapping import DueDestination, HelpdeskMapping
 from connector.mappingfiles import default_mappings_dir
 from connector.sandbox import OffsetClock, Sandbox, SandboxCredentials
+from connector.service.rules import Rules
+from connector.service.sync import Outcome, Sync, Totals
 from connector.sla.calendar import zone as load_zone
 from connector.sla.contract import Contract
 from connector.sla.model import Decision, TargetResult
 from connector.state import open_state
-from connector.sync import Outcome, Rules, Sync, Totals
 from connector.timeutil import zone_abbreviation
 
 __all__ = ["demo_settings", "run_demo"]
@@ -918,7 +919,7 @@ def _describe(outcome: Outcome) -> str:
 
 
 def _keep_running(settings: Settings, sandbox: Sandbox, control_url: str, out: TextIO) -> None:
-    from connector.daemon import Daemon
+    from connector.service.daemon import Daemon
 
     state = open_state(settings)
     client = open_helpdesk(settings, state, secrets=sandbox_secrets(sandbox))

@@ -13,11 +13,12 @@ from datetime import datetime, tzinfo
 from connector.cli.render import render_decision
 from connector.errors import printable
 from connector.helpdesks.adapter import Helpdesk, Item
+from connector.service.rules import Rules
+from connector.service.sync import Sync
 from connector.sla.calendar import zone
 from connector.sla.explain import due_timeline
 from connector.sla.model import StatusChange
 from connector.state import Store
-from connector.sync import Rules, Sync
 from connector.timeutil import format_instant, format_local_and_utc
 
 __all__ = ["explain"]

@@ -1,6 +1,6 @@
 """What the sync loop needs from a helpdesk, whichever it is.
 
-`connector.sync` is written once against `Helpdesk`; `zendesk.adapter` and
+`connector.service.sync` is written once against `Helpdesk`; `zendesk.adapter` and
 `freshdesk.adapter` fit each client to it. A `Page` carries the position to save once its
 tickets are handled; `plan` is the pure minimal write; `apply` sends it.
 """

@@ -29,8 +29,8 @@ from connector.helpdesks.adapter import Helpdesk
 from connector.http import Interrupt
 from connector.metrics import Metrics
 from connector.notify import Notifier
+from connector.service.sync import Outcome, Sync, Totals
 from connector.state import LeaseLost, Store
-from connector.sync import Outcome, Sync, Totals
 from connector.timeutil import format_instant
 
 __all__ = ["POLL_CURSOR", "STATUS_CURSOR", "Daemon"]
