@@ -100,16 +100,19 @@ def open_desk(
     section: dict[str, Any] | None = None,
     batches: bool = False,
     state: Store | None = None,
+    mappings: Path | None = None,
     **options: Any,
 ) -> Desk:
     """The sync of one sandbox helpdesk in `tmp_path / name`; `section`: settings of its
     `[zendesk]` or `[freshdesk]` table; `state`: another than the SQLite file in `tmp_path`;
-    `options`: for `open_helpdesk` (sleep, observers)."""
+    `mappings`: a contracts folder other than the bundled one; `options`: for `open_helpdesk`
+    (sleep, observers)."""
     clock = clock or ManualClock(START)
     sandbox = sandbox or Sandbox.seeded(clock=clock, anchor=START, incremental_export_limit=None)
     url = ZENDESK_URL if name == "zendesk" else FRESHDESK_URL
     transport = sandbox.zendesk_transport() if name == "zendesk" else sandbox.freshdesk_transport()
-    settings = demo_settings(name, url, tmp_path / name)
+    extra = {} if mappings is None else {"mappings": mappings}
+    settings = demo_settings(name, url, tmp_path / name, **extra)
     if section:
         table = getattr(settings, name).model_copy(update=section)
         settings = settings.model_copy(update={name: table})

@@ -10,6 +10,7 @@ raises `ContractInvalid` with one `(key path, message)` per problem; the loader 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date
 from functools import cached_property, lru_cache
 from typing import Annotated, Any, Literal
@@ -45,7 +46,14 @@ from connector.sla.durations import (
 from connector.sla.holidaydata import canonical, subdivisions
 from connector.sla.model import Entitlement, Priority, TicketFacts
 
-__all__ = ["CUSTOMER_ZONE", "Contract", "ContractInvalid", "ContractSpec", "TargetSpec"]
+__all__ = [
+    "CUSTOMER_ZONE",
+    "Contract",
+    "ContractInvalid",
+    "ContractSpec",
+    "Steps",
+    "TargetSpec",
+]
 
 CUSTOMER_ZONE = "customer"
 EventName = Literal["first_agent_reply_at", "workaround_at", "solved_at", "delivered_at"]
@@ -158,6 +166,39 @@ class CapacitySpec(_Spec):
     exceeded_tag: str = "capacity_exceeded"
 
 
+class WarningSpec(_Spec):
+    """A warning point: a share of a target's time (`at: 0.9`), with its own tag (default:
+    the contract's `tags.warning` with `{percent}`, e.g. `sla_warn_90`)."""
+
+    at: float = Field(gt=0, lt=1)
+    tag: str | None = None
+
+
+class EscalationSpec(_Spec):
+    """An escalation level: so long past a breached target's due instant (`after: 4
+    business_hours`, or plain `hours`), with its own tag (default: the contract's
+    `tags.escalation` with `{level}`, e.g. `sla_escalation_2`)."""
+
+    after: DurationField
+    tag: str | None = None
+
+
+def _warning(value: object) -> object:
+    """`0.9` is short for `{at: 0.9}`."""
+    return (
+        {"at": value} if isinstance(value, int | float) and not isinstance(value, bool) else value
+    )
+
+
+def _escalation(value: object) -> object:
+    """`4 business_hours` is short for `{after: 4 business_hours}`."""
+    return {"after": value} if isinstance(value, str) else value
+
+
+WarningField = Annotated[WarningSpec, BeforeValidator(_warning)]
+EscalationField = Annotated[EscalationSpec, BeforeValidator(_escalation)]
+
+
 class TargetSpec(_Spec):
     """One promise of the contract: how long, on which calendar, and what keeps it."""
 
@@ -173,6 +214,9 @@ class TargetSpec(_Spec):
     capacity: CapacitySpec | None = None
     # The status categories in which this target's clock stops (docs/pausing.md).
     paused_by: list[PausingStatus] = Field(default_factory=list)
+    # This target's own warning points and escalation levels (else the contract's).
+    warnings: list[WarningField] | None = None
+    escalations: list[EscalationField] | None = None
 
 
 class SeatTier(_Spec):
@@ -290,6 +334,10 @@ class TagSpec(_Spec):
     breached: str = "sla_breached"
     paused: str = "sla_paused"
     unmapped: str = "sla_unmapped"
+    # Warning points and escalation levels without a tag of their own (`{percent}`: 90 for
+    # 0.9; `{level}`: 1 for the first level).
+    warning: str = "sla_warn_{percent}"
+    escalation: str = "sla_escalation_{level}"
     # Put by the writer, never removed: it records that the priority was corrected once.
     priority_corrected: str = "sla_priority_corrected"
 
@@ -302,6 +350,10 @@ class ContractSpec(_Spec):
     seed: str | None = None
     zone: str
     risk_threshold: float = Field(default=0.75, gt=0, le=1)
+    # Several warning points instead of the one at-risk threshold, and escalation levels after
+    # a breach (contracts.md §4); a target may name its own.
+    warnings: list[WarningField] | None = None
+    escalations: list[EscalationField] = Field(default_factory=list)
     calendars: dict[str, CalendarSpec] = Field(default_factory=dict)
     calendar_choice: CalendarChoice | None = None
     plans: list[str] = Field(default_factory=list)
@@ -313,6 +365,20 @@ class ContractSpec(_Spec):
     scope: ScopeSpec | None = None
     quotas: dict[str, QuotaSpec] = Field(default_factory=dict)
     tags: TagSpec = Field(default_factory=TagSpec)
+
+
+@dataclass(frozen=True)
+class Steps:
+    """A target's steps between running and breached and after: warning points (a share of
+    its time, the tag) in time order, and escalation levels (time past due, the tag)."""
+
+    warnings: tuple[tuple[float, str], ...]
+    escalations: tuple[tuple[Duration, str], ...]
+
+
+def _percent(share: float) -> str:
+    """90 for 0.9, 33.3 for 0.333: as many digits as the share has, no more."""
+    return f"{share * 100:.4f}".rstrip("0").rstrip(".")
 
 
 class ContractInvalid(ValueError):
@@ -351,9 +417,38 @@ class Contract:
             if (office := _office_template(name, cal, ("calendars", name), problems))
         }
         problems.extend(_check_references(spec, offices))
+        problems.extend(_check_all_steps(spec))
         if problems:
             raise ContractInvalid(problems)
         return cls(spec, offices)
+
+    def steps(self, target: str) -> Steps | None:
+        """The target's warning points and escalation levels with their tags; None when it
+        has only the contract's one at-risk threshold (`risk_threshold`, tag `at_risk`)."""
+        return self._steps.get(target)
+
+    @cached_property
+    def _steps(self) -> dict[str, Steps]:
+        spec, tags = self.spec, self.spec.tags
+        found = {}
+        for name, target in spec.targets.items():
+            warnings = target.warnings if target.warnings is not None else spec.warnings
+            escalations = target.escalations if target.escalations is not None else spec.escalations
+            if warnings is None and not escalations:
+                continue
+            points = (
+                tuple(
+                    (w.at, w.tag or tags.warning.format(percent=_percent(w.at))) for w in warnings
+                )
+                if warnings
+                else ((spec.risk_threshold, tags.at_risk),)
+            )
+            levels = tuple(
+                (e.after, e.tag or tags.escalation.format(level=number))
+                for number, e in enumerate(escalations, start=1)
+            )
+            found[name] = Steps(points, levels)
+        return found
 
     @cached_property
     def needs_ledger(self) -> bool:
@@ -378,6 +473,9 @@ class Contract:
         }
         if any(target.paused_by for target in spec.targets.values()):
             owned.add(tags.paused)
+        for steps in self._steps.values():
+            owned.update(tag for _, tag in steps.warnings)
+            owned.update(tag for _, tag in steps.escalations)
         owned.update(tags.plan.format(plan=plan) for plan in spec.plans)
         owned.update(tags.severity.format(severity=severity) for severity in spec.severities)
         choice = spec.calendar_choice
@@ -586,6 +684,58 @@ def _check_references(
                     "(placeholders: {contract}, {plan}, {severity})",
                 )
             )
+    return problems
+
+
+def _check_all_steps(spec: ContractSpec) -> list[tuple[KeyPath, str]]:
+    """The contract's and each target's warning points and escalation levels, their tags."""
+    problems = _check_steps(spec.warnings, spec.escalations, ())
+    for name, target in spec.targets.items():
+        problems.extend(_check_steps(target.warnings, target.escalations, ("targets", name)))
+    if spec.warnings is not None and "risk_threshold" in spec.model_fields_set:
+        problems.append(
+            (("warnings",), "give warnings or risk_threshold, not both (one warning point)")
+        )
+    for key, fields in (("warning", {"percent": "90"}), ("escalation", {"level": "1"})):
+        template = getattr(spec.tags, key)
+        try:
+            template.format(**fields)
+        except (KeyError, IndexError, ValueError):
+            placeholder = "{" + next(iter(fields)) + "}"
+            problems.append(
+                (("tags", key), f"bad tag template {template!r} (placeholder: {placeholder})")
+            )
+    return problems
+
+
+def _check_steps(
+    warnings: list[WarningSpec] | None, escalations: list[EscalationSpec] | None, path: KeyPath
+) -> list[tuple[KeyPath, str]]:
+    """Warning points in rising order, distinct; escalation levels of one unit, rising."""
+    problems: list[tuple[KeyPath, str]] = []
+    shares = [w.at for w in warnings or []]
+    if shares != sorted(set(shares)):
+        problems.append(
+            ((*path, "warnings"), "warning points rise: each later than the one before")
+        )
+    levels = [e.after for e in escalations or []]
+    for number, level in enumerate(levels):
+        where = (*path, "escalations", number, "after")
+        if not isinstance(level, BusinessHours | BusinessDays | Hours):
+            problems.append(
+                (where, "an escalation is N business_hours, N business_days or N hours")
+            )
+    kinds = {type(level) for level in levels}
+    if len(kinds) > 1:
+        problems.append(((*path, "escalations"), "escalation levels are all of one unit"))
+    elif levels and all(isinstance(level, BusinessHours | Hours) for level in levels):
+        seconds = [level.seconds for level in levels]  # type: ignore[union-attr]
+        if seconds != sorted(set(seconds)):
+            problems.append(((*path, "escalations"), "escalation levels rise: each later"))
+    elif levels and all(isinstance(level, BusinessDays) for level in levels):
+        days = [level.days for level in levels]  # type: ignore[union-attr]
+        if days != sorted(set(days)):
+            problems.append(((*path, "escalations"), "escalation levels rise: each later"))
     return problems
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import bisect
 import math
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import TypeVar
@@ -25,6 +25,7 @@ from connector.sla.calendar import BusinessCalendar, CalendarError, zone
 from connector.sla.contract import (
     Contract,
     QuotaEffect,
+    Steps,
     TargetSpec,
 )
 from connector.sla.durations import (
@@ -351,6 +352,43 @@ class _Clock:
             return due, at_risk, 0, measure(start, due) - self.seconds
         return None, at_risk, owed, measure(start, until) - (self.seconds - owed)
 
+    def warnings(
+        self, start: int, spells: Sequence[Spell], shares: Sequence[float]
+    ) -> list[int | None]:
+        """The instants each share of the duration has run, counted as the due instant is
+        (business or elapsed time, the spells not counting); None: paused before it."""
+        if not (self.business or isinstance(self.duration, Hours)):  # a calendar-day promise
+            due = self.due(start)
+            return [start + math.ceil(share * (due - start)) for share in shares]
+        add, measure = self._measure()
+        amounts = [math.ceil(share * self.seconds) for share in shares]
+        return [at for at, _ in accrue(add, measure, start, amounts, spells)]
+
+    def escalations(
+        self, due: int, spells: Sequence[Spell], levels: Sequence[Duration]
+    ) -> list[int | None]:
+        """The instants so much time has run past `due` (business time on this clock's
+        calendar for business levels, elapsed time for hours), the spells not counting; None:
+        paused before it."""
+        if not levels:
+            return []
+        first = levels[0]
+        if isinstance(first, Hours):
+            add, measure = _elapsed_add, _elapsed_measure
+        else:
+            add, measure = self.calendar.add_epoch, self.calendar.elapsed_epoch
+        amounts = [
+            level.seconds_on(self.calendar) if isinstance(level, BusinessDays) else level.seconds
+            for level in levels
+            if isinstance(level, BusinessDays | BusinessHours | Hours)
+        ]
+        return [at for at, _ in accrue(add, measure, due, amounts, spells)]
+
+    def _measure(self) -> tuple[Callable[[int, int], int], Callable[[int, int], int]]:
+        if self.business:
+            return self.calendar.add_epoch, self.calendar.elapsed_epoch
+        return _elapsed_add, _elapsed_measure
+
     def where(self, defaulted: str | None) -> str:
         """Which clock the basis counts on: the calendar, nothing (elapsed time), the zone."""
         if self.business:
@@ -371,10 +409,20 @@ def _elapsed_measure(start: int, end: int) -> int:
 class _Target:
     """One target of the contract for one plan and severity."""
 
-    def __init__(self, name: str, spec: TargetSpec, plan: str | None, severity: str | None) -> None:
+    def __init__(
+        self,
+        name: str,
+        spec: TargetSpec,
+        plan: str | None,
+        severity: str | None,
+        steps: Steps | None = None,
+    ) -> None:
         self.name, self.spec, self._plan, self._severity = name, spec, plan, severity
         self.categories = None if spec.categories is None else frozenset(spec.categories)
         self.paused_by = frozenset(spec.paused_by)
+        # Warning points and escalation levels beyond the one at-risk threshold (None: none).
+        self.steps = steps
+        self.threshold = None if steps is None else steps.warnings[0][0]
 
     @cached_property
     def duration(self) -> Duration:
@@ -397,7 +445,9 @@ class _Terms:
     def __init__(self, contract: Contract, plan: str | None, severity: str | None) -> None:
         spec = contract.spec
         self.plan, self.severity = plan, severity
-        self.targets = tuple(_Target(n, t, plan, severity) for n, t in spec.targets.items())
+        self.targets = tuple(
+            _Target(n, t, plan, severity, contract.steps(n)) for n, t in spec.targets.items()
+        )
         tags = [spec.tags.contract.format(contract=contract.name)]
         head = f"SLA {spec.title}"
         if plan is not None and spec.plans:
@@ -458,7 +508,7 @@ class _Rules:
         self.contract, self.spec = contract, contract.spec
         self._terms: dict[tuple[str | None, ...], _Terms | str] = {}
         self._choices: dict[tuple[object, ...], _Choice | str] = {}
-        self._clocks: dict[tuple[Duration, BusinessCalendar], _Clock] = {}
+        self._clocks: dict[tuple[Duration, BusinessCalendar, float | None], _Clock] = {}
         self._best_effort: dict[str, TargetResult] = {}
         self.expedite_priority: Priority | None = next(
             (
@@ -520,12 +570,16 @@ class _Rules:
             _remember(self._best_effort, basis, result)
         return result
 
-    def clock(self, duration: Duration, calendar: BusinessCalendar) -> _Clock:
-        """The (remembered) clock of a duration on a calendar."""
-        key = (duration, calendar)
+    def clock(
+        self, duration: Duration, calendar: BusinessCalendar, threshold: float | None = None
+    ) -> _Clock:
+        """The (remembered) clock of a duration on a calendar; `threshold`: its first warning
+        point, when not the contract's `risk_threshold`."""
+        key = (duration, calendar, threshold)
         clock = self._clocks.get(key)
         if clock is None:
-            clock = _Clock(duration, calendar, self.spec.risk_threshold)
+            share = self.spec.risk_threshold if threshold is None else threshold
+            clock = _Clock(duration, calendar, share)
             _remember(self._clocks, key, clock)
         return clock
 
@@ -533,7 +587,8 @@ class _Rules:
         """The clock of a target's own duration under a calendar choice, and its `where`."""
         found = choice.clocks.get(target)
         if found is None:
-            clock = self.clock(target.duration, self.calendar(choice, target.spec))
+            calendar = self.calendar(choice, target.spec)
+            clock = self.clock(target.duration, calendar, target.threshold)
             found = choice.clocks[target] = (clock, clock.where(choice.defaulted))
         return found
 
@@ -693,13 +748,19 @@ class _Decider:
                 if change is not None:
                     changes.append(change)
         states = {t.state for t in targets.values()} if targets else ()
+        # A target with steps shows its own warning tag instead of the one at-risk tag.
+        plain_risk = any(
+            targets[t.name].state == "at_risk"
+            for t in terms.targets
+            if t.steps is None and t.name in targets
+        )
         tags = [*terms.tags, *self.extra_tags]
         entitlement: Entitlement = "included"
         if self.effect is not None:
             entitlement = self.effect[0].entitlement or entitlement
             if self.effect[0].tag:
                 tags.append(self.effect[0].tag)
-        if "at_risk" in states:
+        if plain_risk:
             tags.append(spec.tags.at_risk)
         if "breached" in states:
             tags.append(spec.tags.breached)
@@ -789,14 +850,55 @@ class _Decider:
             clock = self.rules.clock(duration, self.rules.calendar(choice, spec))
             where = clock.where(choice.defaulted)
         if spec.recurring:
-            return self._recurring(clock, where, target.paused_by)
+            return self._recurring(target, clock, where)
         if spec.capacity is not None:
             return self._shared(target, self.rules.calendar(choice, spec), done)
         basis = f"{clock.text}{where}{basis_extra}"
         if target.paused_by and (spells := self._spells(target.paused_by, self.created, done)):
-            return self._paused(clock, self.created, spells, done, basis)
+            outcome = self._paused(clock, self.created, spells, done, basis)
+            return self._stepped(target, clock, self.created, spells, outcome)
         due, at_risk = clock.due_and_risk(self.created)
-        return self._timed(due, at_risk, done, basis)
+        return self._stepped(
+            target, clock, self.created, [], self._timed(due, at_risk, done, basis)
+        )
+
+    def _stepped(
+        self,
+        target: _Target,
+        clock: _Clock,
+        start: int,
+        spells: Sequence[Spell],
+        outcome: _Outcome,
+    ) -> _Outcome:
+        """With warning points and escalation levels: the tag of the latest one reached (only
+        the current step shows), and the next one as a change to wake up for. Paused,
+        achieved and best-effort targets show none."""
+        steps = target.steps
+        result, due, change = outcome
+        if (
+            steps is None
+            or result.state not in ("running", "at_risk", "breached")
+            or result.achieved_at is not None  # met late: breached, escalated no further
+        ):
+            return outcome
+        now = self.now
+        points: list[tuple[int | None, str]]
+        if result.state == "breached":
+            assert due is not None
+            levels = [level for level, _ in steps.escalations]
+            instants = clock.escalations(due, spells, levels)
+            points = list(zip(instants, (tag for _, tag in steps.escalations), strict=True))
+        else:
+            shares = [share for share, _ in steps.warnings]
+            instants = clock.warnings(start, spells, shares)
+            points = list(zip(instants, (tag for _, tag in steps.warnings), strict=True))
+        reached = [tag for at, tag in points if at is not None and at <= now]
+        if reached:
+            self.extra_tags.append(reached[-1])
+        coming = [at for at, _ in points if at is not None and at > now]
+        if coming:
+            change = coming[0] if change is None else min(change, coming[0])
+        return result, due, change
 
     def _shared(self, target: _Target, calendar: BusinessCalendar, done: int | None) -> _Outcome:
         """A target whose units share a daily capacity: one part per distinct due instant."""
@@ -870,12 +972,13 @@ class _Decider:
             _next_change(state, due, at_risk, self.now),
         )
 
-    def _recurring(self, clock: _Clock, where: str, paused_by: frozenset[str]) -> _Outcome:
+    def _recurring(self, target: _Target, clock: _Clock, where: str) -> _Outcome:
         """A target re-armed after each public agent reply, until the ticket is solved.
 
         Each cycle pauses on its own: the spells between its start and its end (the next
         reply, or now) stop its clock.
         """
+        paused_by = target.paused_by
         ev = self.facts.events
         solved = _seen(ev.solved_at, self.created, self.now)
         seen = [*ev.agent_replies]
@@ -896,9 +999,11 @@ class _Decider:
         since = "creation" if cycle == 1 else f"the agent reply of {_utc_time(start)}"
         basis = f"{clock.text} after {since}{where}"
         if paused_by and (spells := self._spells(paused_by, start, solved)):
-            return self._paused(clock, start, spells, solved, basis, cycle=cycle, missed=missed)
+            outcome = self._paused(clock, start, spells, solved, basis, cycle=cycle, missed=missed)
+            return self._stepped(target, clock, start, spells, outcome)
         due, at_risk = clock.due_and_risk(start)
-        return self._timed(due, at_risk, solved, basis, cycle=cycle, missed=missed)
+        outcome = self._timed(due, at_risk, solved, basis, cycle=cycle, missed=missed)
+        return self._stepped(target, clock, start, [], outcome)
 
     def _spells(self, paused_by: frozenset[str], start: int, done: int | None) -> list[Spell]:
         """The spells that stop a clock started at `start`, as far as they matter: up to the
