@@ -281,9 +281,9 @@ CONTRACT = (MAPPINGS / "contracts" / "photoprism.yaml").read_text(encoding="utf-
             "zone: Europe/Berlin\n",
             "time_zone: Europe/Berlin\n",
             ":5: time_zone: unknown key (did you mean zone?); the keys here are: "
-            "calendar_choice, calendars, default_plan, default_severity, name, plans, "
-            "priority, quotas, risk_threshold, scope, seed, severities, tags, targets, title, "
-            "zone",
+            "calendar_choice, calendars, default_plan, default_severity, escalations, name, "
+            "plans, priority, quotas, risk_threshold, scope, seed, severities, tags, targets, "
+            "title, warnings, zone",
         ),
         ("title: ", "titel: ", ":3: titel: unknown key (did you mean title?)"),
         ("risk_threshold: 0.75", "risk_threshold: high", "expected a number, got 'high'"),

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -360,3 +361,154 @@ def test_the_state_password_is_used_and_never_shown(
     assert "cannot be used now" in err or "no connection to the server" in err
     for form in (canary, canary.replace("+", "%2B").replace("/", "%2F")):
         assert form not in out + err
+
+
+# --- what the review found (losing a lease mid-cycle, stalls, odd servers) -----------------
+
+
+def test_a_claim_lost_inside_a_transaction_stops_everything_after(url: str) -> None:
+    """The loss first seen by a cycle's transaction: `keep` says so too (the daemon stops),
+    and the writer's lease is not taken from the daemon that holds the state now."""
+    first = PostgresState(url, claim_seconds=0.3)
+    first.claim("run")
+    time.sleep(0.5)
+    second = PostgresState(url)
+    second.claim("run")
+    with pytest.raises(LeaseLost):
+        first.set_cursor("poll", "late", NOW)
+    with pytest.raises(LeaseLost):
+        first.keep()
+    with pytest.raises(LeaseLost), first.writer(wait=False):
+        pass
+    with second.writer(wait=False):
+        second.set_cursor("poll", "current", NOW)
+
+
+def test_a_writer_lost_mid_hold_changes_nothing_more_in_that_hold(url: str) -> None:
+    first, second = PostgresState(url, writer_seconds=0.3), PostgresState(url)
+    with first.writer():
+        first.set_cursor("poll", "first", NOW)
+        time.sleep(0.5)
+        with second.writer(wait=False):
+            second.set_cursor("poll", "second", NOW)
+            with pytest.raises(LeaseLost):
+                first.set_cursor("poll", "late", NOW)
+            with pytest.raises(LeaseLost):  # and again: not a one-off
+                first.set_cursor("poll", "later", NOW)
+    assert second.cursor("poll") == "second"
+    with first.writer(wait=False):  # a new hold, once the other's is over
+        first.set_cursor("poll", "first again", NOW)
+
+
+def test_a_holder_stalled_inside_a_transaction_holds_nobody_up_for_long(url: str) -> None:
+    """A transaction left open (the process stopped mid-way) keeps its rows locked: another
+    process asking for the lease hears Busy within seconds, and the server ends the stalled
+    transaction after the lease's time, so nothing it did is committed."""
+    import threading
+
+    stalled = PostgresState(url, writer_seconds=3.0)
+    outcome: list[BaseException | None] = []
+
+    def stall() -> None:
+        try:
+            with stalled.writer(), stalled.transaction():
+                stalled._run("INSERT INTO cursors VALUES ('stalled', 'x', 0)")
+                time.sleep(4)  # past the lease: the server ends the transaction at 3 s
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=stall)
+    thread.start()
+    time.sleep(0.3)
+    other = PostgresState(url)
+    started = time.monotonic()
+    with pytest.raises(Busy), other.writer(wait=False):
+        pass
+    assert time.monotonic() - started < 5
+    thread.join()
+    assert isinstance(outcome[0], StateUnavailable), outcome
+    assert other.cursor("stalled") is None
+
+
+def test_text_with_a_nul_character_is_stored_not_refused(url: str) -> None:
+    state = PostgresState(url)
+    state.put_facts(facts("1", NOW, customer="org\x00-1"))
+    [stored] = list(state.customer_tickets("pixelz", "org\ufffd-1", None, None))
+    assert stored.id == "1"
+
+
+def test_daemons_starting_at_once_on_an_empty_database_all_start(url: str) -> None:
+    import threading
+
+    errors: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            PostgresState(url)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=start) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert PostgresState(url).schema_version == len(POSTGRES_MIGRATIONS)
+
+
+def test_a_copy_checks_out_on_a_server_that_sorts_text_its_own_way(
+    tmp_path: Path, postgres_server: Any
+) -> None:
+    """An ICU collation orders 'Poll-x' before 'backfill:a'; the checks compare the same
+    rows all the same."""
+    name = "icu_collated"
+    postgres_server.psql(
+        f"CREATE DATABASE {name} TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US'"
+    )
+    target_url = postgres_server.url(name)
+    try:
+        source = State(tmp_path / "state.sqlite3")
+        for key in ("poll", "Poll-x", "backfill:a", "backfilla", "Zeta", "älter"):
+            source.set_cursor(key, key.upper(), NOW)
+        checks = copy_state(source, PostgresState(target_url))
+        assert [c.rows for c in checks if c.table == "cursors"] == [6]
+    finally:
+        close_pools()
+        postgres_server.drop_database(name)
+
+
+def test_a_role_that_may_only_read_and_write_uses_a_current_state(
+    url: str, postgres_server: Any
+) -> None:
+    """The tables made once by their owner, a role with no more than read and write rights
+    runs the daemon; on a database with no state yet it is told what it lacks."""
+    PostgresState(url).set_cursor("poll", "c1", NOW)
+    database = url.rsplit("/", maxsplit=1)[-1].split("?", maxsplit=1)[0]
+    postgres_server.psql(
+        "CREATE ROLE sla_writer LOGIN; "
+        "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO sla_writer; "
+        "REVOKE CREATE ON SCHEMA public FROM PUBLIC",
+        dbname=database,
+    )
+    try:
+        as_writer = url.replace("postgresql://postgres@", "postgresql://sla_writer@")
+        state = PostgresState(as_writer)
+        assert state.cursor("poll") == "c1"
+        state.set_cursor("poll", "c2", NOW)
+        empty = postgres_server.create_database("no_state_yet")
+        with pytest.raises(ConfigError, match="the role needs"):
+            PostgresState(empty.replace("postgresql://postgres@", "postgresql://sla_writer@"))
+    finally:
+        close_pools()
+        postgres_server.drop_database("no_state_yet")
+        postgres_server.psql("DROP OWNED BY sla_writer; DROP ROLE sla_writer", dbname=database)
+
+
+def test_a_state_opened_to_read_changes_nothing(url: str) -> None:
+    PostgresState(url).set_cursor("poll", "c1", NOW)
+    reader = PostgresState(url, readonly=True)
+    assert reader.cursor("poll") == "c1"
+    with pytest.raises(StateUnavailable, match="read only"):
+        reader.set_cursor("poll", "c2", NOW)

@@ -170,7 +170,12 @@ class Daemon:
 
     def _idle_seconds(self) -> float:
         keep = self.state.keep_every
-        return min(self._idle(), keep) if keep is not None else self._idle()
+        try:
+            idle = self._idle()
+        except (ConnectorError, sqlite3.Error, OSError) as exc:  # the state away for now
+            self._failed("state_unavailable", exc)
+            idle = float(min(RETRY_FIRST * 2 ** (self._failures - 1), self.settings.poll_interval))
+        return min(idle, keep) if keep is not None else idle
 
     def _idle(self) -> float:
         if self._failures:
@@ -183,7 +188,11 @@ class Daemon:
         return max(wait, 0.05)
 
     def _wake_due(self) -> bool:
-        next_wake = self.state.next_wakeup()
+        try:
+            next_wake = self.state.next_wakeup()
+        except (ConnectorError, sqlite3.Error, OSError) as exc:
+            self._failed("state_unavailable", exc)
+            return False
         return next_wake is not None and next_wake <= self.clock()
 
     def cycle(self) -> None:
@@ -215,6 +224,13 @@ class Daemon:
         the transaction in hand was rolled back, so they are handled like a helpdesk outage.
         """
         self._failures += 1
+        if isinstance(exc, LeaseLost):
+            # Another daemon holds this state now: nothing more from this one (systemd
+            # restarts it; it waits its turn as a second daemon would).
+            self.log.error("claim_lost", error=str(exc))
+            self.notifier.status(f"stopped: {exc}")
+            self.status, self._stop = 1, True
+            return
         if isinstance(exc, ConnectorError):
             kind, text = type(exc).__name__, str(exc)
         else:

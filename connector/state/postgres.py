@@ -30,7 +30,7 @@ from psycopg import conninfo
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from connector.errors import ConfigError, Problem
-from connector.state.base import Busy, LeaseLost, StateUnavailable, Store
+from connector.state.base import TABLES, Busy, LeaseLost, StateUnavailable, Store
 from connector.state.schema import POSTGRES_MIGRATIONS
 
 __all__ = ["CLAIM_SECONDS", "WRITER_SECONDS", "PostgresState", "close_pools", "display_url"]
@@ -102,8 +102,6 @@ class PostgresState(Store):
     """The state in a PostgreSQL database. Not shared between threads (a process may open
     several: they share one pool)."""
 
-    _SAME = "IS NOT DISTINCT FROM"
-
     def __init__(
         self,
         url: str,
@@ -135,6 +133,8 @@ class PostgresState(Store):
         self._leases: dict[str, tuple[int, float]] = {}
         self._sql: dict[str, str] = {}
         self._lost: str | None = None  # why this state may change nothing any more
+        self._lost_writer: str | None = None  # why nothing more within this writer's hold
+        self._row_busy = False
         self.readonly = readonly
         if not readonly:
             self._migrate()
@@ -161,8 +161,8 @@ class PostgresState(Store):
                 yield conn
         except PoolTimeout as exc:
             raise StateUnavailable(f"{self.where}: no connection to the server ({exc})") from None
-        except psycopg.OperationalError as exc:
-            raise _unavailable(self.where, exc) from None
+        except psycopg.Error as exc:
+            raise _translated(self.where, exc) from None
 
     def _one(self, sql: str, args: Sequence[Any] = ()) -> tuple[Any, ...] | None:
         with self._connection() as conn:
@@ -174,14 +174,19 @@ class PostgresState(Store):
             return conn.execute(self._text(sql), args).fetchall()
 
     def _run(self, sql: str, args: Sequence[Any] = ()) -> int:
-        self._wrote = True
+        self._writing()
         with self._connection() as conn:
-            return conn.execute(self._text(sql), args).rowcount
+            return conn.execute(self._text(sql), _storable(args)).rowcount
 
     def _run_many(self, sql: str, args: Iterable[Sequence[Any]]) -> None:
-        self._wrote = True
+        self._writing()
         with self._connection() as conn, conn.cursor() as cursor:
-            cursor.executemany(self._text(sql), list(args))
+            cursor.executemany(self._text(sql), [_storable(row) for row in args])
+
+    def _writing(self) -> None:
+        if self.readonly:
+            raise StateUnavailable(f"{self.where}: opened to read only")
+        self._wrote = True
 
     # --- transactions -------------------------------------------------------------------
 
@@ -197,10 +202,16 @@ class PostgresState(Store):
             return
         if self._lost is not None:
             raise LeaseLost(self._lost)
+        if self._lost_writer is not None:  # lost within the writer's hold: nothing more in it
+            raise LeaseLost(self._lost_writer)
         with self._connection() as conn:
             self._conn, self._wrote = conn, False
             try:
                 with conn.transaction():
+                    # A holder stopped inside a transaction (SIGSTOP, a long pause) would keep
+                    # its rows locked, and the next holder waiting: the server ends it instead.
+                    idle = max(1, int(self.writer_seconds * 1000))
+                    conn.execute(f"SET LOCAL idle_in_transaction_session_timeout = {idle}")
                     self._renew_leases()
                     yield
                     if self._wrote:
@@ -208,8 +219,8 @@ class PostgresState(Store):
                         self._run("UPDATE changes SET version = version + 1 WHERE id = 1")
                 if self._wrote:
                     self._own_changes += 1
-            except psycopg.OperationalError as exc:
-                raise _unavailable(self.where, exc) from None
+            except psycopg.Error as exc:
+                raise _translated(self.where, exc) from None
             finally:
                 self._conn = None
 
@@ -232,10 +243,16 @@ class PostgresState(Store):
         """Bring the schema up to the newest version, one committed step at a time; several
         processes starting at once take turns (the table lock)."""
         with self._connection() as conn, conn.transaction():
-            conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-            conn.execute("LOCK TABLE schema_version IN EXCLUSIVE MODE")
-            row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
-            version = 0 if row is None or row[0] is None else int(row[0])
+            # One process at a time, for this transaction only (nothing held in the session,
+            # so a transaction-pooling proxy is fine).
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext('sla-connector schema'))")
+            exists = conn.execute("SELECT to_regclass('schema_version') IS NOT NULL").fetchone()
+            version = 0
+            if exists is not None and exists[0]:
+                row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
+                version = 0 if row is None or row[0] is None else int(row[0])
+            elif not self.readonly:
+                conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
             if version > len(POSTGRES_MIGRATIONS):
                 raise ConfigError(
                     [
@@ -250,7 +267,8 @@ class PostgresState(Store):
             if version == 0:
                 foreign = conn.execute(
                     "SELECT count(*) FROM information_schema.tables WHERE table_schema = "
-                    "current_schema() AND table_name IN ('tickets', 'cursors', 'journal')"
+                    "current_schema() AND table_name = ANY(%s)",
+                    ([*TABLES, "leases", "changes"],),
                 ).fetchone()
                 if foreign is not None and foreign[0]:
                     raise ConfigError(
@@ -274,23 +292,45 @@ class PostgresState(Store):
 
     def _take(self, name: str, seconds: float) -> bool:
         """Take the lease `name` if it is free, expired or already ours; False: another
-        process holds it."""
-        row = self._one(
-            "INSERT INTO leases (name, owner, expires_at, epoch) "
-            "VALUES (?, ?, extract(epoch FROM clock_timestamp()) + ?, 1) "
-            "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, "
-            "expires_at = excluded.expires_at, "
-            "epoch = CASE WHEN leases.owner = excluded.owner THEN leases.epoch "
-            "ELSE leases.epoch + 1 END "
-            "WHERE leases.owner IS NULL OR leases.owner = excluded.owner "
-            "OR leases.expires_at < extract(epoch FROM clock_timestamp()) "
-            "RETURNING epoch",
-            (name, self.owner, seconds),
-        )
+        process holds it (or holds its row locked, in a transaction of its own)."""
+        if self._lost is not None:
+            raise LeaseLost(self._lost)
+        try:
+            with self._connection() as conn, conn.transaction():
+                conn.execute("SET LOCAL lock_timeout = '2s'")
+                row = self._take_row(conn, name, seconds)
+        except StateUnavailable:
+            if self._row_busy:
+                self._row_busy = False
+                return False
+            raise
         if row is None:
             return False
         self._leases[name] = (int(row[0]), seconds)
         return True
+
+    def _take_row(
+        self, conn: psycopg.Connection[Any], name: str, seconds: float
+    ) -> tuple[Any, ...] | None:
+        try:
+            row: tuple[Any, ...] | None = conn.execute(
+                self._text(
+                    "INSERT INTO leases (name, owner, expires_at, epoch) "
+                    "VALUES (?, ?, extract(epoch FROM clock_timestamp()) + ?, 1) "
+                    "ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, "
+                    "expires_at = excluded.expires_at, "
+                    "epoch = CASE WHEN leases.owner = excluded.owner THEN leases.epoch "
+                    "ELSE leases.epoch + 1 END "
+                    "WHERE leases.owner IS NULL OR leases.owner = excluded.owner "
+                    "OR leases.expires_at < extract(epoch FROM clock_timestamp()) "
+                    "RETURNING epoch"
+                ),
+                (name, self.owner, seconds),
+            ).fetchone()
+        except psycopg.errors.LockNotAvailable:
+            self._row_busy = True  # its holder is inside a transaction: held, for now
+            raise
+        return row
 
     def _renew_leases(self) -> None:
         """Renew each lease held, in the transaction in hand; `LeaseLost` if one passed."""
@@ -308,6 +348,8 @@ class PostgresState(Store):
                 )
                 if name == "daemon":  # the daemon's claim: nothing more, ever, from here
                     self._lost = lost
+                else:  # the writer's: nothing more until its hold ends
+                    self._lost_writer = lost
                 raise LeaseLost(lost)
         self._wrote = False  # a renewal alone is not a change of the state
 
@@ -349,6 +391,7 @@ class PostgresState(Store):
         try:
             yield
         finally:
+            self._lost_writer = None
             self._release("writer")
 
     def claim(self, command: str) -> None:
@@ -369,7 +412,10 @@ class PostgresState(Store):
         return self.claim_seconds / 3 if "daemon" in self._leases else None
 
     def keep(self) -> None:
-        """Renew the leases held (the daemon's loop calls this while idle)."""
+        """Renew the leases held (the daemon's loop calls this while idle); `LeaseLost` once
+        the claim has passed to another."""
+        if self._lost is not None:
+            raise LeaseLost(self._lost)
         if self._leases:
             with self.transaction():
                 pass
@@ -393,3 +439,27 @@ def _unavailable(where: str, exc: BaseException) -> StateUnavailable:
     text = str(exc).strip()
     why = text.splitlines()[0] if text else type(exc).__name__
     return StateUnavailable(f"{where}: cannot be used now ({why}); tried again later")
+
+
+def _translated(where: str, exc: psycopg.Error) -> Exception:
+    """A server's error in our terms: a role without the rights it needs is a problem to fix
+    (exit 2); anything else of the server's (down, restarting, read-only after a failover,
+    out of disk) may pass (exit 1, tried again). A programming error of ours stays one."""
+    if isinstance(exc, psycopg.errors.InsufficientPrivilege):
+        why = str(exc).strip().splitlines()[0] if str(exc).strip() else "permission denied"
+        return ConfigError(
+            [Problem(where, "", f"{why}: the role needs to read and write the state's tables")]
+        )
+    if isinstance(exc, psycopg.ProgrammingError) and not isinstance(
+        exc, psycopg.errors.UndefinedTable
+    ):
+        return exc
+    return _unavailable(where, exc)
+
+
+def _storable(args: Sequence[Any]) -> Sequence[Any]:
+    """PostgreSQL's text holds no NUL character (SQLite's does): one from a helpdesk field
+    becomes U+FFFD instead of failing the ticket's every write."""
+    if not any(isinstance(a, str) and "\x00" in a for a in args):
+        return args
+    return [a.replace("\x00", "\ufffd") if isinstance(a, str) else a for a in args]
