@@ -108,11 +108,20 @@ def test_sighup_with_a_broken_mapping_keeps_the_old_one(served: Served) -> None:
     daemon = served.daemon
     daemon.start()
     wait_for("the first sync", lambda: len(daemon.events("synced")) >= 1)
+    good = served.mapping.read_text()
     served.mapping.write_text("facts: [this is not a mapping\n")
     daemon.signal(signal.SIGHUP)
     wait_for("the refusal", lambda: len(daemon.events("reload_refused")) >= 1)
     refused = daemon.events("reload_refused")[0]
     assert str(served.mapping) in " ".join(refused["problems"])
+    # `systemctl status` says so, and keeps saying so at every sync until a good reload.
+    statuses: list[str] = []
+
+    def status_seen(text: str, present: bool = True) -> bool:
+        statuses.extend(m for m in served.messages() if "STATUS=" in m)
+        return any((text in m) == present for m in statuses[-1:])
+
+    wait_for("the refusal on the status line", lambda: status_seen("RELOAD REFUSED"))
     # Still running, still with the old mapping: a new ticket is written.
     now = datetime.now(UTC).replace(microsecond=0)
     new = SeedTicket(777_001, "After the reload", now - timedelta(hours=1), 101, severity="sev2")
@@ -121,8 +130,14 @@ def test_sighup_with_a_broken_mapping_keeps_the_old_one(served: Served) -> None:
     served.clock.advance(61)  # past Zendesk's one-minute export lag
     desk = served.sandbox.zendesk if served.helpdesk == "zendesk" else served.sandbox.freshdesk
     wait_for("the new ticket written", lambda: "sla_photoprism" in desk.tickets[777_001].tags)
+    wait_for("a sync's status, still saying so", lambda: status_seen("RELOAD REFUSED"))
+    assert any("synced" in m and "RELOAD REFUSED" in m for m in statuses), statuses
     assert daemon.process is not None
     assert daemon.process.poll() is None
+    served.mapping.write_text(good)
+    daemon.signal(signal.SIGHUP)
+    wait_for("the good reload", lambda: len(daemon.events("reloaded")) >= 1)
+    wait_for("a status without it", lambda: status_seen("RELOAD REFUSED", present=False))
     daemon.signal(signal.SIGTERM)
     assert daemon.wait() == 0
 

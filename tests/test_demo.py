@@ -230,3 +230,26 @@ def test_a_ticket_waiting_on_the_customer_shows_its_clock_paused(
     out = demo(capsys)
     assert re.search(r"^  .+  paused: .+ still owed when the clock resumes$", out, re.M), out
     assert "sla_paused: a target's clock is stopped" in out
+
+
+def test_a_ticket_due_between_the_passes_is_written_again_and_said_so(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run at 16:58 CET, a pix4d ticket's workaround falls due at the Lausanne office's 17:00
+    close between the two passes: the second pass writes its breach, which is right, and
+    the demo says why instead of failing (it once did, two minutes a day)."""
+    from datetime import UTC, datetime
+
+    import connector.cli.demo as demo_module
+    from connector.sandbox import OffsetClock
+
+    at = datetime(2026, 12, 7, 15, 58, 10, tzinfo=UTC)
+
+    class Then(OffsetClock):
+        def __init__(self) -> None:
+            super().__init__()
+            self.offset = at - datetime.now(UTC)
+
+    monkeypatch.setattr(demo_module, "OffsetClock", Then)
+    out = demo(capsys, "--helpdesk", "freshdesk")
+    assert "1 written (ticket 2004: its SLA changed with time between the passes)" in out

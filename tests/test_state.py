@@ -576,3 +576,17 @@ def test_a_second_claim_on_a_state_is_refused_naming_the_first(tmp_path: Path) -
         second.claim("sync")
     finally:
         second.close()
+
+
+def test_check_names_the_daemon_holding_a_state_file(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite3"
+    daemon, looker = State(path), State(path)
+    try:
+        assert looker.holders() == []
+        daemon.claim("run")
+        [said] = looker.holders()
+        assert said.startswith(f"held by sla-connector run (pid {os.getpid()}")
+        daemon.close()
+        assert looker.holders() == []
+    finally:
+        looker.close()

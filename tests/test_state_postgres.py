@@ -512,3 +512,14 @@ def test_a_state_opened_to_read_changes_nothing(url: str) -> None:
     assert reader.cursor("poll") == "c1"
     with pytest.raises(StateUnavailable, match="read only"):
         reader.set_cursor("poll", "c2", NOW)
+
+
+def test_check_names_who_holds_each_lease(url: str) -> None:
+    daemon, looker = PostgresState(url), PostgresState(url)
+    daemon.claim("run")
+    with daemon.writer():
+        said = looker.holders()
+    assert any(s.startswith(f"lease daemon: held by {daemon.owner} until ") for s in said)
+    assert any(s.startswith(f"lease writer: held by {daemon.owner} until ") for s in said)
+    daemon.close()
+    assert all(s.endswith(")") and ": free (epoch" in s for s in looker.holders())

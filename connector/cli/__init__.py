@@ -27,7 +27,16 @@ if TYPE_CHECKING:
 
 __all__ = ["SERVICE_COMMANDS", "main"]
 
-SERVICE_COMMANDS = ("run", "sync", "backfill", "explain", "check", "demo", "state")
+SERVICE_COMMANDS = (
+    "run",
+    "sync",
+    "backfill",
+    "explain",
+    "check",
+    "demo",
+    "state",
+    "report",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -297,6 +306,37 @@ def _service_commands(commands: Any) -> None:
         metavar="URL",
         help="postgresql://user@host/database (the password from PGPASSFILE or ~/.pgpass), "
         "or a path for a SQLite file",
+    )
+
+    report = with_config(
+        commands.add_parser(
+            "report",
+            help="SLA compliance and contract use over the state (no helpdesk call)",
+            description="Decide the state's tickets again at now, as the daemon does, and "
+            "count: per group, the targets due in the period, met, breached, still running, "
+            "paused, the hours to each target's event; per customer, each quota's use against "
+            "its limit and the entitlements given to the tickets created in the period. "
+            "Without --month or --since: the last full month (UTC).",
+        )
+    )
+    report.add_argument("--month", metavar="YYYY-MM", help="one calendar month (UTC)")
+    report.add_argument("--since", metavar="DATE", help="date or instant (UTC)")
+    report.add_argument("--until", metavar="DATE", help="date or instant (default: now)")
+    report.add_argument(
+        "--by",
+        action="append",
+        choices=("contract", "customer", "severity", "office", "plan"),
+        help="group the compliance figures (repeat for several; default: contract)",
+    )
+    report.add_argument(
+        "--format", choices=("table", "csv", "json", "html"), default="table", help="(table)"
+    )
+    report.add_argument("--out", metavar="FILE", help="write to FILE (whole, or not at all)")
+    report.add_argument(
+        "--at",
+        metavar="INSTANT",
+        help="decide the tickets as they stood at this instant (default: now), e.g. to "
+        "repeat an earlier report",
     )
 
     init = commands.add_parser(

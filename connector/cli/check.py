@@ -48,6 +48,8 @@ def run_checks(settings: Settings, out: TextIO, *, offline: bool = False) -> int
         return 2
     try:
         say(f"ok    state {settings.state_where} (schema {state.schema_version})")
+        for holder in state.holders():
+            say(f"      {holder}")
         if offline:
             return 0
         try:

@@ -44,6 +44,10 @@ def run_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         logs.configure(format=settings.log.format, level="warning", stream=err)
     if args.command == "check":
         return _check(settings, out, offline=args.offline)
+    if args.command == "report":
+        from connector.cli.report import run_report
+
+        return run_report(settings, args, out)
     if args.command == "state":
         from connector.cli.state import migrate_state
 

@@ -81,6 +81,10 @@ class Daemon:
         )
         self._stop = False
         self.status = 0  # the exit status `run` returns
+        # A reload refused: said on every status line until a good reload (the mappings in
+        # force are not the files on disk).
+        self._refused: str | None = None
+        self._last_status: str | None = None
         self._reload = False
         self._wakeup = threading.Event()
         self._ready = False
@@ -238,7 +242,7 @@ class Daemon:
         self.log.error(event, error=text, kind=kind, failures=self._failures)
         if self.metrics is not None:
             self.metrics.errors.labels(kind=kind).inc()
-        self.notifier.status(f"last sync failed: {logs.redact(text)}")
+        self._status(f"last sync failed: {logs.redact(text)}")
 
     def wake(self) -> None:
         """Re-decide the tickets whose time has come (between polls)."""
@@ -273,7 +277,7 @@ class Daemon:
             self._ready = True
             self.notifier.ready(status)
         else:
-            self.notifier.status(status)
+            self._status(status)
         self.notifier.watchdog()
         if self.metrics is not None:
             self.metrics.last_sync.set(now.timestamp())
@@ -321,7 +325,19 @@ class Daemon:
             )
             if self.metrics is not None:
                 self.metrics.errors.labels(kind="reload_refused").inc()
+            first = str(exc.problems[0]) if exc.problems else str(exc)
+            more = f" (+{len(exc.problems) - 1} more)" if len(exc.problems) > 1 else ""
+            self._refused = f"{logs.redact(first)}{more}"
         else:
             self.sync.rules = rules
             self.log.info("reloaded", contracts=sorted(rules.contracts))
+            self._refused = None
         self.notifier.ready()
+        self._status(self._last_status or "reloaded")
+
+    def _status(self, text: str) -> None:
+        """The status line; while a reload stands refused, it says so first."""
+        self._last_status = text
+        if self._refused is not None:
+            text = f"RELOAD REFUSED, previous mappings in force: {self._refused}; {text}"
+        self.notifier.status(text)

@@ -487,6 +487,11 @@ class Sync:
                     self.state.put_facts(facts, text)
                     self.books.put(facts)
             ledger = book.ledger() if book is not None else self._ledger(contract, facts)
+        elif contract is not None and record:
+            # No quota counts it, but the report decides every ticket again from the state.
+            text = facts.model_dump_json()
+            if self.state.facts_json(item.id) != text:
+                self.state.put_facts(facts, text)
         decision = decide_with(self.rules.contracts, facts, now, ledger)
         outcome.decision = decision
         if decision.problem is not None:

@@ -58,7 +58,14 @@ from connector.timeutil import (
     zone_abbreviation,
 )
 
-__all__ = ["decide", "decide_all", "decide_each", "decide_in_order", "decide_with"]
+__all__ = [
+    "decide",
+    "decide_all",
+    "decide_each",
+    "decide_in_order",
+    "decide_with",
+    "time_to_event",
+]
 
 
 def decide_with(
@@ -238,6 +245,34 @@ def decide(
     """
     epoch = to_epoch(now)
     return _decide(_rules(contract), facts, epoch, from_epoch(epoch), ledger)
+
+
+def time_to_event(
+    contract: Contract, facts: TicketFacts, decision: Decision, target: str, event: datetime
+) -> tuple[int, str] | None:
+    """How long a target took from the ticket's creation to `event`, measured as the target
+    counts: business seconds on its calendar ("business hours") or elapsed seconds ("hours").
+    None for what has no such measure (a target re-armed at each reply, a daily capacity, a
+    calendar-day promise, best effort). Time the ticket spent waiting is included."""
+    spec = contract.spec.targets.get(target)
+    if spec is None or spec.recurring or spec.capacity is not None:
+        return None
+    duration = spec.duration
+    if duration is None and spec.by_severity is not None and decision.severity is not None:
+        duration = spec.by_severity.get(decision.severity)
+    if duration is None and spec.by_plan is not None and decision.plan and decision.severity:
+        duration = spec.by_plan.get(decision.plan, {}).get(decision.severity)
+    start, end = to_epoch(facts.created_at), to_epoch(event)
+    if isinstance(duration, Hours):
+        return max(0, end - start), "hours"
+    if not isinstance(duration, BusinessHours | BusinessDays):
+        return None
+    rules = _rules(contract)
+    try:
+        calendar = rules.calendar(rules.choice(facts), spec)
+    except (UnmappedTicket, CalendarError):
+        return None
+    return calendar.elapsed_epoch(start, max(start, end)), "business hours"
 
 
 def _decide(

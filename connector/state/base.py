@@ -123,6 +123,11 @@ class Store(ABC):
     def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Every row of a query."""
 
+    def _stream(self, sql: str, args: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
+        """The rows of a query one at a time, for queries over the whole state (a backend
+        that can streams them; this one reads them all first)."""
+        yield from self._rows(sql, args)
+
     @abstractmethod
     def _run(self, sql: str, args: Sequence[Any] = ()) -> int:
         """Run a statement; the number of rows it changed."""
@@ -173,6 +178,10 @@ class Store(ABC):
     def keep(self) -> None:
         """Renew what this process holds on a shared state (nothing for a file)."""
         return
+
+    def holders(self) -> list[str]:
+        """Who holds the state now, in words (`check` shows them): none by default."""
+        return []
 
     # --- cursors --------------------------------------------------------------------------
 
@@ -324,6 +333,27 @@ class Store(ABC):
             args += [*older_args, *sorted(kept), to_epoch(since)]
         for text, _ in self._rows(query + " ORDER BY 2", args):
             yield _parsed(text)
+
+    def facts_in_order(
+        self, until: datetime | None = None, contract: str | None = None
+    ) -> Iterator[TicketFacts]:
+        """Every counted ticket's stored facts in order of creation (ties by id), created
+        before `until` and of `contract` when given: what a report decides again."""
+        query = "SELECT facts FROM tickets WHERE facts IS NOT NULL AND created_at IS NOT NULL"
+        args: list[Any] = []
+        if contract is not None:
+            query += " AND contract = ?"
+            args.append(contract)
+        if until is not None:
+            query += " AND created_at < ?"
+            args.append(to_epoch(until))
+        for (text,) in self._stream(query + " ORDER BY created_at, ticket", args):
+            yield TicketFacts.model_validate_json(text)
+
+    def contracts_counted(self) -> list[str]:
+        """The contracts the stored facts name."""
+        rows = self._rows("SELECT DISTINCT contract FROM tickets WHERE facts IS NOT NULL")
+        return sorted(str(row[0]) for row in rows if row[0] is not None)
 
     def customer_results(
         self, contract: str, customer: str | None, since: datetime, until: datetime | None

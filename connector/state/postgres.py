@@ -22,6 +22,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -172,6 +173,10 @@ class PostgresState(Store):
     def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._connection() as conn:
             return conn.execute(self._text(sql), args).fetchall()
+
+    def _stream(self, sql: str, args: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
+        with self._connection() as conn, conn.cursor() as cursor:
+            yield from cursor.stream(self._text(sql), args)
 
     def _run(self, sql: str, args: Sequence[Any] = ()) -> int:
         self._writing()
@@ -374,6 +379,22 @@ class PostgresState(Store):
             (name,),
         )
         return None if row is None else (row[0], float(row[1]), int(row[2]))
+
+    def holders(self) -> list[str]:
+        """Each lease: who holds it and until when on the server's clock, or that it is
+        free; its epoch (how many times it has changed hands)."""
+        rows = self._rows(
+            "SELECT name, CASE WHEN expires_at >= extract(epoch FROM clock_timestamp()) "
+            "THEN owner END, expires_at, epoch FROM leases ORDER BY name"
+        )
+        said = []
+        for name, owner, expires, epoch in rows:
+            if owner is None:
+                said.append(f"lease {name}: free (epoch {epoch})")
+            else:
+                until = datetime.fromtimestamp(float(expires), UTC).strftime("%H:%M:%S UTC")
+                said.append(f"lease {name}: held by {owner} until {until} (epoch {epoch})")
+        return said
 
     @contextmanager
     def writer(self, *, wait: bool = True) -> Iterator[None]:

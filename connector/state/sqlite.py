@@ -284,6 +284,24 @@ class State(Store):
         os.write(fd, f"sla-connector {command} (pid {os.getpid()}, since {started})".encode())
         self._claim_fd = fd
 
+    def holders(self) -> list[str]:
+        """The daemon holding the state, if one does (its claim file's lock is taken)."""
+        claim_path = self.path.with_name(self.path.name + ".claim")
+        try:
+            fd = os.open(claim_path, os.O_RDONLY)
+        except OSError:
+            return []
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.read(fd, 200).decode("utf-8", "replace").strip()
+                return [f"held by {holder or 'another process'}"]
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return []
+        finally:
+            os.close(fd)
+
     def close(self) -> None:
         """Close the database (and give up a claim)."""
         self.db.close()
@@ -312,6 +330,9 @@ class State(Store):
 
     def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return self.db.execute(sql, args).fetchall()
+
+    def _stream(self, sql: str, args: Sequence[Any] = ()) -> Iterator[tuple[Any, ...]]:
+        yield from self.db.execute(sql, args)
 
     def _run(self, sql: str, args: Sequence[Any] = ()) -> int:
         return self.db.execute(sql, args).rowcount
