@@ -175,6 +175,9 @@ class Settings(BaseSettings):
     # A PostgreSQL database for the state instead of the file in `state_dir` (several hosts).
     # Its password is a secret (`state_password`), never part of the URL.
     state_url: str | None = Field(default=None, pattern=r"^postgres(ql)?://")
+    # How long a daemon's claim on a server state lasts unrenewed: a standby daemon takes over
+    # within it after the holder dies (it is renewed every third of it).
+    state_lease_seconds: float = Field(default=30.0, ge=3, le=600)
 
     @field_validator("state_url")
     @classmethod

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+from collections.abc import Callable
 
 __all__ = ["Notifier"]
 
@@ -26,6 +27,9 @@ class Notifier:
         path = os.environ.get("NOTIFY_SOCKET") if socket_path is None else socket_path
         self._address = _address(path or "")
         self._alive_at = -self.ALIVE_EVERY
+        # Called with each `alive` that reaches systemd: more that must be kept alive while
+        # the daemon works (its claim on a shared state).
+        self.also: list[Callable[[], None]] = []
 
     @property
     def enabled(self) -> bool:
@@ -54,6 +58,8 @@ class Notifier:
         """
         if time.monotonic() - self._alive_at >= self.ALIVE_EVERY:
             self.watchdog()
+            for keep in self.also:
+                keep()
 
     def sleep(self, seconds: float) -> None:
         """Sleep `seconds` (a rate-limit wait, a back-off), still saying that all is well."""

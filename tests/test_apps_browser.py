@@ -23,6 +23,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -227,8 +228,11 @@ def server() -> Iterator[AppServer]:
     server.close()
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
+@contextmanager
+def chromium(width: int, height: int) -> Iterator[Any]:
+    """A headless Debian Chromium driven through its ChromeDriver, its browser log kept; the
+    window `width` x `height` CSS pixels. Fails the test where there is none (the module
+    skips first, unless CI requires the browser)."""
     if not (CHROMIUM and CHROMEDRIVER):
         pytest.fail(MISSING)
     from selenium import webdriver
@@ -246,7 +250,7 @@ def browser() -> Iterator[Any]:
         "--disable-background-networking",  # no calls home: the machine may have no network
         "--disable-component-update",
         "--disable-sync",
-        "--window-size=360,1000",
+        f"--window-size={width},{height}",
     ):
         options.add_argument(flag)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
@@ -255,6 +259,12 @@ def browser() -> Iterator[Any]:
         yield driver
     finally:
         driver.quit()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with chromium(360, 1000) as driver:
+        yield driver
 
 
 @pytest.fixture(scope="module")

@@ -68,7 +68,8 @@ def test_a_month_of_one_customer_counted_by_hand(contracts: dict[str, Contract])
     [use] = report["use"]
     assert (use["contract"], use["customer"]) == ("photoprism", "101")
     [incidents] = use["quotas"]
-    assert (incidents["period"], incidents["count"], incidents["limit"]) == ("2026-03", 5, 4)
+    # 4 of 4 used; the fifth did not fit: over the quota, using none of it.
+    assert (incidents["period"], incidents["count"], incidents["limit"]) == ("2026-03", 4, 4)
     assert incidents["over"] == 1
     assert use["entitlements"]["included"] == 4
     assert use["entitlements"]["over_quota"] == 1
@@ -92,13 +93,78 @@ def test_a_month_of_one_customer_counted_by_hand(contracts: dict[str, Contract])
     assert {w["week"] for w in report["weekly"]} >= {"2026-W10"}
 
 
-def test_a_ticket_of_another_month_counts_in_its_own(contracts: dict[str, Contract]) -> None:
-    """A quota period is the contract's month in Berlin: a ticket created on 31 March at
-    23:30 UTC (1 April in Berlin) is April's first, not March's fifth."""
-    tickets = [*five_incidents()[:4], incident(9, datetime(2026, 3, 31, 23, 30, tzinfo=UTC))]
-    report = build_report(contracts, tickets, MARCH, ["contract"], now=NOW)
-    periods = {(q["period"], q["count"]) for u in report["use"] for q in u["quotas"]}
-    assert periods == {("2026-03", 4), ("2026-04", 1)}
+def test_a_month_is_the_contracts_own(contracts: dict[str, Contract]) -> None:
+    """`--month` is a month in the contract's zone, as its quota counts: a ticket created on
+    31 March at 23:30 UTC (1 April in Berlin) is April's, and one created 28 February at
+    23:30 UTC (1 March in Berlin) is March's."""
+    local_march = Period(MARCH.since, MARCH.until, "2026-03", local=True)
+    tickets = [
+        incident(8, datetime(2026, 2, 28, 23, 30, tzinfo=UTC)),
+        *five_incidents()[:3],
+        incident(9, datetime(2026, 3, 31, 23, 30, tzinfo=UTC)),
+    ]
+    report = build_report(contracts, tickets, local_march, ["contract"], now=NOW)
+    [use] = report["use"]
+    assert {(q["period"], q["count"]) for q in use["quotas"]} == {("2026-03", 4)}
+    assert use["entitlements"]["included"] == 4
+
+
+def test_deleted_and_spam_tickets_and_tickets_after_the_instant_count_nowhere(
+    contracts: dict[str, Contract],
+) -> None:
+    tickets = [
+        *five_incidents()[:2],
+        incident(6, monday(4, 10), status="deleted"),
+        incident(7, monday(4, 11), status="spam"),
+        incident(8, monday(20, 10)),  # after the report's instant
+    ]
+    report = build_report(contracts, tickets, MARCH, ["contract"], now=monday(12, 12))
+    assert report["compliance"][0]["tickets"] == 2
+    assert report["use"][0]["entitlements"]["included"] == 2
+
+
+def test_hours_to_the_event_leave_out_the_wait_on_the_customer(
+    contracts: dict[str, Contract],
+) -> None:
+    """Pending for 3 business hours, then answered 5 business hours after creation: the
+    support took 2."""
+    facts = incident(
+        1,
+        monday(2, 9),
+        status_history=[
+            {"at": monday(2, 10), "status": "pending"},
+            {"at": monday(2, 13), "status": "open"},
+        ],
+        events={"first_agent_reply_at": monday(2, 14)},
+    )
+    report = build_report(contracts, [facts], MARCH, ["contract"], now=NOW)
+    [group] = report["compliance"]
+    resolution = next(t for t in group["targets"] if t["target"] == "resolution")
+    first = next(t for t in group["targets"] if t["target"] == "first_response")
+    assert first["median_hours"] == pytest.approx(5.0)  # first response does not pause
+    assert resolution["paused_share"] == 1.0  # the resolution's clock stood
+
+
+def test_a_recurring_target_counts_each_cycle_it_missed(contracts: dict[str, Contract]) -> None:
+    """pix4dengine's response is due again after each agent reply: two replies, each 24 h
+    after the last, miss two cycles (8 business hours each) and the third still runs."""
+    created = datetime(2026, 3, 2, 16, 0, tzinfo=UTC)
+    facts = TicketFacts.model_validate(
+        {
+            "id": "31",
+            "created_at": created,
+            "contract": "pix4dengine-enterprise",
+            "customer": "301",
+            "severity": "major",
+            "region": "north_america",
+            "events": {"agent_replies": [created + timedelta(days=3), created + timedelta(days=6)]},
+        }
+    )
+    report = build_report(contracts, [facts], MARCH, ["contract"], now=NOW)
+    [group] = report["compliance"]
+    [response] = group["targets"]
+    assert response["breached"] >= 2
+    assert response["due"] == response["breached"] + response["met"] + response["running"]
 
 
 def test_groupings_split_the_same_figures(contracts: dict[str, Contract]) -> None:
@@ -113,14 +179,14 @@ def test_groupings_split_the_same_figures(contracts: dict[str, Contract]) -> Non
 def test_the_text_and_csv_carry_the_same_figures(contracts: dict[str, Contract]) -> None:
     report = build_report(contracts, five_incidents(), MARCH, ["contract"], now=NOW)
     text = render_table(report)
-    assert "Incidents per month: 5 of 4 in 2026-03, 1 over" in text
+    assert "Incidents per month: 4 of 4 in 2026-03, 1 over" in text
     assert "included 4, over_quota 1" in text
     rows = list(csv.DictReader(io.StringIO(render_csv(report))))
     compliance = [r for r in rows if r["section"] == "compliance"]
     use = [r for r in rows if r["section"] == "use"]
     first = next(r for r in compliance if r["target"] == "first_response")
     assert (first["contract"], first["met"], first["breached"]) == ("photoprism", "2", "2")
-    assert (use[0]["count"], use[0]["limit"], use[0]["over"]) == ("5", "4", "1")
+    assert (use[0]["count"], use[0]["limit"], use[0]["over"]) == ("4", "4", "1")
 
 
 def _configured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -146,7 +212,7 @@ def test_the_command_reads_the_state_and_writes_each_format(
     with logging_restored():
         assert main([*args, "--format", "json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert report["use"][0]["quotas"][0]["count"] == 5
+    assert report["use"][0]["quotas"][0]["count"] == 4
     out = tmp_path / "report.html"
     with logging_restored():
         assert main([*args, "--format", "html", "--out", str(out)]) == 0
@@ -179,3 +245,27 @@ def test_wrong_periods_are_one_clear_line(
     err = capsys.readouterr().err
     assert message in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_deciding_customer_by_customer_gives_the_same_report(
+    contracts: dict[str, Contract],
+) -> None:
+    """Quotas, grace calls and capacities count per customer: the report decided one
+    customer at a time (as its workers do, to hold less) equals the one decided whole."""
+    import sys
+
+    sys.path.insert(0, str(MAPPINGS.parent / "benchmarks"))
+    from bench_simulate import ticket_lines
+
+    from connector.report.compute import ReportBuilder, count_into
+
+    tickets = [
+        TicketFacts.model_validate_json(line) for line in ticket_lines(3000, 60, in_order=True)
+    ]
+    year = Period(datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 7, 1, tzinfo=UTC), "H1")
+    whole = build_report(contracts, tickets, year, ["contract", "customer"], now=NOW)
+    by_customer = sorted(tickets, key=lambda f: (f.customer or "", f.created_at, f.id))
+    builder = ReportBuilder(contracts, year, ["contract", "customer"], NOW)
+    split = count_into(builder, by_customer, by_customer=True).report()
+    assert split == whole
+    assert sum(g["tickets"] for g in whole["compliance"]) > 500

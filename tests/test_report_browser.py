@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from connector.report.html import render_html
-from tests.test_apps_browser import CHROMEDRIVER, CHROMIUM, MISSING, _check_png
+from tests.test_apps_browser import CHROMEDRIVER, CHROMIUM, MISSING, _check_png, chromium
 from tests.test_report_html import EMPTY, HOSTILE, SAMPLE, year_by_week
 
 pytestmark = pytest.mark.skipif(
@@ -51,32 +51,9 @@ document.addEventListener('securitypolicyviolation', function (e) {
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if not (CHROMIUM and CHROMEDRIVER):
-        pytest.fail(MISSING)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",  # root in a container: Chromium's own sandbox cannot start
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--no-first-run",
-        "--disable-background-networking",  # no calls home: the machine may have no network
-        "--disable-component-update",
-        "--disable-sync",
-        f"--window-size={A4['width']},{A4['height']}",
-    ):
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
-    try:
+    with chromium(A4["width"], A4["height"]) as driver:
         driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": ERROR_HOOK})
         yield driver
-    finally:
-        driver.quit()
 
 
 @pytest.fixture(scope="module")

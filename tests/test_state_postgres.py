@@ -523,3 +523,18 @@ def test_check_names_who_holds_each_lease(url: str) -> None:
     assert any(s.startswith(f"lease writer: held by {daemon.owner} until ") for s in said)
     daemon.close()
     assert all(s.endswith(")") and ": free (epoch" in s for s in looker.holders())
+
+
+def test_a_claim_is_kept_through_a_long_wait_inside_a_cycle(url: str) -> None:
+    """A rate limit's wait of minutes inside a cycle: the daemon's sleep keeps the watchdog
+    fed and, with it, the claim (`run` hangs the renewal on the notifier)."""
+    from connector.cli.commands import _renewer
+    from connector.notify import Notifier
+
+    holder = PostgresState(url, claim_seconds=1.0)
+    holder.claim("run")
+    notifier = Notifier(socket_path="")
+    notifier.also.append(_renewer(holder))
+    notifier.sleep(2.5)  # two and a half leases
+    with pytest.raises(Busy):
+        PostgresState(url).claim("run")

@@ -291,3 +291,52 @@ def test_each_step_reaches_the_ticket_on_time_with_no_activity(
         assert len(desk.notes(1950)) == 1  # the tags move; the note says the due, once
     finally:
         desk.state.close()
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"escalations": ["1 business_days"]}, "an escalation is N business_hours or N hours"),
+        ({"tags": {"warning": "sla_warn"}}, "a tag of its own"),
+        ({"warnings": [0.5, {"at": 0.9, "tag": "sla_breached"}]}, "a tag of its own"),
+        ({"warnings": [{"at": 0.5, "tag": "warn half"}]}, "a tag is one word"),
+    ],
+)
+def test_steps_that_could_not_be_told_apart_are_refused(
+    changes: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ContractInvalid, match=message):
+        Contract.from_data(contract_data(**changes))
+
+
+def test_an_expedited_target_turns_at_risk_at_its_first_warning() -> None:
+    """The expedited duration's clock uses the target's first warning point too."""
+    data = contract_data()
+    data["severities"]["sev1"]["priority"] = "urgent"
+    data["targets"]["first_response"]["expedite"] = {
+        "flag": "expedite",
+        "duration": "2 business_hours",
+    }
+    contract = Contract.from_data(data)
+    facts = ticket(flags={"expedite": True}, created_at=z("2026-03-09T13:00:00Z"))
+    at_half = decide(contract, facts, z("2026-03-09T14:00:00Z"))  # 1 of 2 business hours
+    first = at_half.targets["first_response"]
+    assert first.state == "at_risk"
+    assert first.at_risk_at == z("2026-03-09T14:00:00Z")
+    assert "sla_warn_50" in at_half.tags
+
+
+def test_a_target_with_a_daily_capacity_keeps_its_one_at_risk_point() -> None:
+    with pytest.raises(ContractInvalid, match="daily capacity takes no warnings"):
+        Contract.from_data(
+            contract_data(
+                targets={
+                    "delivery": {
+                        "achieved_by": ["delivered_at"],
+                        "duration": "24 hours",
+                        "capacity": {"limit": 10},
+                        "warnings": [0.5],
+                    }
+                }
+            )
+        )

@@ -316,11 +316,15 @@ def _service_commands(commands: Any) -> None:
             "count: per group, the targets due in the period, met, breached, still running, "
             "paused, the hours to each target's event; per customer, each quota's use against "
             "its limit and the entitlements given to the tickets created in the period. "
-            "Without --month or --since: the last full month (UTC).",
+            "Without --month or --since: the last full month.",
         )
     )
-    report.add_argument("--month", metavar="YYYY-MM", help="one calendar month (UTC)")
-    report.add_argument("--since", metavar="DATE", help="date or instant (UTC)")
+    report.add_argument(
+        "--month", metavar="YYYY-MM", help="one calendar month, in each contract's own zone"
+    )
+    report.add_argument(
+        "--since", metavar="DATE", help="a date (each contract's own) or an instant (with Z)"
+    )
     report.add_argument("--until", metavar="DATE", help="date or instant (default: now)")
     report.add_argument(
         "--by",

@@ -12,7 +12,7 @@ import argparse
 import sqlite3
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from datetime import time as clock_time
@@ -24,8 +24,9 @@ from connector.app import load_rules, open_helpdesk
 from connector.config import Settings, config_path, load_settings
 from connector.errors import ConfigError, InputError, Problem, masked_setting, printable
 from connector.helpdesks.adapter import Helpdesk
+from connector.notify import Notifier
 from connector.service.sync import Outcome, Sync, Totals
-from connector.state import StateUnavailable, Store, open_state
+from connector.state import Busy, StateUnavailable, Store, open_state
 from connector.timeutil import format_instant, parse_instant
 
 __all__ = ["run_command"]
@@ -65,7 +66,12 @@ def run_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 @contextmanager
 def _opened(
-    settings: Settings, *, claim: str | None = None, new_state: bool = False, **options: Any
+    settings: Settings,
+    *,
+    claim: str | None = None,
+    new_state: bool = False,
+    standby: Notifier | None = None,
+    **options: Any,
 ) -> Iterator[tuple[Store, Helpdesk]]:
     """The state and the helpdesk; `claim`: hold the state for this process (one daemon).
 
@@ -76,7 +82,7 @@ def _opened(
     state = open_state(settings, new_state=new_state)
     try:
         if claim is not None:
-            state.claim(claim)
+            _claim(state, claim, standby)
         helpdesk = open_helpdesk(settings, state, **options)
         try:
             yield state, helpdesk
@@ -90,6 +96,46 @@ def _opened(
             helpdesk.close()
     finally:
         state.close()
+
+
+def _claim(state: Store, command: str, standby: Notifier | None) -> None:
+    """Hold the state; with `standby`, on a state another daemon holds on a server (leases),
+    wait for it instead of refusing: the holder's lease runs out if it dies, and this daemon
+    takes over. systemd hears READY at once and the watchdog while it waits."""
+    log = logs.get_logger("sla-connector")
+    waiting = False
+    while True:
+        try:
+            state.claim(command)
+        except Busy as exc:
+            if standby is None or not state.shared:
+                raise
+            if not waiting:
+                log.info("standing_by", holder=str(exc))
+                standby.ready(f"standing by: {exc}")
+                waiting = True
+            standby.sleep(_STANDBY_POLL)
+            continue
+        if waiting:
+            log.info("took_over", state=state.where)
+        return
+
+
+def _renewer(state: Store) -> Callable[[], None]:
+    """`state.keep()` at most every `state.keep_every` seconds (nothing for a file)."""
+    last = [time.monotonic()]
+
+    def renew() -> None:
+        every = state.keep_every
+        if every is not None and time.monotonic() - last[0] >= every:
+            last[0] = time.monotonic()
+            state.keep()
+
+    return renew
+
+
+# How often a standby daemon asks for the claim.
+_STANDBY_POLL = 2.0
 
 
 def _run(settings: Settings, new_state: bool) -> int:
@@ -116,12 +162,16 @@ def _run(settings: Settings, new_state: bool) -> int:
             settings,
             claim="run",
             new_state=new_state,
+            standby=notifier,
             observers=[metrics.http_observer, notifier.alive],
             on_pace=metrics.paced,
             sleep=notifier.sleep,
             interrupt=interrupt,
         )
         with opened as (state, helpdesk):
+            # A claim on a shared state is renewed while the daemon works and waits (a rate
+            # limit's minutes), not only between cycles.
+            notifier.also.append(_renewer(state))
             daemon = Daemon(
                 settings,
                 state,

@@ -6,6 +6,7 @@ import argparse
 import calendar
 import multiprocessing
 import os
+import sys
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -35,19 +36,21 @@ def period_of(args: argparse.Namespace, now: datetime) -> Period:
         except ValueError:
             raise InputError(f"--month {args.month}: expected YYYY-MM, e.g. 2026-11") from None
         days = calendar.monthrange(start.year, start.month)[1]
-        return Period(start, start + timedelta(days=days), args.month)
+        return Period(start, start + timedelta(days=days), args.month, local=True)
     if args.since:
         since = _day_or_instant(args.since, "--since")
         until = _day_or_instant(args.until, "--until") if args.until else now
         if until <= since:
             raise InputError(f"--until {args.until}: not after --since {args.since}")
         label = f"{since:%Y-%m-%d} to {until:%Y-%m-%d}"
-        return Period(since, until, label)
+        # Dates are each contract's own days, as its quotas count them; instants are instants.
+        dates = len(args.since) == 10 and (args.until is None or len(args.until) == 10)
+        return Period(since, until, label, local=dates)
     if args.until:
         raise InputError("--until: give --since too")
     first = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     last = (first - timedelta(days=1)).replace(day=1)
-    return Period(last, first, f"{last:%Y-%m}")
+    return Period(last, first, f"{last:%Y-%m}", local=True)
 
 
 def _day_or_instant(text: str, flag: str) -> datetime:
@@ -97,20 +100,36 @@ def _counted(settings: Settings, period: Period, by: list[str], now: datetime) -
     state = open_state(settings, readonly=True)
     try:
         names = state.contracts_counted()
+        missing = state.written_without_facts()
     finally:
         state.close()
     rules = load_rules(settings)
     builder = ReportBuilder(rules.contracts, period, by, now)
+    if missing:
+        builder.notes.append(
+            f"{missing} tickets were written with no facts kept (unmapped ones, and those "
+            "written before every contract's facts were kept): they are not in this report; "
+            "a backfill over its period (--notes none) reads them again"
+        )
     workers = min(len(names), os.cpu_count() or 1)
     if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
         for part in map(partial(_contract_part, settings, period, by, now), names):
             builder.absorb(part)
         return builder
-    # Forked before any state or pool is open here: each child opens its own.
+    # No connection pool may cross the fork (its threads stay behind): closed here, and a
+    # child forgets any it inherited (connector.state.postgres); each opens its own.
+    _close_pools()
     with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
         for part in pool.map(partial(_contract_part, settings, period, by, now), names):
             builder.absorb(part)
     return builder
+
+
+def _close_pools() -> None:
+    if "connector.state.postgres" in sys.modules:
+        from connector.state.postgres import close_pools
+
+        close_pools()
 
 
 def _contract_part(
@@ -121,7 +140,8 @@ def _contract_part(
     state = open_state(settings, readonly=True)
     try:
         builder = ReportBuilder(rules.contracts, period, by, now)
-        count_into(builder, state.facts_in_order(period.until, contract))
+        tickets = state.facts_in_order(period.widest_until, contract, by_customer=True)
+        count_into(builder, tickets, by_customer=True)
         return builder.parts()
     finally:
         state.close()

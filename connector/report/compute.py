@@ -16,13 +16,15 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time, timedelta, tzinfo
+from itertools import groupby
 from statistics import median, quantiles
 from typing import Any
 
 from connector.sla.contract import Contract
 from connector.sla.engine import decide_in_order, time_to_event
 from connector.sla.model import Decision, TicketFacts
+from connector.sla.quotas import NEVER_COUNTS
 from connector.timeutil import format_instant, to_epoch
 
 __all__ = ["GROUPINGS", "Period", "ReportBuilder", "build_report", "count_into"]
@@ -35,14 +37,31 @@ WORST = 10  # the worst breaches listed per group
 
 @dataclass(frozen=True)
 class Period:
-    """[since, until) and how people call it ("2026-11")."""
+    """[since, until) and how people call it ("2026-11").
+
+    `local`: the bounds are calendar dates (`--month`, or `--since` given as a date), each
+    contract's read in its own zone, as its monthly quotas count: March in Berlin begins at
+    23:00 UTC on the last day of February. Otherwise they are instants, the same for all.
+    """
 
     since: datetime
     until: datetime
     label: str
+    local: bool = False
 
-    def holds(self, instant: datetime) -> bool:
-        return self.since <= instant < self.until
+    def bounds(self, zone: tzinfo | None) -> tuple[datetime, datetime]:
+        """The period's instants for a contract counting in `zone`."""
+        if not self.local or zone is None:
+            return self.since, self.until
+        return (
+            datetime.combine(self.since.date(), time(0), zone),
+            datetime.combine(self.until.date(), time(0), zone),
+        )
+
+    @property
+    def widest_until(self) -> datetime:
+        """An instant after the period's end in every zone (zones run to UTC-12)."""
+        return self.until + timedelta(hours=14) if self.local else self.until
 
 
 @dataclass
@@ -53,7 +72,8 @@ class _TargetFigures:
     met: int = 0
     breached: int = 0
     running: int = 0
-    paused: int = 0
+    paused: int = 0  # paused now, with time still owed: no due instant yet
+    waited: int = 0  # counted targets whose clock a wait on the customer stopped at all
     best_effort: int = 0
     hours: list[float] = field(default_factory=list)
 
@@ -69,7 +89,7 @@ class _TargetFigures:
             "running": self.running,
             "paused": self.paused,
             "best_effort": self.best_effort,
-            "paused_share": round(self.paused / counted, 4) if counted else 0.0,
+            "paused_share": round(self.waited / counted, 4) if counted else 0.0,
             "median_hours": round(median(hours), 2) if hours else None,
             "p90_hours": round(_p90(hours), 2) if hours else None,
             "unit": self.unit,
@@ -105,38 +125,45 @@ class ReportBuilder:
         self._groups: dict[tuple[str | None, ...], _Group] = {}
         self._weekly: dict[tuple[str, str], list[int]] = {}
         self._use: dict[tuple[str, str | None], _Use] = {}
+        self._period_bounds: dict[str, tuple[datetime, datetime]] = {}
+        self.notes: list[str] = []  # what the reader should know about the figures
 
     def add(self, facts: TicketFacts, decision: Decision) -> None:
         """Count one ticket's decision (its facts for the grouping and the timing)."""
-        if decision.problem is not None:
-            return
+        if decision.problem is not None or facts.status in NEVER_COUNTS:
+            return  # unmapped, deleted or spam: no SLA to report on
         created = facts.created_at
-        counted_here = self.period.holds(created)
+        if created > self.now:
+            return  # not there yet at the report's instant (`--at`)
+        contract = self.contracts.get(decision.contract)
+        since, until = self._bounds(decision.contract, contract)
+        counted_here = since <= created < until
         if counted_here:
             self._add_use(facts, decision)
-        contract = self.contracts.get(decision.contract)
         key = self._key(facts, decision)
         group: _Group | None = None
         for name, target in decision.targets.items():
             due = target.due
-            in_period = self.period.holds(due) if due is not None else counted_here
+            in_period = since <= due < until if due is not None else counted_here
             if not in_period:
                 continue
             if group is None:
                 group = self._groups.setdefault(key, _Group())
                 group.tickets += 1
-            label = None
-            if contract is not None and name in contract.spec.targets:
-                label = contract.spec.targets[name].label
-            figures = group.targets.setdefault(name, _TargetFigures(label))
+            figures = self._figures(group, decision.contract, contract, name)
             state = target.state
             if target.best_effort or state == "best_effort":
                 figures.best_effort += 1
                 continue
+            if target.paused_seconds or state == "paused":
+                figures.waited += 1
             if state == "paused" and due is None:
                 figures.paused += 1
                 continue
-            figures.due += 1
+            # A target re-armed at each agent reply: its earlier cycles missed count too.
+            missed = target.cycles_breached or 0
+            figures.due += 1 + missed
+            figures.breached += missed
             if state == "achieved":
                 figures.met += 1
             elif state == "breached":
@@ -145,13 +172,38 @@ class ReportBuilder:
             else:
                 figures.running += 1
             if due is not None and (state in ("achieved", "breached")):
-                self._week(decision.contract, due, state)
+                self._week(decision.contract, contract, due, state)
             if target.achieved_at is not None and contract is not None:
                 measured = time_to_event(contract, facts, decision, name, target.achieved_at)
                 if measured is not None:
                     seconds, unit = measured
-                    figures.hours.append(seconds / 3600)
+                    # The time the ticket waited on the customer is not the support's.
+                    waited = target.paused_seconds or 0
+                    figures.hours.append(max(0, seconds - waited) / 3600)
                     figures.unit = unit
+
+    def _bounds(self, name: str, contract: Contract | None) -> tuple[datetime, datetime]:
+        found = self._period_bounds.get(name)
+        if found is None:
+            zone = contract.zone if contract is not None else None
+            found = self._period_bounds[name] = self.period.bounds(zone)
+        return found
+
+    def _figures(
+        self, group: _Group, contract_name: str, contract: Contract | None, name: str
+    ) -> _TargetFigures:
+        """A target's figures in its group; targets of several contracts in one group (not
+        grouped by contract) are kept apart by contract."""
+        key = name if "contract" in self.by else f"{contract_name}: {name}"
+        figures = group.targets.get(key)
+        if figures is None:
+            label = None
+            if contract is not None and name in contract.spec.targets:
+                label = contract.spec.targets[name].label
+            if label is not None and "contract" not in self.by:
+                label = f"{contract_name}: {label}"
+            figures = group.targets[key] = _TargetFigures(label)
+        return figures
 
     def parts(self) -> tuple[Any, Any, Any]:
         """What has been counted, to merge into another builder (`absorb`): one process may
@@ -166,7 +218,15 @@ class ReportBuilder:
             group.tickets += other.tickets
             for name, theirs in other.targets.items():
                 mine = group.targets.setdefault(name, _TargetFigures(theirs.label))
-                for count in ("due", "met", "breached", "running", "paused", "best_effort"):
+                for count in (
+                    "due",
+                    "met",
+                    "breached",
+                    "running",
+                    "paused",
+                    "waited",
+                    "best_effort",
+                ):
                     setattr(mine, count, getattr(mine, count) + getattr(theirs, count))
                 mine.hours.extend(theirs.hours)
                 mine.unit = mine.unit or theirs.unit
@@ -240,6 +300,7 @@ class ReportBuilder:
                 "label": self.period.label,
             },
             "by": list(self.by),
+            "notes": list(self.notes),
             "compliance": compliance,
             "weekly": weekly,
             "use": use,
@@ -271,9 +332,11 @@ class ReportBuilder:
         else:
             heapq.heappushpop(group.worst, entry)
 
-    def _week(self, contract: str, due: datetime, state: str) -> None:
-        year, week, _ = due.astimezone(UTC).isocalendar()
-        counts = self._weekly.setdefault((f"{year}-W{week:02d}", contract), [0, 0])
+    def _week(self, name: str, contract: Contract | None, due: datetime, state: str) -> None:
+        zone = contract.zone if contract is not None and self.period.local else UTC
+        year, week, _ = due.astimezone(zone).isocalendar()
+        contract_name = name
+        counts = self._weekly.setdefault((f"{year}-W{week:02d}", contract_name), [0, 0])
         counts[0 if state == "achieved" else 1] += 1
 
     def _add_use(self, facts: TicketFacts, decision: Decision) -> None:
@@ -285,8 +348,12 @@ class ReportBuilder:
         for quota in decision.quotas:
             key = (quota.quota, quota.period)
             count, _, over = use.quotas.get(key, (0, quota.limit, 0))
-            # The ticket's place in the period's count: the highest seen is the period's use.
-            use.quotas[key] = (max(count, quota.count), quota.limit, over + (not quota.fits))
+            # A ticket that fits is counted at its place in the period: the highest such
+            # place is the period's use. One that does not fit uses none of it; it is "over".
+            # The limit is the latest ticket's (a limit by seats may change in a period).
+            if quota.fits:
+                count = max(count, quota.count)
+            use.quotas[key] = (count, quota.limit, over + (not quota.fits))
 
 
 def build_report(
@@ -302,16 +369,34 @@ def build_report(
     return count_into(ReportBuilder(contracts, period, by, now, names), tickets).report()
 
 
-def count_into(builder: ReportBuilder, tickets: Iterable[TicketFacts]) -> ReportBuilder:
+def count_into(
+    builder: ReportBuilder, tickets: Iterable[TicketFacts], *, by_customer: bool = False
+) -> ReportBuilder:
     """Decide `tickets` (in order of creation, each once) at the builder's instant and count
-    each decision; the builder."""
+    each decision; the builder.
+
+    `by_customer`: the tickets come customer by customer (each customer's in order of
+    creation), and each customer's are decided on their own. Quotas, grace calls and daily
+    capacities count per customer (the daemon's ledger books are per customer too), so the
+    decisions are the same; what is held at once is one customer's open periods, not a whole
+    contract's (a contract year of every customer).
+    """
+    if not by_customer:
+        return _count(builder, tickets)
+    for _, customer_tickets in groupby(tickets, key=lambda facts: facts.customer):
+        _count(builder, customer_tickets)
+    return builder
+
+
+def _count(builder: ReportBuilder, tickets: Iterable[TicketFacts]) -> ReportBuilder:
     period, contracts, now = builder.period, builder.contracts, builder.now
     facts_by_id: dict[str, TicketFacts] = {}
 
     def remembered() -> Iterable[TicketFacts]:
+        last = period.widest_until
         for facts in tickets:
-            if facts.created_at >= period.until:
-                return
+            if facts.created_at >= last:
+                continue  # the rest of this run is later still; read past it
             facts_by_id[facts.id] = facts
             yield facts
 

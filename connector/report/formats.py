@@ -38,6 +38,7 @@ def render_table(report: Mapping[str, Any]) -> str:
     lines = [
         f"SLA report {period['label']} ({period['since']} to {period['until']}), "
         f"by {', '.join(report['by'])}; decided at {report['generated_at']}",
+        *[f"Note: {note}" for note in report.get("notes", [])],
         "",
         "Compliance (targets due in the period)",
     ]
@@ -117,7 +118,7 @@ def render_csv(report: Mapping[str, Any]) -> str:
     writer.writeheader()
     for group in report["compliance"]:
         for row in group["targets"]:
-            writer.writerow({"section": "compliance", **group["group"], **row})
+            writer.writerow(_inert({"section": "compliance", **group["group"], **row}))
     for entry in report["use"]:
         entitled = {f"entitled_{k}": v for k, v in entry["entitlements"].items()}
         base = {
@@ -128,7 +129,16 @@ def render_csv(report: Mapping[str, Any]) -> str:
             **entitled,
         }
         if not entry["quotas"]:
-            writer.writerow(base)
+            writer.writerow(_inert(base))
         for quota in entry["quotas"]:
-            writer.writerow({**base, **quota})
+            writer.writerow(_inert({**base, **quota}))
     return out.getvalue()
+
+
+def _inert(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A text a spreadsheet would take for a formula (=, +, -, @ first) is written with a
+    quote in front: a customer's name must not run as code when the file is opened."""
+    return {
+        key: "'" + value if isinstance(value, str) and value[:1] in ("=", "+", "-", "@") else value
+        for key, value in row.items()
+    }

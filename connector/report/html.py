@@ -173,7 +173,9 @@ def _header(report: Mapping[str, Any], period: Mapping[str, Any], by: list[str])
     lines = ["<header>", "<h1>SLA report</h1>"]
     if shown:
         lines.append(f'<p class="period">Period {_e(shown)}</p>')
-    lines += [f'<p class="meta">{_e(" · ".join(facts))}</p>', "</header>"]
+    lines.append(f'<p class="meta">{_e(" · ".join(facts))}</p>')
+    lines += [f'<p class="meta">Note: {_e(str(note))}</p>' for note in report.get("notes") or []]
+    lines.append("</header>")
     return lines
 
 
@@ -258,9 +260,10 @@ def _compliance_section(compliance: list[Mapping[str, Any]], by: list[str]) -> l
     lines = [
         "<section>",
         f"<h2>{_e(heading)}</h2>",
-        '<p class="meta">Targets due in the period. Paused: targets paused with time still owed, '
-        "and their share of the targets counted. Median and 90th percentile: the time to the "
-        "target's event.</p>",
+        '<p class="meta">Targets due in the period. Paused: targets paused now with time '
+        "still owed; under it, the share of the targets whose clock a wait on the customer "
+        "stopped. Median and 90th percentile: the time to the target's event, the wait on "
+        "the customer left out.</p>",
     ]
     for group in compliance:
         lines += _group(group)

@@ -275,6 +275,7 @@ class Daemon:
         )
         if not self._ready:
             self._ready = True
+            self._last_status = status
             self.notifier.ready(status)
         else:
             self._status(status)

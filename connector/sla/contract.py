@@ -9,6 +9,7 @@ raises `ContractInvalid` with one `(key path, message)` per problem; the loader 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -432,6 +433,8 @@ class Contract:
         spec, tags = self.spec, self.spec.tags
         found = {}
         for name, target in spec.targets.items():
+            if target.capacity is not None:  # a promise about a day's share: no steps
+                continue
             warnings = target.warnings if target.warnings is not None else spec.warnings
             escalations = target.escalations if target.escalations is not None else spec.escalations
             if warnings is None and not escalations:
@@ -691,7 +694,14 @@ def _check_all_steps(spec: ContractSpec) -> list[tuple[KeyPath, str]]:
     """The contract's and each target's warning points and escalation levels, their tags."""
     problems = _check_steps(spec.warnings, spec.escalations, ())
     for name, target in spec.targets.items():
-        problems.extend(_check_steps(target.warnings, target.escalations, ("targets", name)))
+        path: KeyPath = ("targets", name)
+        problems.extend(_check_steps(target.warnings, target.escalations, path))
+        if target.capacity is not None and (target.warnings or target.escalations):
+            problems.append(
+                (path, "a target with a daily capacity takes no warnings or escalations")
+            )
+        elif target.capacity is None:
+            problems.extend(_check_step_tags(spec, target, path))
     if spec.warnings is not None and "risk_threshold" in spec.model_fields_set:
         problems.append(
             (("warnings",), "give warnings or risk_threshold, not both (one warning point)")
@@ -708,6 +718,36 @@ def _check_all_steps(spec: ContractSpec) -> list[tuple[KeyPath, str]]:
     return problems
 
 
+def _check_step_tags(
+    spec: ContractSpec, target: TargetSpec, path: KeyPath
+) -> list[tuple[KeyPath, str]]:
+    """Each step of a target has a tag of its own: the helpdesk's rules tell them apart."""
+    warnings = target.warnings if target.warnings is not None else spec.warnings
+    escalations = target.escalations if target.escalations is not None else spec.escalations
+    tags: list[str] = []
+    try:
+        tags += [w.tag or spec.tags.warning.format(percent=_percent(w.at)) for w in warnings or []]
+        tags += [
+            e.tag or spec.tags.escalation.format(level=number)
+            for number, e in enumerate(escalations or [], start=1)
+        ]
+    except (KeyError, IndexError, ValueError):
+        return []  # a bad template: said once, under tags
+    reserved = {spec.tags.breached, spec.tags.paused, spec.tags.unmapped}
+    if len(set(tags)) != len(tags) or reserved & set(tags):
+        return [
+            (
+                path,
+                "each warning and escalation needs a tag of its own (give the templates "
+                "{percent} and {level}, or a tag each), none of sla_breached, sla_paused, "
+                f"sla_unmapped: got {', '.join(tags)}",
+            )
+        ]
+    if any(not re.fullmatch(r"[\w:.-]+", tag) for tag in tags):
+        return [(path, f"a tag is one word (letters, digits, _ - . :): got {', '.join(tags)}")]
+    return []
+
+
 def _check_steps(
     warnings: list[WarningSpec] | None, escalations: list[EscalationSpec] | None, path: KeyPath
 ) -> list[tuple[KeyPath, str]]:
@@ -721,10 +761,8 @@ def _check_steps(
     levels = [e.after for e in escalations or []]
     for number, level in enumerate(levels):
         where = (*path, "escalations", number, "after")
-        if not isinstance(level, BusinessHours | BusinessDays | Hours):
-            problems.append(
-                (where, "an escalation is N business_hours, N business_days or N hours")
-            )
+        if not isinstance(level, BusinessHours | Hours):
+            problems.append((where, "an escalation is N business_hours or N hours"))
     kinds = {type(level) for level in levels}
     if len(kinds) > 1:
         problems.append(((*path, "escalations"), "escalation levels are all of one unit"))

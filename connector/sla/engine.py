@@ -882,7 +882,8 @@ class _Decider:
         if duration is target.duration:
             clock, where = self.rules.target_clock(choice, target)
         else:
-            clock = self.rules.clock(duration, self.rules.calendar(choice, spec))
+            calendar = self.rules.calendar(choice, spec)
+            clock = self.rules.clock(duration, calendar, target.threshold)
             where = clock.where(choice.defaulted)
         if spec.recurring:
             return self._recurring(target, clock, where)
@@ -909,10 +910,11 @@ class _Decider:
         the current step shows), and the next one as a change to wake up for. Paused,
         achieved and best-effort targets show none."""
         steps = target.steps
+        if steps is None:  # most targets: nothing to add, at once
+            return outcome
         result, due, change = outcome
         if (
-            steps is None
-            or result.state not in ("running", "at_risk", "breached")
+            result.state not in ("running", "at_risk", "breached")
             or result.achieved_at is not None  # met late: breached, escalated no further
         ):
             return outcome

@@ -72,9 +72,15 @@ def open_state(settings: Settings, *, readonly: bool = False, new_state: bool = 
         from connector import logs
 
         logs.register_secret(password.get_secret_value())
-    return open_state_at(
+    from connector.state.postgres import PostgresState
+
+    return PostgresState(
         settings.state_url,
         readonly=readonly,
         new_state=new_state,
         password=password.get_secret_value() if password is not None else None,
+        # The writer's lease runs out as fast as the claim: a standby that took over after
+        # a holder's death must not then wait longer for the writer's.
+        claim_seconds=settings.state_lease_seconds,
+        writer_seconds=settings.state_lease_seconds,
     )

@@ -112,6 +112,9 @@ class Store(ABC):
 
     # Where the state is, for messages (a path, or a URL without its password).
     where: str
+    # Whether daemons on several hosts share it (a server): a claim is then a lease, and a
+    # second daemon may stand by for it instead of refusing to start.
+    shared = False
 
     # --- what a backend supplies ----------------------------------------------------------
 
@@ -335,10 +338,15 @@ class Store(ABC):
             yield _parsed(text)
 
     def facts_in_order(
-        self, until: datetime | None = None, contract: str | None = None
+        self,
+        until: datetime | None = None,
+        contract: str | None = None,
+        *,
+        by_customer: bool = False,
     ) -> Iterator[TicketFacts]:
         """Every counted ticket's stored facts in order of creation (ties by id), created
-        before `until` and of `contract` when given: what a report decides again."""
+        before `until` and of `contract` when given: what a report decides again;
+        `by_customer`: customer by customer, each customer's in order of creation."""
         query = "SELECT facts FROM tickets WHERE facts IS NOT NULL AND created_at IS NOT NULL"
         args: list[Any] = []
         if contract is not None:
@@ -347,8 +355,15 @@ class Store(ABC):
         if until is not None:
             query += " AND created_at < ?"
             args.append(to_epoch(until))
-        for (text,) in self._stream(query + " ORDER BY created_at, ticket", args):
+        order = "customer, created_at, ticket" if by_customer else "created_at, ticket"
+        for (text,) in self._stream(f"{query} ORDER BY {order}", args):
             yield TicketFacts.model_validate_json(text)
+
+    def written_without_facts(self) -> int:
+        """Tickets written but with no facts kept: unmapped ones, and those a version before
+        0.2 wrote (it kept facts only where a quota counts them)."""
+        row = self._one("SELECT count(*) FROM tickets WHERE results IS NOT NULL AND facts IS NULL")
+        return 0 if row is None else int(row[0])
 
     def contracts_counted(self) -> list[str]:
         """The contracts the stored facts name."""

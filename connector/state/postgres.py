@@ -45,8 +45,16 @@ CONNECT_SECONDS = 10.0
 # How often a writer that waits for another's lease asks again.
 _POLL_SECONDS = 0.5
 
-_pools: dict[str, ConnectionPool] = {}
-_pools_lock = threading.Lock()
+
+class _Registry:
+    """The process's pools, one per server URL, and the lock that guards them."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.pools: dict[str, ConnectionPool] = {}
+
+
+_registry = _Registry()
 
 
 def display_url(url: str) -> str:
@@ -71,8 +79,8 @@ def _pool(url: str, password: str | None) -> ConnectionPool:
     options: dict[str, Any] = {"autocommit": True, "prepare_threshold": None}
     if password is not None:
         options["password"] = password
-    with _pools_lock:
-        pool = _pools.get(url)
+    with _registry.lock:
+        pool = _registry.pools.get(url)
         if pool is None:
             pool = ConnectionPool(
                 url,
@@ -87,21 +95,33 @@ def _pool(url: str, password: str | None) -> ConnectionPool:
                 open=False,
             )
             pool.open(wait=False)
-            _pools[url] = pool
+            _registry.pools[url] = pool
         return pool
 
 
 def close_pools() -> None:
-    """Close every pool (at exit, and between tests)."""
-    with _pools_lock:
-        for pool in _pools.values():
+    """Close every pool (at exit, before a fork, and between tests)."""
+    with _registry.lock:
+        for pool in _registry.pools.values():
             pool.close()
-        _pools.clear()
+        _registry.pools.clear()
+
+
+def _forget_pools() -> None:
+    """In a forked child: the parent's pools are the parent's (their threads did not
+    follow, their connections are shared): dropped unused, the child makes its own."""
+    _registry.lock = threading.Lock()
+    _registry.pools = {}
+
+
+os.register_at_fork(after_in_child=_forget_pools)
 
 
 class PostgresState(Store):
     """The state in a PostgreSQL database. Not shared between threads (a process may open
     several: they share one pool)."""
+
+    shared = True
 
     def __init__(
         self,
