@@ -6,7 +6,7 @@ where a person reads one, in a local zone as well, with the zone's abbreviation.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, timezone, tzinfo
 
 from pydantic_core import TzInfo
 
@@ -16,6 +16,7 @@ __all__ = [
     "format_local_and_utc",
     "format_span",
     "from_epoch",
+    "parse_day_or_instant",
     "parse_instant",
     "to_epoch",
     "zone_abbreviation",
@@ -39,6 +40,18 @@ def parse_instant(text: str) -> datetime:
         return value.astimezone(UTC)
     except OverflowError:  # 0001-01-01T00:00+01:00 parses but has no UTC instant
         raise ValueError(f"instant out of range: {text!r}") from None
+
+
+def parse_day_or_instant(text: str) -> datetime:
+    """A date (`2026-01-31`, its start in UTC) or an ISO 8601 instant with Z or an offset."""
+    try:
+        return datetime.combine(date.fromisoformat(text), time(0), tzinfo=UTC)
+    except ValueError:
+        pass
+    try:
+        return parse_instant(text)
+    except ValueError:
+        raise ValueError("expected a date (2026-01-31) or an instant with Z or an offset") from None
 
 
 def to_epoch(value: datetime) -> int:

@@ -14,8 +14,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import UTC, date, datetime
-from datetime import time as clock_time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -27,7 +26,7 @@ from connector.helpdesks.adapter import Helpdesk
 from connector.notify import Notifier
 from connector.service.sync import Outcome, Sync, Totals
 from connector.state import Busy, StateUnavailable, Store, open_state
-from connector.timeutil import format_instant, parse_instant
+from connector.timeutil import format_instant, parse_day_or_instant
 
 __all__ = ["run_command"]
 
@@ -222,15 +221,9 @@ def _utcnow() -> datetime:
 
 def _day_or_instant(value: str, flag: str) -> datetime:
     try:
-        return datetime.combine(date.fromisoformat(value), clock_time(0), tzinfo=UTC)
-    except ValueError:
-        pass
-    try:
-        return parse_instant(value)
-    except ValueError:
-        raise InputError(
-            f"{flag} {value}: expected a date (2026-01-31) or an instant with Z or an offset"
-        ) from None
+        return parse_day_or_instant(value)
+    except ValueError as exc:
+        raise InputError(f"{flag} {value}: {exc}") from None
 
 
 class _Progress:

@@ -20,7 +20,7 @@ from connector.errors import InputError
 from connector.report.compute import GROUPINGS, Period, ReportBuilder, count_into
 from connector.report.formats import render_csv, render_json, render_table
 from connector.state import open_state
-from connector.timeutil import parse_instant
+from connector.timeutil import parse_day_or_instant
 
 __all__ = ["period_of", "run_report"]
 
@@ -55,9 +55,7 @@ def period_of(args: argparse.Namespace, now: datetime) -> Period:
 
 def _day_or_instant(text: str, flag: str) -> datetime:
     try:
-        if len(text) == 10:
-            return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
-        return parse_instant(text)
+        return parse_day_or_instant(text)
     except ValueError as exc:
         raise InputError(f"{flag} {text}: {exc}") from None
 

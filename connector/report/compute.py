@@ -335,8 +335,7 @@ class ReportBuilder:
     def _week(self, name: str, contract: Contract | None, due: datetime, state: str) -> None:
         zone = contract.zone if contract is not None and self.period.local else UTC
         year, week, _ = due.astimezone(zone).isocalendar()
-        contract_name = name
-        counts = self._weekly.setdefault((f"{year}-W{week:02d}", contract_name), [0, 0])
+        counts = self._weekly.setdefault((f"{year}-W{week:02d}", name), [0, 0])
         counts[0 if state == "achieved" else 1] += 1
 
     def _add_use(self, facts: TicketFacts, decision: Decision) -> None:
