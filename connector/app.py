@@ -119,7 +119,7 @@ def _credentials(
         if secrets is not None and name in secrets:
             value = secrets[name]
         else:
-            value = require_secret(name, settings.source).get_secret_value()
+            value = require_secret(name, settings.source, settings.tenant).get_secret_value()
         logs.register_secret(value)
         return value
 
@@ -139,7 +139,7 @@ def _credentials(
     configured = (
         secrets.get("zendesk_oauth_refresh_token")
         if secrets is not None
-        else reveal(secret("zendesk_oauth_refresh_token"))
+        else reveal(secret("zendesk_oauth_refresh_token", settings.tenant))
     )
     tokens, origin = _saved_tokens(state)
     if tokens is not None and origin is None and configured:

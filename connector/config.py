@@ -24,13 +24,16 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
+    model_validator,
 )
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from connector.errors import (
     ConfigError,
+    InputError,
     Problem,
     masked_setting,
     validation_message,
@@ -41,12 +44,15 @@ from connector.mappingfiles import default_mappings_dir
 
 __all__ = [
     "DEFAULT_CONFIG",
+    "DEFAULT_TENANT",
     "SECRET_NAMES",
     "Settings",
+    "TenantSettings",
     "config_path",
     "load_settings",
     "require_secret",
     "secret",
+    "secret_names",
 ]
 
 DEFAULT_CONFIG = Path("/etc/sla-connector/config.toml")
@@ -59,6 +65,11 @@ SECRET_NAMES = (
     "freshdesk_api_key",
     "state_password",
 )
+# The one account of a configuration without `[[tenants]]` (its secrets have plain names).
+DEFAULT_TENANT = "default"
+# The sections of the file: no tenant takes one's name (its secrets' environment variables,
+# SLA_CONNECTOR_<TENANT>__<SECRET>, would read as that section's keys).
+_SECTIONS = ("zendesk", "freshdesk", "metrics", "log", "tenants")
 
 
 def _default_state_dir() -> Path:
@@ -158,8 +169,39 @@ class LogSettings(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
 
 
+class TenantSettings(_Section):
+    """`[[tenants]]`: one helpdesk account of several served from one configuration.
+
+    Its own helpdesk, mappings and budgets; its secrets by its name (`<name>.zendesk_api_token`
+    as a systemd credential, `SLA_CONNECTOR_<NAME>__ZENDESK_API_TOKEN` in the environment).
+    """
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$")
+    helpdesk: Literal["zendesk", "freshdesk"]
+    mappings: Path | None = None
+    helpdesk_mapping: Path | None = None
+    start: AwareDatetime | None = None
+    zendesk: ZendeskSettings = ZendeskSettings()
+    freshdesk: FreshdeskSettings = FreshdeskSettings()
+
+    @field_validator("name")
+    @classmethod
+    def _not_a_section(cls, name: str) -> str:
+        if name in (*_SECTIONS, DEFAULT_TENANT):
+            raise PydanticCustomError(
+                "tenant_name",
+                "{name} is a name the configuration keeps for itself: choose another",
+                {"name": repr(name)},
+            )
+        return name
+
+
 class Settings(BaseSettings):
-    """Everything `run`, `sync`, `backfill`, `explain` and `check` need, secrets excepted."""
+    """Everything `run`, `sync`, `backfill`, `explain` and `check` need, secrets excepted.
+
+    One helpdesk account (`helpdesk` and its section), or several (`[[tenants]]`, each with
+    its own): `accounts()` gives the settings of each, as if it were alone.
+    """
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -168,7 +210,9 @@ class Settings(BaseSettings):
         frozen=True,
     )
 
-    helpdesk: Literal["zendesk", "freshdesk"]
+    # Before `helpdesk`: its check reads them.
+    tenants: tuple[TenantSettings, ...] = ()
+    helpdesk: Literal["zendesk", "freshdesk"] | None = Field(default=None, validate_default=True)
     mappings: Path = Field(default_factory=default_mappings_dir)
     helpdesk_mapping: Path | None = None
     state_dir: Path = Field(default_factory=_default_state_dir)
@@ -178,6 +222,39 @@ class Settings(BaseSettings):
     # How long a daemon's claim on a server state lasts unrenewed: a standby daemon takes over
     # within it after the holder dies (it is renewed every third of it).
     state_lease_seconds: float = Field(default=30.0, ge=3, le=600)
+    # With `[[tenants]]` on a server state: the most tenants one daemon serves (the daemons
+    # share them out evenly below that; unset: as many as its share).
+    tenants_per_daemon: int | None = Field(default=None, ge=1, le=10_000)
+    # Whose rows of the state these settings read and write: `accounts()` sets it; not a key
+    # of the file.
+    tenant: str = Field(default=DEFAULT_TENANT, exclude=True)
+
+    @field_validator("helpdesk")
+    @classmethod
+    def _one_or_tenants(cls, helpdesk: str | None, info: ValidationInfo) -> str | None:
+        tenants = info.data.get("tenants")
+        if helpdesk is None and not tenants and "tenants" in info.data:
+            raise PydanticCustomError("missing", "Field required")
+        if helpdesk is not None and tenants:
+            raise PydanticCustomError(
+                "tenants_and_helpdesk",
+                "set per tenant when the configuration names [[tenants]]: each names its helpdesk",
+            )
+        return helpdesk
+
+    @field_validator("tenants")
+    @classmethod
+    def _distinct_names(cls, tenants: tuple[TenantSettings, ...]) -> tuple[TenantSettings, ...]:
+        seen: set[str] = set()
+        for tenant in tenants:
+            if tenant.name in seen:
+                raise PydanticCustomError(
+                    "tenant_twice",
+                    "tenant {name} is named twice: each account once",
+                    {"name": repr(tenant.name)},
+                )
+            seen.add(tenant.name)
+        return tenants
 
     @field_validator("state_url")
     @classmethod
@@ -209,6 +286,67 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The file's values arrive as init arguments; the environment wins over them.
         return env_settings, init_settings
+
+    @model_validator(mode="after")
+    def _no_account_sections_beside_tenants(self) -> Settings:
+        if self.tenants:
+            keys = ("zendesk", "freshdesk", "helpdesk_mapping", "start")
+            given = [key for key in keys if key in self.model_fields_set]
+            if given:
+                raise PydanticCustomError(
+                    "tenants_and_account",
+                    "{keys} belong to each tenant when the configuration names [[tenants]] "
+                    "(put them under [[tenants]] / [tenants.zendesk])",
+                    {"keys": ", ".join(given)},
+                )
+        return self
+
+    def accounts(self) -> list[Settings]:
+        """The settings of each helpdesk account, each as if it were alone: this one when
+        the file names no `[[tenants]]`, else one per tenant (the shared keys, its own)."""
+        if not self.tenants:
+            return [self]
+        return [
+            self.model_copy(
+                update={
+                    "tenant": tenant.name,
+                    "helpdesk": tenant.helpdesk,
+                    "mappings": tenant.mappings or self.mappings,
+                    "helpdesk_mapping": tenant.helpdesk_mapping,
+                    "start": tenant.start,
+                    "zendesk": tenant.zendesk,
+                    "freshdesk": tenant.freshdesk,
+                    "tenants": (),
+                }
+            )
+            for tenant in self.tenants
+        ]
+
+    def account(self, name: str | None) -> Settings:
+        """One account's settings: `name`'s, or the only one's (None); `InputError` naming
+        the tenants there are when `name` is none of them, or is needed and missing."""
+        accounts = {a.tenant: a for a in self.accounts()}
+        if name is None and len(accounts) == 1:
+            return next(iter(accounts.values()))
+        if name is not None and name in accounts:
+            return accounts[name]
+        names = ", ".join(accounts)
+        if name is None:
+            raise InputError(
+                f"{self.source} names {len(accounts)} tenants ({names}): choose one with "
+                "--tenant NAME"
+            )
+        if not self.tenants:
+            raise InputError(f"--tenant {name}: {self.source} names no [[tenants]]")
+        raise InputError(f"--tenant {name}: no such tenant in {self.source} ({names})")
+
+    @property
+    def kind(self) -> Literal["zendesk", "freshdesk"]:
+        """The helpdesk of one account's settings (`accounts()` gives them)."""
+        if self.helpdesk is None:
+            names = ", ".join(t.name for t in self.tenants)
+            raise InputError(f"{self.source} names several tenants ({names}): choose one")
+        return self.helpdesk
 
     @property
     def batch_writes(self) -> bool:
@@ -300,9 +438,10 @@ def load_settings(path: Path | None, **overrides: Any) -> Settings:
     ]
     if secrets:
         raise ConfigError(secrets)
-    if "source" in values:  # a field of Settings, but not a key of the file
-        unknown = {"type": "extra_forbidden", "loc": ("source",)}
-        raise ConfigError([Problem(source, "source", validation_message(unknown, Settings))])
+    for field in ("source", "tenant"):  # fields of Settings, but not keys of the file
+        if field in values:
+            unknown = {"type": "extra_forbidden", "loc": (field,)}
+            raise ConfigError([Problem(source, field, validation_message(unknown, Settings))])
     values.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return Settings(**values, source=source)
@@ -342,15 +481,21 @@ def _no_file() -> Problem | None:
     )
 
 
-def _secret_keys(values: dict[str, Any]) -> Iterator[tuple[str, str]]:
-    """Key paths holding a secret: `zendesk_api_token`, or `api_token` under `[zendesk]`."""
+def _secret_keys(values: dict[str, Any], within: str = "") -> Iterator[tuple[str, str]]:
+    """Key paths holding a secret: `zendesk_api_token`, or `api_token` under `[zendesk]`;
+    the same under each `[[tenants]]` (`tenants.0.zendesk.api_token`)."""
     for name in SECRET_NAMES:
         if name in values:
-            yield name, name
+            yield within + name, name
         section, _, key = name.partition("_")
         table = values.get(section)
         if isinstance(table, dict) and key in table:
-            yield f"{section}.{key}", name
+            yield f"{within}{section}.{key}", name
+    tenants = values.get("tenants")
+    if not within and isinstance(tenants, list):
+        for number, tenant in enumerate(tenants):
+            if isinstance(tenant, dict):
+                yield from _secret_keys(tenant, f"tenants.{number}.")
 
 
 def _origin(source: str, loc: tuple[int | str, ...]) -> str:
@@ -364,13 +509,25 @@ def _origin(source: str, loc: tuple[int | str, ...]) -> str:
     return source
 
 
-def secret(name: str) -> SecretStr | None:
-    """A secret from `SLA_CONNECTOR_<NAME>` or `$CREDENTIALS_DIRECTORY/<name>` (None: unset)."""
-    if value := os.environ.get(ENV_PREFIX + name.upper(), "").strip():
+def secret_names(name: str, tenant: str = DEFAULT_TENANT) -> tuple[str, str]:
+    """Where a tenant's secret is looked for: the environment variable and the systemd
+    credential (`SLA_CONNECTOR_ZENDESK_API_TOKEN` and `zendesk_api_token` for the one account
+    of a file without tenants; `SLA_CONNECTOR_ACME__ZENDESK_API_TOKEN` and
+    `acme.zendesk_api_token` for tenant `acme`)."""
+    if tenant == DEFAULT_TENANT:
+        return ENV_PREFIX + name.upper(), name
+    return f"{ENV_PREFIX}{tenant.upper().replace('-', '_')}__{name.upper()}", f"{tenant}.{name}"
+
+
+def secret(name: str, tenant: str = DEFAULT_TENANT) -> SecretStr | None:
+    """A secret from the environment or the systemd credentials (`secret_names`; None:
+    unset)."""
+    variable, credential = secret_names(name, tenant)
+    if value := os.environ.get(variable, "").strip():
         return SecretStr(value)
     folder = os.environ.get("CREDENTIALS_DIRECTORY")
     if folder:
-        path = Path(folder) / name
+        path = Path(folder) / credential
         try:
             text = path.read_text(encoding="utf-8").strip()
         except FileNotFoundError:
@@ -381,17 +538,19 @@ def secret(name: str) -> SecretStr | None:
     return None
 
 
-def require_secret(name: str, source: str) -> SecretStr:
-    """`secret(name)`, or a ConfigError saying where to put it."""
-    value = secret(name)
+def require_secret(name: str, source: str, tenant: str = DEFAULT_TENANT) -> SecretStr:
+    """`secret(name, tenant)`, or a ConfigError saying where to put it."""
+    value = secret(name, tenant)
     if value is None:
+        variable, credential = secret_names(name, tenant)
+        whose = "" if tenant == DEFAULT_TENANT else f" of tenant {tenant}"
         raise ConfigError(
             [
                 Problem(
                     source,
-                    name,
-                    f"secret not set: set {ENV_PREFIX}{name.upper()} or the systemd "
-                    f"credential {name} (LoadCredential=)",
+                    credential,
+                    f"secret{whose} not set: set {variable} or the systemd credential "
+                    f"{credential} (LoadCredential=)",
                 )
             ]
         )

@@ -36,7 +36,7 @@ def test_unreadable_saved_tokens_fall_back_to_the_configured_refresh_token(
     state = State(tmp_path / "state.sqlite3")
     try:
         state.db.execute(
-            "INSERT INTO tokens (name, value, changed_at) VALUES (?, ?, ?)",
+            "INSERT INTO tokens (tenant, name, value, changed_at) VALUES ('default', ?, ?, ?)",
             (OAUTH_TOKEN, row, int(datetime(2026, 1, 1, tzinfo=UTC).timestamp())),
         )
         assert _saved_tokens(state) == (None, None)  # no traceback: the configured token is used

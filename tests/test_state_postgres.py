@@ -412,7 +412,7 @@ def test_a_holder_stalled_inside_a_transaction_holds_nobody_up_for_long(url: str
     def stall() -> None:
         try:
             with stalled.writer(), stalled.transaction():
-                stalled._run("INSERT INTO cursors VALUES ('stalled', 'x', 0)")
+                stalled.set_cursor("stalled", "x", NOW)
                 time.sleep(4)  # past the lease: the server ends the transaction at 3 s
             outcome.append(None)
         except BaseException as exc:
@@ -519,8 +519,10 @@ def test_check_names_who_holds_each_lease(url: str) -> None:
     daemon.claim("run")
     with daemon.writer():
         said = looker.holders()
-    assert any(s.startswith(f"lease daemon: held by {daemon.owner} until ") for s in said)
-    assert any(s.startswith(f"lease writer: held by {daemon.owner} until ") for s in said)
+    assert any(s.startswith(f"tenant default: held by {daemon.owner} until ") for s in said)
+    assert any(
+        s.startswith(f"tenant default's writer: held by {daemon.owner} until ") for s in said
+    )
     daemon.close()
     assert all(s.endswith(")") and ": free (epoch" in s for s in looker.holders())
 

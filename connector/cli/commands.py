@@ -144,7 +144,7 @@ def _run(settings: Settings, new_state: bool) -> int:
     from connector.service.daemon import Daemon
 
     log = logs.get_logger("sla-connector")
-    metrics = Metrics(settings.helpdesk)
+    metrics = Metrics(settings.kind)
     try:
         if settings.metrics.listen:
             host, _, port = settings.metrics.listen.rpartition(":")

@@ -203,14 +203,14 @@ def _sync_twice(settings: Settings, sandbox: Sandbox, clock: OffsetClock, log: o
     rewritten = [o.ticket for o in again if o.wrote]
     with_time = [t for t in rewritten if (at := changes.get(t)) is not None and at <= second_now]
     return _Run(
-        settings.helpdesk,
+        settings.kind,
         settings.helpdesk_url,
         rules,
         # A ticket handled twice (a conflict re-read, a retry) is told as it ended.
         list({o.ticket: o for o in outcomes}.values()),
         first,
         second,
-        _customer_names(sandbox, settings.helpdesk),
+        _customer_names(sandbox, settings.kind),
         with_time=sorted(set(with_time), key=_by_number),
         unexplained=sorted(set(rewritten) - set(with_time), key=_by_number),
     )

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from connector.state.base import (
+    DEFAULT_TENANT,
     UNKNOWN_JOB,
     Busy,
     LeaseLost,
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from connector.config import Settings
 
 __all__ = [
+    "DEFAULT_TENANT",
     "UNKNOWN_JOB",
     "Busy",
     "LeaseLost",
@@ -60,13 +62,22 @@ def open_state_at(
     return State(Path(where), readonly=readonly, new_state=new_state)
 
 
-def open_state(settings: Settings, *, readonly: bool = False, new_state: bool = False) -> Store:
-    """The state the settings name: `state_url` when set (its password the secret
-    `state_password`, if set), else the file in `state_dir`."""
+def open_state(
+    settings: Settings,
+    *,
+    readonly: bool = False,
+    new_state: bool = False,
+    owner: str | None = None,
+) -> Store:
+    """The state the settings name, as a view of their tenant's rows: `state_url` when set
+    (its password the secret `state_password`, if set), else the file in `state_dir`.
+    `owner`: who holds the leases taken through it (a daemon's tenants share its name)."""
     from connector.config import secret
 
     if settings.state_url is None:
-        return State(settings.state_file, readonly=readonly, new_state=new_state)
+        return State(
+            settings.state_file, readonly=readonly, new_state=new_state, tenant=settings.tenant
+        )
     password = secret("state_password")
     if password is not None:
         from connector import logs
@@ -83,4 +94,6 @@ def open_state(settings: Settings, *, readonly: bool = False, new_state: bool = 
         # a holder's death must not then wait longer for the writer's.
         claim_seconds=settings.state_lease_seconds,
         writer_seconds=settings.state_lease_seconds,
+        tenant=settings.tenant,
+        owner=owner,
     )

@@ -37,6 +37,7 @@ from connector.sla.model import StatusChange, TicketFacts
 from connector.timeutil import from_epoch, to_epoch
 
 __all__ = [
+    "DEFAULT_TENANT",
     "TABLES",
     "UNKNOWN_JOB",
     "Busy",
@@ -52,10 +53,12 @@ _STATUS_HISTORY = TypeAdapter(list[StatusChange])
 UNKNOWN_JOB = "?"
 
 # Every table of the state and its columns, in the order a copy reads and writes them (the
-# first column is the key): `state migrate` copies these, and checks them, table by table.
+# first two columns are the key: the tenant, then the row's own): `state migrate` copies
+# these, and checks them, table by table.
 TABLES: dict[str, tuple[str, ...]] = {
-    "cursors": ("name", "value", "changed_at"),
+    "cursors": ("tenant", "name", "value", "changed_at"),
     "tickets": (
+        "tenant",
         "ticket",
         "contract",
         "customer",
@@ -66,10 +69,12 @@ TABLES: dict[str, tuple[str, ...]] = {
         "category",
         "statuses",
     ),
-    "journal": ("ticket", "note", "started_at", "job"),
-    "wakeups": ("ticket", "at"),
-    "tokens": ("name", "value", "changed_at"),
+    "journal": ("tenant", "ticket", "note", "started_at", "job"),
+    "wakeups": ("tenant", "ticket", "at"),
+    "tokens": ("tenant", "name", "value", "changed_at"),
 }
+# The tenant of a configuration that names one helpdesk account (no `[[tenants]]`).
+DEFAULT_TENANT = "default"
 
 
 class Busy(ConnectorError):
@@ -108,13 +113,16 @@ def _parsed(text: str) -> TicketFacts:
 
 
 class Store(ABC):
-    """One open state. Not shared between threads."""
+    """One tenant's view of an open state (every row it reads or writes is that tenant's).
+    Not shared between threads."""
 
     # Where the state is, for messages (a path, or a URL without its password).
     where: str
     # Whether daemons on several hosts share it (a server): a claim is then a lease, and a
     # second daemon may stand by for it instead of refusing to start.
     shared = False
+    # The helpdesk account whose rows this view reads and writes.
+    tenant: str = DEFAULT_TENANT
 
     # --- what a backend supplies ----------------------------------------------------------
 
@@ -190,28 +198,34 @@ class Store(ABC):
 
     def cursor(self, name: str) -> str | None:
         """The saved position `name`, if any."""
-        row = self._one("SELECT value FROM cursors WHERE name = ?", (name,))
+        row = self._one(
+            "SELECT value FROM cursors WHERE tenant = ? AND name = ?", (self.tenant, name)
+        )
         return None if row is None else str(row[0])
 
     def set_cursor(self, name: str, value: str, now: datetime) -> None:
         """Save the position `name`."""
         with self.transaction():
             self._run(
-                "INSERT INTO cursors (name, value, changed_at) VALUES (?, ?, ?) "
-                "ON CONFLICT (name) DO UPDATE SET value = excluded.value, "
+                "INSERT INTO cursors (tenant, name, value, changed_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (tenant, name) DO UPDATE SET value = excluded.value, "
                 "changed_at = excluded.changed_at",
-                (name, value, to_epoch(now)),
+                (self.tenant, name, value, to_epoch(now)),
             )
 
     def forget_cursor(self, *names: str) -> None:
         """Drop saved positions (the next pass starts from its beginning)."""
         with self.transaction():
-            self._run_many("DELETE FROM cursors WHERE name = ?", [(n,) for n in names])
+            self._run_many(
+                "DELETE FROM cursors WHERE tenant = ? AND name = ?",
+                [(self.tenant, n) for n in names],
+            )
 
     def cursors(self, prefix: str = "") -> dict[str, str]:
         """Every saved position whose name starts with `prefix`."""
         rows = self._rows(
-            "SELECT name, value FROM cursors WHERE substr(name, 1, ?) = ?", (len(prefix), prefix)
+            "SELECT name, value FROM cursors WHERE tenant = ? AND substr(name, 1, ?) = ?",
+            (self.tenant, len(prefix), prefix),
         )
         return {str(name): str(value) for name, value in rows}
 
@@ -219,7 +233,10 @@ class Store(ABC):
 
     def record(self, ticket: str) -> TicketRecord:
         """What is known about `ticket` (all None for a ticket never seen)."""
-        row = self._one("SELECT facts, results, note FROM tickets WHERE ticket = ?", (ticket,))
+        row = self._one(
+            "SELECT facts, results, note FROM tickets WHERE tenant = ? AND ticket = ?",
+            (self.tenant, ticket),
+        )
         if row is None:
             return TicketRecord(ticket, None, None, None)
         facts = None if row[0] is None else TicketFacts.model_validate_json(row[0])
@@ -227,7 +244,9 @@ class Store(ABC):
 
     def facts_json(self, ticket: str) -> str | None:
         """The stored facts of `ticket`, as JSON."""
-        row = self._one("SELECT facts FROM tickets WHERE ticket = ?", (ticket,))
+        row = self._one(
+            "SELECT facts FROM tickets WHERE tenant = ? AND ticket = ?", (self.tenant, ticket)
+        )
         return None if row is None else row[0]
 
     def facts(self, ticket: str) -> TicketFacts | None:
@@ -240,12 +259,13 @@ class Store(ABC):
         text = facts_json if facts_json is not None else facts.model_dump_json()
         with self.transaction():
             self._run(
-                "INSERT INTO tickets (ticket, contract, customer, created_at, category, facts) "
-                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (ticket) DO UPDATE SET "
+                "INSERT INTO tickets (tenant, ticket, contract, customer, created_at, category, "
+                "facts) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, ticket) DO UPDATE SET "
                 "contract = excluded.contract, customer = excluded.customer, "
                 "created_at = excluded.created_at, category = excluded.category, "
                 "facts = excluded.facts",
                 (
+                    self.tenant,
                     facts.id,
                     facts.contract,
                     facts.customer,
@@ -257,12 +277,17 @@ class Store(ABC):
 
     def written(self, ticket: str) -> bool:
         """Whether results were ever recorded for `ticket` (it has been written, or decided)."""
-        row = self._one("SELECT 1 FROM tickets WHERE ticket = ? AND results IS NOT NULL", (ticket,))
+        row = self._one(
+            "SELECT 1 FROM tickets WHERE tenant = ? AND ticket = ? AND results IS NOT NULL",
+            (self.tenant, ticket),
+        )
         return row is not None
 
     def status_history(self, ticket: str) -> list[StatusChange]:
         """The status changes seen on `ticket`, oldest first (empty: none seen yet)."""
-        row = self._one("SELECT statuses FROM tickets WHERE ticket = ?", (ticket,))
+        row = self._one(
+            "SELECT statuses FROM tickets WHERE tenant = ? AND ticket = ?", (self.tenant, ticket)
+        )
         if row is None or row[0] is None:
             return []
         return _STATUS_HISTORY.validate_json(row[0])
@@ -272,9 +297,9 @@ class Store(ABC):
         text = _STATUS_HISTORY.dump_json(list(history)).decode()
         with self.transaction():
             self._run(
-                "INSERT INTO tickets (ticket, statuses) VALUES (?, ?) "
-                "ON CONFLICT (ticket) DO UPDATE SET statuses = excluded.statuses",
-                (ticket, text),
+                "INSERT INTO tickets (tenant, ticket, statuses) VALUES (?, ?, ?) "
+                "ON CONFLICT (tenant, ticket) DO UPDATE SET statuses = excluded.statuses",
+                (self.tenant, ticket, text),
             )
 
     def forget_facts(self, ticket: str) -> None:
@@ -282,8 +307,8 @@ class Store(ABC):
         with self.transaction():
             self._run(
                 "UPDATE tickets SET contract = NULL, customer = NULL, created_at = NULL, "
-                "facts = NULL WHERE ticket = ?",
-                (ticket,),
+                "facts = NULL WHERE tenant = ? AND ticket = ?",
+                (self.tenant, ticket),
             )
 
     def _customer_window(
@@ -297,11 +322,11 @@ class Store(ABC):
         created in [since, until], either end open when None."""
         # `customer IS ?` would say it in one, but PostgreSQL's IS NOT DISTINCT FROM uses no
         # index: the two cases are written apart.
-        args: list[Any] = [contract]
+        args: list[Any] = [self.tenant, contract]
         if customer is None:
-            where = "contract = ? AND customer IS NULL"
+            where = "tenant = ? AND contract = ? AND customer IS NULL"
         else:
-            where = "contract = ? AND customer = ?"
+            where = "tenant = ? AND contract = ? AND customer = ?"
             args.append(customer)
         if since is not None:
             where += " AND created_at >= ?"
@@ -347,8 +372,11 @@ class Store(ABC):
         """Every counted ticket's stored facts in order of creation (ties by id), created
         before `until` and of `contract` when given: what a report decides again;
         `by_customer`: customer by customer, each customer's in order of creation."""
-        query = "SELECT facts FROM tickets WHERE facts IS NOT NULL AND created_at IS NOT NULL"
-        args: list[Any] = []
+        query = (
+            "SELECT facts FROM tickets WHERE tenant = ? AND facts IS NOT NULL "
+            "AND created_at IS NOT NULL"
+        )
+        args: list[Any] = [self.tenant]
         if contract is not None:
             query += " AND contract = ?"
             args.append(contract)
@@ -362,12 +390,19 @@ class Store(ABC):
     def written_without_facts(self) -> int:
         """Tickets written but with no facts kept: unmapped ones, and those a version before
         0.2 wrote (it kept facts only where a quota counts them)."""
-        row = self._one("SELECT count(*) FROM tickets WHERE results IS NOT NULL AND facts IS NULL")
+        row = self._one(
+            "SELECT count(*) FROM tickets WHERE tenant = ? AND results IS NOT NULL "
+            "AND facts IS NULL",
+            (self.tenant,),
+        )
         return 0 if row is None else int(row[0])
 
     def contracts_counted(self) -> list[str]:
         """The contracts the stored facts name."""
-        rows = self._rows("SELECT DISTINCT contract FROM tickets WHERE facts IS NOT NULL")
+        rows = self._rows(
+            "SELECT DISTINCT contract FROM tickets WHERE tenant = ? AND facts IS NOT NULL",
+            (self.tenant,),
+        )
         return sorted(str(row[0]) for row in rows if row[0] is not None)
 
     def customer_results(
@@ -382,12 +417,12 @@ class Store(ABC):
         """Record that the helpdesk shows `results` (a fingerprint) and, if given, `note`."""
         with self.transaction():
             self._run(
-                "INSERT INTO tickets (ticket, results, note) VALUES (?, ?, ?) "
-                "ON CONFLICT (ticket) DO UPDATE SET results = excluded.results, "
+                "INSERT INTO tickets (tenant, ticket, results, note) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (tenant, ticket) DO UPDATE SET results = excluded.results, "
                 "note = coalesce(excluded.note, tickets.note)",
-                (ticket, results, note),
+                (self.tenant, ticket, results, note),
             )
-            self._run("DELETE FROM journal WHERE ticket = ?", (ticket,))
+            self._run("DELETE FROM journal WHERE tenant = ? AND ticket = ?", (self.tenant, ticket))
 
     # --- the write journal ----------------------------------------------------------------
 
@@ -400,25 +435,30 @@ class Store(ABC):
             # A write after one whose batch job's id never came back stays `UNKNOWN_JOB`
             # until settled: that job may still run (see `Sync._settle_journalled`).
             self._run(
-                "INSERT INTO journal (ticket, note, started_at, job) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT (ticket) DO UPDATE SET note = excluded.note, "
+                "INSERT INTO journal (tenant, ticket, note, started_at, job) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (tenant, ticket) DO UPDATE SET "
+                "note = excluded.note, "
                 "started_at = excluded.started_at, "
                 "job = CASE WHEN excluded.job IS NULL AND journal.job = ? THEN journal.job "
                 "ELSE excluded.job END",
-                (ticket, fingerprint, to_epoch(now), job, UNKNOWN_JOB),
+                (self.tenant, ticket, fingerprint, to_epoch(now), job, UNKNOWN_JOB),
             )
 
     def set_job(self, tickets: Sequence[str], job: str) -> None:
         """Record the batch job that carries these journalled writes."""
         with self.transaction():
             self._run_many(
-                "UPDATE journal SET job = ? WHERE ticket = ?", [(job, t) for t in tickets]
+                "UPDATE journal SET job = ? WHERE tenant = ? AND ticket = ?",
+                [(job, self.tenant, t) for t in tickets],
             )
 
     def pending_job(self, ticket: str) -> tuple[str, datetime] | None:
         """The batch job carrying the ticket's journalled write, if one does, and when it
         was sent."""
-        row = self._one("SELECT job, started_at FROM journal WHERE ticket = ?", (ticket,))
+        row = self._one(
+            "SELECT job, started_at FROM journal WHERE tenant = ? AND ticket = ?",
+            (self.tenant, ticket),
+        )
         return None if row is None or row[0] is None else (str(row[0]), from_epoch(int(row[1])))
 
     def pending_jobs(self) -> dict[str, tuple[datetime, list[str]]]:
@@ -426,9 +466,9 @@ class Store(ABC):
         tickets."""
         jobs: dict[str, tuple[datetime, list[str]]] = {}
         rows = self._rows(
-            "SELECT job, ticket, started_at FROM journal WHERE job IS NOT NULL AND job != ? "
-            "ORDER BY job, ticket",
-            (UNKNOWN_JOB,),
+            "SELECT job, ticket, started_at FROM journal WHERE tenant = ? AND job IS NOT NULL "
+            "AND job != ? ORDER BY job, ticket",
+            (self.tenant, UNKNOWN_JOB),
         )
         for job, ticket, started in rows:
             sent = from_epoch(int(started))
@@ -439,12 +479,16 @@ class Store(ABC):
 
     def pending_note(self, ticket: str) -> str | None:
         """The fingerprint of a note whose write may or may not have landed."""
-        row = self._one("SELECT note FROM journal WHERE ticket = ?", (ticket,))
+        row = self._one(
+            "SELECT note FROM journal WHERE tenant = ? AND ticket = ?", (self.tenant, ticket)
+        )
         return None if row is None else str(row[0])
 
     def pending_notes(self) -> list[tuple[str, str]]:
         """Every (ticket, fingerprint) left in the journal."""
-        rows = self._rows("SELECT ticket, note FROM journal ORDER BY ticket")
+        rows = self._rows(
+            "SELECT ticket, note FROM journal WHERE tenant = ? ORDER BY ticket", (self.tenant,)
+        )
         return [(str(t), str(n)) for t, n in rows]
 
     def settle_note(self, ticket: str, landed: str | None) -> None:
@@ -452,11 +496,11 @@ class Store(ABC):
         with self.transaction():
             if landed is not None:
                 self._run(
-                    "INSERT INTO tickets (ticket, note) VALUES (?, ?) "
-                    "ON CONFLICT (ticket) DO UPDATE SET note = excluded.note",
-                    (ticket, landed),
+                    "INSERT INTO tickets (tenant, ticket, note) VALUES (?, ?, ?) "
+                    "ON CONFLICT (tenant, ticket) DO UPDATE SET note = excluded.note",
+                    (self.tenant, ticket, landed),
                 )
-            self._run("DELETE FROM journal WHERE ticket = ?", (ticket,))
+            self._run("DELETE FROM journal WHERE tenant = ? AND ticket = ?", (self.tenant, ticket))
 
     # --- wake-ups -------------------------------------------------------------------------
 
@@ -464,76 +508,91 @@ class Store(ABC):
         """Re-decide `ticket` at `at` (None: never by itself)."""
         with self.transaction():
             if at is None:
-                self._run("DELETE FROM wakeups WHERE ticket = ?", (ticket,))
+                self._run(
+                    "DELETE FROM wakeups WHERE tenant = ? AND ticket = ?", (self.tenant, ticket)
+                )
             else:
                 self._run(
-                    "INSERT INTO wakeups (ticket, at) VALUES (?, ?) "
-                    "ON CONFLICT (ticket) DO UPDATE SET at = excluded.at",
-                    (ticket, to_epoch(at)),
+                    "INSERT INTO wakeups (tenant, ticket, at) VALUES (?, ?, ?) "
+                    "ON CONFLICT (tenant, ticket) DO UPDATE SET at = excluded.at",
+                    (self.tenant, ticket, to_epoch(at)),
                 )
 
     def due_wakeups(self, now: datetime, limit: int = 1000) -> list[str]:
         """Tickets whose wake-up time has come, earliest first."""
         rows = self._rows(
-            "SELECT ticket FROM wakeups WHERE at <= ? ORDER BY at, ticket LIMIT ?",
-            (to_epoch(now), limit),
+            "SELECT ticket FROM wakeups WHERE tenant = ? AND at <= ? ORDER BY at, ticket LIMIT ?",
+            (self.tenant, to_epoch(now), limit),
         )
         return [str(row[0]) for row in rows]
 
     def next_wakeup(self) -> datetime | None:
         """The earliest wake-up time, if any."""
-        row = self._one("SELECT min(at) FROM wakeups")
+        row = self._one("SELECT min(at) FROM wakeups WHERE tenant = ?", (self.tenant,))
         return None if row is None or row[0] is None else from_epoch(int(row[0]))
 
     def wakeup_of(self, ticket: str) -> datetime | None:
         """When `ticket` wakes up next, if ever."""
-        row = self._one("SELECT at FROM wakeups WHERE ticket = ?", (ticket,))
+        row = self._one(
+            "SELECT at FROM wakeups WHERE tenant = ? AND ticket = ?", (self.tenant, ticket)
+        )
         return None if row is None else from_epoch(int(row[0]))
 
     # --- OAuth tokens ---------------------------------------------------------------------
 
     def token(self, name: str) -> dict[str, Any] | None:
         """A saved token set (as the JSON object it was saved as)."""
-        row = self._one("SELECT value FROM tokens WHERE name = ?", (name,))
+        row = self._one(
+            "SELECT value FROM tokens WHERE tenant = ? AND name = ?", (self.tenant, name)
+        )
         return None if row is None else dict(json.loads(row[0]))
 
     def set_token(self, name: str, value: dict[str, Any], now: datetime) -> None:
         """Save a token set, durably, before it is used."""
         with self.transaction():
             self._run(
-                "INSERT INTO tokens (name, value, changed_at) VALUES (?, ?, ?) "
-                "ON CONFLICT (name) DO UPDATE SET value = excluded.value, "
+                "INSERT INTO tokens (tenant, name, value, changed_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (tenant, name) DO UPDATE SET value = excluded.value, "
                 "changed_at = excluded.changed_at",
-                (name, json.dumps(value), to_epoch(now)),
+                (self.tenant, name, json.dumps(value), to_epoch(now)),
             )
 
     def forget_token(self, name: str) -> None:
         """Remove a saved token entry (no error if there is none)."""
         with self.transaction():
-            self._run("DELETE FROM tokens WHERE name = ?", (name,))
+            self._run("DELETE FROM tokens WHERE tenant = ? AND name = ?", (self.tenant, name))
 
     # --- figures and copies ---------------------------------------------------------------
 
     def counts(self) -> dict[str, int]:
-        """How many tickets, counted tickets, wake-ups and journal entries the state holds."""
+        """How many tickets, counted tickets, wake-ups and journal entries the tenant has."""
 
         def count(sql: str) -> int:
-            row = self._one(sql)
+            row = self._one(sql, (self.tenant,))
             return 0 if row is None else int(row[0])
 
         return {
-            "tickets": count("SELECT count(*) FROM tickets"),
-            "counted": count("SELECT count(*) FROM tickets WHERE facts IS NOT NULL"),
-            "wakeups": count("SELECT count(*) FROM wakeups"),
-            "journal": count("SELECT count(*) FROM journal"),
+            "tickets": count("SELECT count(*) FROM tickets WHERE tenant = ?"),
+            "counted": count("SELECT count(*) FROM tickets WHERE tenant = ? AND facts IS NOT NULL"),
+            "wakeups": count("SELECT count(*) FROM wakeups WHERE tenant = ?"),
+            "journal": count("SELECT count(*) FROM journal WHERE tenant = ?"),
         }
 
+    def tenants(self) -> list[str]:
+        """Every tenant with rows in the state, the view's own first (`check`, `migrate`)."""
+        names = {
+            str(row[0])
+            for table in TABLES
+            for row in self._rows(f"SELECT DISTINCT tenant FROM {table}")
+        }
+        return sorted(names, key=lambda name: (name != self.tenant, name))
+
     def table_rows(self, table: str) -> list[tuple[Any, ...]]:
-        """Every row of one of `TABLES`, its columns in that order, by its key in code point
-        order (sorted here: a server's collation may order text otherwise)."""
+        """Every row of one of `TABLES`, every tenant's, its columns in that order, by its
+        key in code point order (sorted here: a server's collation may order text otherwise)."""
         columns = TABLES[table]
         rows = self._rows(f"SELECT {', '.join(columns)} FROM {table}")
-        return sorted(rows, key=lambda row: str(row[0]))
+        return sorted(rows, key=lambda row: (str(row[0]), str(row[1])))
 
     def put_rows(self, table: str, rows: Iterable[Sequence[Any]]) -> None:
         """Add rows to one of `TABLES` (a copy into an empty state), in the caller's

@@ -31,10 +31,26 @@ from psycopg import conninfo
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from connector.errors import ConfigError, Problem
-from connector.state.base import TABLES, Busy, LeaseLost, StateUnavailable, Store
+from connector.state.base import (
+    DEFAULT_TENANT,
+    TABLES,
+    Busy,
+    LeaseLost,
+    StateUnavailable,
+    Store,
+)
 from connector.state.schema import POSTGRES_MIGRATIONS
+from connector.timeutil import to_epoch
 
-__all__ = ["CLAIM_SECONDS", "WRITER_SECONDS", "PostgresState", "close_pools", "display_url"]
+__all__ = [
+    "CLAIM_SECONDS",
+    "WRITER_SECONDS",
+    "PostgresState",
+    "close_pools",
+    "display_url",
+    "new_owner",
+    "resize_pool",
+]
 
 # How long a lease lasts without renewal. The writer's is renewed by every transaction of a
 # page; the daemon's claim by the daemon's loop (`keep`) at least every third of it.
@@ -72,6 +88,20 @@ def display_url(url: str) -> str:
         return f"postgresql://{who}/{name} (socket in {host})"
     where = f"{host}:{port}" if port else host
     return f"postgresql://{who}{where}/{name}"
+
+
+def new_owner() -> str:
+    """A name for a process's leases: its host, its pid and a random part (a pid is reused)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def resize_pool(url: str, connections: int) -> None:
+    """Let the process hold up to `connections` to the server at `url` (a daemon holding many
+    tenants works on them at once, one connection each at most)."""
+    with _registry.lock:
+        pool = _registry.pools.get(url)
+        if pool is not None and pool.max_size != max(connections, 4):
+            pool.resize(min_size=1, max_size=max(connections, 4))
 
 
 def _pool(url: str, password: str | None) -> ConnectionPool:
@@ -133,19 +163,26 @@ class PostgresState(Store):
         claim_seconds: float = CLAIM_SECONDS,
         connect_seconds: float | None = None,
         password: str | None = None,
+        tenant: str = DEFAULT_TENANT,
+        owner: str | None = None,
     ) -> None:
         """Open the state in the database `url` names, creating its tables if it has none.
 
         A database with tables but not this state's is refused, `new_state` or not: the
         connector drops nothing on a server. `writer_seconds` and `claim_seconds`: how long
         the leases last unrenewed; `connect_seconds`: how long to wait for a connection;
-        `password`: the server's (else libpq's own: PGPASSFILE, ~/.pgpass).
+        `password`: the server's (else libpq's own: PGPASSFILE, ~/.pgpass); `tenant`: whose
+        rows this view reads and writes; `owner`: the name its leases are held under (the
+        tenants of one daemon share it; else one of its own).
         """
         self.writer_seconds, self.claim_seconds = writer_seconds, claim_seconds
         self.connect_seconds = CONNECT_SECONDS if connect_seconds is None else connect_seconds
         self.url = url
         self.where = display_url(url)
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.tenant = tenant
+        self.owner = owner or new_owner()
+        self._claim_name = f"tenant:{tenant}"
+        self._writer_name = f"writer:{tenant}"
         self._pool = _pool(url, password)
         self._conn: psycopg.Connection[Any] | None = None  # in a transaction
         self._wrote = False
@@ -241,7 +278,11 @@ class PostgresState(Store):
                     yield
                     if self._wrote:
                         # Counted, so that `data_version` tells others' changes from ours.
-                        self._run("UPDATE changes SET version = version + 1 WHERE id = 1")
+                        self._run(
+                            "INSERT INTO changes (tenant, version) VALUES (?, 1) "
+                            "ON CONFLICT (tenant) DO UPDATE SET version = changes.version + 1",
+                            (self.tenant,),
+                        )
                 if self._wrote:
                     self._own_changes += 1
             except psycopg.Error as exc:
@@ -250,9 +291,9 @@ class PostgresState(Store):
                 self._conn = None
 
     def data_version(self) -> int:
-        """Changes others committed: every write transaction counts one in `changes`; the
-        ones this state made are taken off."""
-        row = self._one("SELECT version FROM changes WHERE id = 1")
+        """Changes others committed to this tenant's rows: every write transaction counts one
+        in `changes`; the ones this state made are taken off."""
+        row = self._one("SELECT version FROM changes WHERE tenant = ?", (self.tenant,))
         return (0 if row is None else int(row[0])) - self._own_changes
 
     @property
@@ -371,7 +412,7 @@ class PostgresState(Store):
                     f"{self.where}: the {name} lease passed to another process; this one "
                     "stalled past it and changes nothing more"
                 )
-                if name == "daemon":  # the daemon's claim: nothing more, ever, from here
+                if name == self._claim_name:  # the claim: nothing more, ever, from here
                     self._lost = lost
                 else:  # the writer's: nothing more until its hold ends
                     self._lost_writer = lost
@@ -401,31 +442,40 @@ class PostgresState(Store):
         return None if row is None else (row[0], float(row[1]), int(row[2]))
 
     def holders(self) -> list[str]:
-        """Each lease: who holds it and until when on the server's clock, or that it is
-        free; its epoch (how many times it has changed hands)."""
+        """Each lease in words (`check` shows them): who serves each tenant and until when on
+        the server's clock, or that it is free; who writes for it; the daemons alive. The
+        epoch says how many times a lease has changed hands."""
         rows = self._rows(
             "SELECT name, CASE WHEN expires_at >= extract(epoch FROM clock_timestamp()) "
             "THEN owner END, expires_at, epoch FROM leases ORDER BY name"
         )
         said = []
         for name, owner, expires, epoch in rows:
-            if owner is None:
-                said.append(f"lease {name}: free (epoch {epoch})")
+            kind, _, who = str(name).partition(":")
+            what = {"tenant": f"tenant {who}", "writer": f"tenant {who}'s writer"}.get(kind)
+            if kind == "daemon":  # a daemon's own lease: alive, or gone (left out)
+                if owner is not None:
+                    until = datetime.fromtimestamp(float(expires), UTC).strftime("%H:%M:%S UTC")
+                    said.append(f"daemon {who}: alive until {until}")
+            elif what is None:
+                continue
+            elif owner is None:
+                said.append(f"{what}: free (epoch {epoch})")
             else:
                 until = datetime.fromtimestamp(float(expires), UTC).strftime("%H:%M:%S UTC")
-                said.append(f"lease {name}: held by {owner} until {until} (epoch {epoch})")
+                said.append(f"{what}: held by {owner} until {until} (epoch {epoch})")
         return said
 
     @contextmanager
     def writer(self, *, wait: bool = True) -> Iterator[None]:
         """Hold the writer's lease: one process writes to the helpdesk at a time, on any
         host. Renewed by each transaction; given back at the end."""
-        if "writer" in self._leases:
+        if self._writer_name in self._leases:
             yield
             return
-        while not self._take("writer", self.writer_seconds):
+        while not self._take(self._writer_name, self.writer_seconds):
             if not wait:
-                holder = self.lease("writer")
+                holder = self.lease(self._writer_name)
                 who = holder[0] if holder is not None and holder[0] else "another process"
                 raise Busy(f"{self.where}: {who} is writing")
             time.sleep(_POLL_SECONDS)
@@ -433,24 +483,38 @@ class PostgresState(Store):
             yield
         finally:
             self._lost_writer = None
-            self._release("writer")
+            self._release(self._writer_name)
 
     def claim(self, command: str) -> None:
         """Hold the daemon's lease for this process's life (renewed by `keep`): a second
         daemon on the same state refuses to start while it is held."""
-        if not self._take("daemon", self.claim_seconds):
-            holder = self.lease("daemon")
+        if not self._take(self._claim_name, self.claim_seconds):
+            holder = self.lease(self._claim_name)
             who = holder[0] if holder is not None and holder[0] else "another process"
+            if self.tenant != DEFAULT_TENANT:
+                raise Busy(f"{self.where}: tenant {self.tenant} is held by {who}")
             raise Busy(
                 f"{self.where}: already in use by {who}; one daemon per state (stop that one "
                 "first, or give this one a database of its own)"
             )
 
+    def due_wakeups(self, now: datetime, limit: int = 1000) -> list[str]:
+        """The tenant's tickets whose wake-up time has come, earliest first; rows another
+        transaction holds (a backfill rewriting a ticket's wake-up) are skipped, not waited
+        for: `FOR UPDATE SKIP LOCKED`, in a transaction of the caller's or one of its own."""
+        with self.transaction():
+            rows = self._rows(
+                "SELECT ticket FROM wakeups WHERE tenant = ? AND at <= ? "
+                "ORDER BY at, ticket LIMIT ? FOR UPDATE SKIP LOCKED",
+                (self.tenant, to_epoch(now), limit),
+            )
+        return [str(row[0]) for row in rows]
+
     @property
     def keep_every(self) -> float | None:
         """How often the daemon must call `keep`: three times a claim's life (None: no claim
         held)."""
-        return self.claim_seconds / 3 if "daemon" in self._leases else None
+        return self.claim_seconds / 3 if self._claim_name in self._leases else None
 
     def keep(self) -> None:
         """Renew the leases held (the daemon's loop calls this while idle); `LeaseLost` once
@@ -471,7 +535,7 @@ class PostgresState(Store):
         from connector.state.copy import copy_state
         from connector.state.sqlite import State
 
-        copy = State(path)
+        copy = State(path, tenant=self.tenant)
         copy_state(self, copy)
         return copy
 

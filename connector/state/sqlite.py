@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from connector.errors import ConfigError, ConnectorError, Problem
-from connector.state.base import Busy, StateUnavailable, Store
+from connector.state.base import DEFAULT_TENANT, Busy, StateUnavailable, Store
 from connector.state.schema import SQLITE_MIGRATIONS as MIGRATIONS
 
 __all__ = ["SQLITE_HEADER", "State"]
@@ -168,8 +168,15 @@ def _open_error(path: Path, exc: sqlite3.DatabaseError) -> ConnectorError:
 class State(Store):
     """The state in one SQLite database file. Not shared between threads."""
 
-    def __init__(self, path: Path, *, readonly: bool = False, new_state: bool = False) -> None:
-        """Open (or create) the state at `path`.
+    def __init__(
+        self,
+        path: Path,
+        *,
+        readonly: bool = False,
+        new_state: bool = False,
+        tenant: str = DEFAULT_TENANT,
+    ) -> None:
+        """Open (or create) the state at `path`, as a view of `tenant`'s rows.
 
         A file that is there but empty, or is not a state of ours, is refused (`ConfigError`)
         unless `new_state`: the state is what stops notes being posted twice, and a file
@@ -177,6 +184,7 @@ class State(Store):
         `new_state` an empty file is used and a foreign one is moved aside.
         """
         self.path = path
+        self.tenant = tenant
         self.where = str(path)
         self._lock_fd: int | None = None
         self._claim_fd: int | None = None
@@ -243,17 +251,20 @@ class State(Store):
 
     @contextmanager
     def writer(self, *, wait: bool = True) -> Iterator[None]:
-        """Hold the exclusive writer lock (one process writes to the helpdesk at a time)."""
+        """Hold the tenant's exclusive writer lock (one process writes to a helpdesk account
+        at a time; the `default` tenant's is `<state>.lock`, another's `<state>.<tenant>.lock`)."""
         if self._lock_fd is not None:
             yield
             return
-        lock_path = self.path.with_name(self.path.name + ".lock")
+        own = "" if self.tenant == DEFAULT_TENANT else f".{self.tenant}"
+        lock_path = self.path.with_name(f"{self.path.name}{own}.lock")
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise Busy(f"{self.path}: another sla-connector process is writing") from None
+            whose = "" if self.tenant == DEFAULT_TENANT else f" for tenant {self.tenant}"
+            raise Busy(f"{self.path}: another sla-connector process is writing{whose}") from None
         self._lock_fd = fd
         try:
             yield
@@ -317,7 +328,7 @@ class State(Store):
         finally:
             copy.close()
         os.chmod(path, 0o600)
-        snapshot = State(path)
+        snapshot = State(path, tenant=self.tenant)
         # Thrown away at the end of the dry run: no commit of it needs to survive a crash.
         snapshot.db.execute("PRAGMA synchronous = OFF")
         return snapshot

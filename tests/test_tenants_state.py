@@ -1,0 +1,254 @@
+"""Tenants in the state (issue 21): every row carries its tenant, each view sees its own only,
+on both backends; states from before tenants keep their rows as the `default` tenant's; leases,
+writer locks and the change counter are per tenant."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from connector.sla.model import TicketFacts
+from connector.state import Busy, LeaseLost, State, Store
+from connector.state.copy import copy_state
+from connector.state.postgres import PostgresState, close_pools
+from connector.state.schema import POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS
+
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+Opener = Callable[[str], Store]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def open_view(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opener]:
+    """Opens views of one state, each for a tenant, on either backend."""
+    opened: list[Store] = []
+
+    def open_for(tenant: str) -> Store:
+        if request.param == "sqlite":
+            view: Store = State(tmp_path / "state.sqlite3", tenant=tenant)
+        else:
+            view = PostgresState(request.getfixturevalue("postgres_url"), tenant=tenant)
+        opened.append(view)
+        return view
+
+    yield open_for
+    for view in opened:
+        view.close()
+    if request.param == "postgresql":
+        close_pools()
+
+
+def facts(ticket: str, created: datetime, customer: str = "org-1") -> TicketFacts:
+    return TicketFacts(id=ticket, created_at=created, contract="pixelz", customer=customer)
+
+
+def fill(view: Store, word: str) -> None:
+    """The same keys in every table, with values that name the tenant (`word`)."""
+    view.set_cursor("poll", word, NOW)
+    view.put_facts(facts("1", NOW, customer=f"org-{word}"))
+    view.set_written("1", f"results-{word}", f"note-{word}")
+    view.begin_note("2", f"pending-{word}", NOW)
+    view.wake_at("1", NOW + timedelta(hours=1 if word == "a" else 2))
+    view.set_token("oauth", {"who": word}, NOW)
+
+
+def test_each_tenant_sees_its_own_rows_only(open_view: Opener) -> None:
+    a, b, c = open_view("a"), open_view("b"), open_view("c")
+    fill(a, "a")
+    fill(b, "b")
+    for view, word in ((a, "a"), (b, "b")):
+        assert view.cursor("poll") == word
+        assert view.cursors() == {"poll": word}
+        record = view.record("1")
+        assert record.facts is not None
+        assert record.facts.customer == f"org-{word}"
+        assert (record.results, record.note) == (f"results-{word}", f"note-{word}")
+        assert view.pending_notes() == [("2", f"pending-{word}")]
+        assert view.token("oauth") == {"who": word}
+        assert [t.customer for t in view.facts_in_order()] == [f"org-{word}"]
+        assert list(view.customer_tickets("pixelz", f"org-{word}", None, None))
+        assert not list(
+            view.customer_tickets("pixelz", "org-b" if word == "a" else "org-a", None, None)
+        )
+        assert view.counts() == {"tickets": 1, "counted": 1, "wakeups": 1, "journal": 1}
+    assert a.next_wakeup() == NOW + timedelta(hours=1)
+    assert b.next_wakeup() == NOW + timedelta(hours=2)
+    assert a.due_wakeups(NOW + timedelta(hours=1)) == ["1"]
+    assert b.due_wakeups(NOW + timedelta(hours=1)) == []
+    # A tenant with nothing yet sees nothing of the others'.
+    assert c.cursor("poll") is None
+    assert c.record("1").results is None
+    assert c.counts() == {"tickets": 0, "counted": 0, "wakeups": 0, "journal": 0}
+    assert c.next_wakeup() is None
+    assert c.token("oauth") is None
+    assert c.pending_notes() == []
+    # Changes to one leave the other's alone.
+    a.forget_cursor("poll")
+    a.settle_note("2", None)
+    a.wake_at("1", None)
+    a.forget_token("oauth")
+    assert b.cursor("poll") == "b"
+    assert b.pending_notes() == [("2", "pending-b")]
+    assert b.next_wakeup() is not None
+    assert b.token("oauth") == {"who": "b"}
+    assert set(a.tenants()) == {"a", "b"}
+    assert a.tenants()[0] == "a"
+
+
+def test_copying_a_state_carries_every_tenant(open_view: Opener, tmp_path: Path) -> None:
+    a, b = open_view("a"), open_view("b")
+    fill(a, "a")
+    fill(b, "b")
+    copy = State(tmp_path / "copy.sqlite3", tenant="b")
+    try:
+        checks = copy_state(a, copy)
+        assert {c.table: c.rows for c in checks} == {
+            "cursors": 2,
+            "tickets": 2,
+            "journal": 2,
+            "wakeups": 2,
+            "tokens": 2,
+        }
+        assert copy.cursor("poll") == "b"
+        assert copy.token("oauth") == {"who": "b"}
+    finally:
+        copy.close()
+
+
+def test_a_state_from_before_tenants_is_the_default_tenants(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite3"
+    db = sqlite3.connect(path)
+    db.create_function("facts_category", 1, lambda _: None)  # the migration's helper
+    db.executescript(";".join(SQLITE_MIGRATIONS[:4]) + "; PRAGMA user_version = 4;")
+    db.execute("INSERT INTO cursors VALUES ('poll', 'p', 1)")
+    db.execute(
+        "INSERT INTO tickets (ticket, contract, customer, created_at, facts, results, note) "
+        "VALUES ('7', 'pixelz', 'org-1', ?, ?, 'r', 'n')",
+        (int(NOW.timestamp()), facts("7", NOW).model_dump_json()),
+    )
+    db.execute("INSERT INTO journal VALUES ('8', 'f', 1, 'job-1')")
+    db.execute("INSERT INTO wakeups VALUES ('7', ?)", (int(NOW.timestamp()),))
+    db.execute("""INSERT INTO tokens VALUES ('oauth', '{"x": 1}', 1)""")
+    db.commit()
+    db.close()
+    state = State(path)
+    try:
+        assert state.schema_version == len(SQLITE_MIGRATIONS)
+        assert state.cursor("poll") == "p"
+        assert state.record("7").results == "r"
+        assert state.facts("7") == facts("7", NOW)
+        assert state.pending_job("8") == ("job-1", datetime.fromtimestamp(1, UTC))
+        assert state.due_wakeups(NOW) == ["7"]
+        assert state.token("oauth") == {"x": 1}
+        assert state.tenants() == ["default"]
+    finally:
+        state.close()
+    other = State(path, tenant="acme")
+    try:
+        assert other.cursor("poll") is None
+        assert other.counts()["tickets"] == 0
+    finally:
+        other.close()
+
+
+def test_writer_locks_are_per_tenant_on_a_file(tmp_path: Path) -> None:
+    a = State(tmp_path / "state.sqlite3", tenant="a")
+    again = State(tmp_path / "state.sqlite3", tenant="a")
+    b = State(tmp_path / "state.sqlite3", tenant="b")
+    try:
+        with a.writer(wait=False):
+            with b.writer(wait=False):  # another account's writer is not held up
+                b.set_cursor("poll", "b", NOW)
+            with pytest.raises(Busy, match="for tenant a"), again.writer(wait=False):
+                pass
+    finally:
+        for view in (a, again, b):
+            view.close()
+
+
+# --- on a server ------------------------------------------------------------------------------
+
+
+def test_a_server_state_from_before_tenants_is_the_default_tenants(postgres_url: str) -> None:
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        for statement in POSTGRES_MIGRATIONS[0].split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        conn.execute("INSERT INTO schema_version VALUES (1)")
+        conn.execute("INSERT INTO cursors VALUES ('poll', 'p', 1)")
+        conn.execute("INSERT INTO tickets (ticket, results, note) VALUES ('7', 'r', 'n')")
+        conn.execute("INSERT INTO wakeups VALUES ('7', %s)", (int(NOW.timestamp()),))
+        conn.execute("INSERT INTO leases VALUES ('daemon', 'old', 0, 5)")
+    state = PostgresState(postgres_url)
+    try:
+        assert state.schema_version == len(POSTGRES_MIGRATIONS)
+        assert state.cursor("poll") == "p"
+        assert state.record("7").results == "r"
+        assert state.due_wakeups(NOW) == ["7"]
+        assert state.lease("tenant:default") == (None, 0.0, 5)  # its epoch goes on growing
+        state.claim("run")
+        assert state.lease("tenant:default") == (
+            state.owner,
+            pytest.approx(time.time() + 30, abs=5),
+            6,
+        )
+    finally:
+        state.close()
+        close_pools()
+
+
+def test_leases_are_per_tenant_and_fence_each_alone(postgres_url: str) -> None:
+    first_a = PostgresState(postgres_url, tenant="a", claim_seconds=3.0, owner="first")
+    first_b = PostgresState(postgres_url, tenant="b", claim_seconds=3.0, owner="first")
+    second_a = PostgresState(postgres_url, tenant="a", claim_seconds=3.0, owner="second")
+    second_b = PostgresState(postgres_url, tenant="b", claim_seconds=3.0, owner="second")
+    try:
+        first_a.claim("run")
+        second_b.claim("run")  # another tenant: free
+        with pytest.raises(Busy, match="tenant a is held by first"):
+            second_a.claim("run")
+        with pytest.raises(Busy, match="tenant b is held by second"):
+            first_b.claim("run")
+        # The first stalls past its lease on `a`: the second takes `a`; the first's next write
+        # to `a` is refused, and `b` stays the second's.
+        time.sleep(3.2)
+        second_a.claim("run")
+        with pytest.raises(LeaseLost):
+            first_a.set_cursor("poll", "late", NOW)
+        second_a.set_cursor("poll", "second", NOW)
+        second_b.set_cursor("poll", "second", NOW)
+        assert first_a.cursor("poll") == "second"
+        said = second_a.holders()
+        assert any(s.startswith("tenant a: held by second until ") for s in said), said
+        assert any(s.startswith("tenant b: held by second until ") for s in said), said
+    finally:
+        for view in (first_a, first_b, second_a, second_b):
+            view.close()
+        close_pools()
+
+
+def test_the_change_counter_is_per_tenant(postgres_url: str) -> None:
+    a, b, other_a = (
+        PostgresState(postgres_url, tenant="a"),
+        PostgresState(postgres_url, tenant="b"),
+        PostgresState(postgres_url, tenant="a"),
+    )
+    try:
+        seen = a.data_version()
+        b.set_cursor("poll", "b", NOW)  # another tenant's write: no reason to read again
+        assert a.data_version() == seen
+        a.set_cursor("poll", "a", NOW)  # its own: not another's change either
+        assert a.data_version() == seen
+        other_a.set_cursor("poll", "a2", NOW)  # the same tenant's, from elsewhere: changed
+        assert a.data_version() != seen
+    finally:
+        for view in (a, b, other_a):
+            view.close()
+        close_pools()
