@@ -37,9 +37,37 @@ PREFIX = "sla_connector_"
 class Metrics:
     """The daemon's counters and gauges, and the two ways to export them."""
 
-    def __init__(self, helpdesk: str) -> None:
-        self.helpdesk = helpdesk
-        self.registry = CollectorRegistry()
+    def __init__(
+        self,
+        helpdesk: str | None,
+        *,
+        tenant: str | None = None,
+        parent: Metrics | None = None,
+    ) -> None:
+        """The series of one helpdesk account (`helpdesk`; None: none, only the export of
+        the accounts that name this one their `parent`).
+
+        `tenant`: the account's name where one configuration serves several (`[[tenants]]`),
+        a `tenant` label on each of its series; None for the one account of a configuration
+        without tenants (its series as they always were). `parent`: the daemon's metrics that
+        export this account's with the others' (each metric once, a sample per account).
+        """
+        self.helpdesk = helpdesk or "all"
+        self._root: Metrics = parent._root if parent is not None else self
+        if parent is None:
+            self.registry = CollectorRegistry()
+            self._parts: list[_WithLabels] = []
+            self._parts_lock = threading.Lock()
+            self.registry.register(_Merged(self))
+        else:
+            self.registry = parent.registry
+        self._collector: _WithLabels | None = None
+        self._server: WSGIServer | None = None
+        self._thread: threading.Thread | None = None
+        if helpdesk is not None:
+            self._series(helpdesk, tenant)
+
+    def _series(self, helpdesk: str, tenant: str | None) -> None:
         self.tickets_seen = Counter(
             PREFIX + "tickets_seen", "Tickets read from the helpdesk.", registry=None
         )
@@ -92,25 +120,31 @@ class Metrics:
             self.writes.labels(kind=kind)
         for by in ("helpdesk", "pacer"):
             self.rate_limit_waits.labels(by=by)
-        self.registry.register(
-            _WithLabels(
-                [
-                    self.tickets_seen,
-                    self.decisions_changed,
-                    self.writes,
-                    self.unmapped,
-                    self.api_calls,
-                    self.rate_limit_waits,
-                    self.sync_lag,
-                    self.last_sync,
-                    self.breaches,
-                    self.errors,
-                ],
-                {"helpdesk": helpdesk},
-            )
+        labels = (
+            {"helpdesk": helpdesk} if tenant is None else {"helpdesk": helpdesk, "tenant": tenant}
         )
-        self._server: WSGIServer | None = None
-        self._thread: threading.Thread | None = None
+        collector = self._collector = _WithLabels(
+            [
+                self.tickets_seen,
+                self.decisions_changed,
+                self.writes,
+                self.unmapped,
+                self.api_calls,
+                self.rate_limit_waits,
+                self.sync_lag,
+                self.last_sync,
+                self.breaches,
+                self.errors,
+            ],
+            labels,
+        )
+        with self._root._parts_lock:
+            self._root._parts.append(collector)
+
+    def parts(self) -> list[_WithLabels]:
+        """The accounts' collectors the export holds now."""
+        with self._root._parts_lock:
+            return list(self._root._parts)
 
     # --- recording -----------------------------------------------------------------------------
 
@@ -189,6 +223,14 @@ class Metrics:
             raise
         _fsync_folder(path.parent)
 
+    def forget(self) -> None:
+        """Take this account's series out of the registry (a tenant handed to another daemon:
+        its series are that daemon's now)."""
+        if self._collector is None:
+            return
+        with self._root._parts_lock, contextlib.suppress(ValueError):
+            self._root._parts.remove(self._collector)
+
     def close(self) -> None:
         """Stop the HTTP endpoint, if it runs; safe to call twice."""
         server, thread = self._server, self._thread
@@ -198,6 +240,24 @@ class Metrics:
             server.server_close()
         if thread is not None:
             thread.join()
+
+
+class _Merged(Collector):
+    """Every account's series of one daemon: each metric once, with a sample per account (two
+    families of one name would be refused by a scraper)."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        families: dict[str, Metric] = {}
+        for part in self._metrics.parts():
+            for family in part.collect():
+                if family.name in families:
+                    families[family.name].samples.extend(family.samples)
+                else:
+                    families[family.name] = family
+        yield from families.values()
 
 
 class _WithLabels(Collector):

@@ -530,13 +530,13 @@ def test_check_names_who_holds_each_lease(url: str) -> None:
 def test_a_claim_is_kept_through_a_long_wait_inside_a_cycle(url: str) -> None:
     """A rate limit's wait of minutes inside a cycle: the daemon's sleep keeps the watchdog
     fed and, with it, the claim (`run` hangs the renewal on the notifier)."""
-    from connector.cli.commands import _renewer
     from connector.notify import Notifier
+    from connector.service.daemon import renewer
 
     holder = PostgresState(url, claim_seconds=1.0)
     holder.claim("run")
     notifier = Notifier(socket_path="")
-    notifier.also.append(_renewer(holder))
+    notifier.also.append(renewer(holder))
     notifier.sleep(2.5)  # two and a half leases
     with pytest.raises(Busy):
         PostgresState(url).claim("run")

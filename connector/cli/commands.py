@@ -12,7 +12,7 @@ import argparse
 import sqlite3
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -120,19 +120,6 @@ def _claim(state: Store, command: str, standby: Notifier | None) -> None:
         return
 
 
-def _renewer(state: Store) -> Callable[[], None]:
-    """`state.keep()` at most every `state.keep_every` seconds (nothing for a file)."""
-    last = [time.monotonic()]
-
-    def renew() -> None:
-        every = state.keep_every
-        if every is not None and time.monotonic() - last[0] >= every:
-            last[0] = time.monotonic()
-            state.keep()
-
-    return renew
-
-
 # How often a standby daemon asks for the claim.
 _STANDBY_POLL = 2.0
 
@@ -141,10 +128,11 @@ def _run(settings: Settings, new_state: bool) -> int:
     from connector.http import Interrupt
     from connector.metrics import Metrics
     from connector.notify import Notifier
-    from connector.service.daemon import Daemon
+    from connector.service.daemon import Daemon, renewer
 
     log = logs.get_logger("sla-connector")
-    metrics = Metrics(settings.kind)
+    # Several accounts: a series of each, labelled by tenant, exported together.
+    metrics = Metrics(None if settings.tenants else settings.kind)
     try:
         if settings.metrics.listen:
             host, _, port = settings.metrics.listen.rpartition(":")
@@ -156,6 +144,14 @@ def _run(settings: Settings, new_state: bool) -> int:
             log.info("metrics_listening", address=f"{bound[0]}:{bound[1]}")
         # The watchdog hears from the daemon at each request and through each wait.
         notifier = Notifier()
+        if settings.tenants:
+            from connector.service.fleet import Fleet
+
+            fleet = Fleet(
+                settings, log=log, metrics=metrics, notifier=notifier, new_state=new_state
+            )
+            fleet.install_signal_handlers()
+            return fleet.run()
         interrupt = Interrupt()
         opened = _opened(
             settings,
@@ -170,7 +166,7 @@ def _run(settings: Settings, new_state: bool) -> int:
         with opened as (state, helpdesk):
             # A claim on a shared state is renewed while the daemon works and waits (a rate
             # limit's minutes), not only between cycles.
-            notifier.also.append(_renewer(state))
+            notifier.also.append(renewer(state))
             daemon = Daemon(
                 settings,
                 state,

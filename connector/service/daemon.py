@@ -14,6 +14,7 @@ from __future__ import annotations
 import signal
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from types import FrameType
@@ -33,7 +34,7 @@ from connector.service.sync import Outcome, Sync, Totals
 from connector.state import LeaseLost, Store
 from connector.timeutil import format_instant
 
-__all__ = ["POLL_CURSOR", "STATUS_CURSOR", "Daemon"]
+__all__ = ["POLL_CURSOR", "STATUS_CURSOR", "Daemon", "renewer"]
 
 POLL_CURSOR = "poll"
 # The position in the helpdesk's status stream (Zendesk's ticket events export).
@@ -108,6 +109,10 @@ class Daemon:
         self.stop()
 
     def _on_reload(self, signum: int, frame: FrameType | None) -> None:
+        self.ask_reload()
+
+    def ask_reload(self) -> None:
+        """Reload the mappings before the next cycle (as SIGHUP does)."""
         self._reload = True
         self._wakeup.set()
 
@@ -342,3 +347,18 @@ class Daemon:
         if self._refused is not None:
             text = f"RELOAD REFUSED, previous mappings in force: {self._refused}; {text}"
         self.notifier.status(text)
+
+
+def renewer(state: Store) -> Callable[[], None]:
+    """`state.keep()` at most every `state.keep_every` seconds (nothing for a file): hung on
+    the notifier, it keeps a claim on a shared state through the waits inside a cycle (a rate
+    limit's minutes), not only between cycles."""
+    last = [time.monotonic()]
+
+    def renew() -> None:
+        every = state.keep_every
+        if every is not None and time.monotonic() - last[0] >= every:
+            last[0] = time.monotonic()
+            state.keep()
+
+    return renew

@@ -194,6 +194,15 @@ class Store(ABC):
         """Who holds the state now, in words (`check` shows them): none by default."""
         return []
 
+    def announce(self) -> None:
+        """Say that this process's daemon is alive, to the others sharing the state (nothing
+        for a file: one daemon holds it)."""
+        return
+
+    def served(self) -> tuple[int, dict[str, str]]:
+        """How many daemons are alive, and who serves each tenant now (a file: none known)."""
+        return 0, {}
+
     # --- cursors --------------------------------------------------------------------------
 
     def cursor(self, name: str) -> str | None:

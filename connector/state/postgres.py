@@ -510,6 +510,30 @@ class PostgresState(Store):
             )
         return [str(row[0]) for row in rows]
 
+    def announce(self) -> None:
+        """Say that this process's daemon is alive (its lease `daemon:<owner>`, renewed by
+        `keep`): the daemons count each other so that each serves its share of the tenants."""
+        if f"daemon:{self.owner}" not in self._leases:
+            self._take(f"daemon:{self.owner}", self.claim_seconds)
+        else:
+            self.keep()
+
+    def served(self) -> tuple[int, dict[str, str]]:
+        """How many daemons are alive, and who serves each tenant now (tenants whose lease
+        is free, or has run out, are left out)."""
+        rows = self._rows(
+            "SELECT name, owner FROM leases WHERE owner IS NOT NULL "
+            "AND expires_at >= extract(epoch FROM clock_timestamp()) "
+            "AND (name LIKE 'daemon:%' OR name LIKE 'tenant:%')"
+        )
+        daemons = sum(1 for name, _ in rows if str(name).startswith("daemon:"))
+        tenants = {
+            str(name).removeprefix("tenant:"): str(owner)
+            for name, owner in rows
+            if str(name).startswith("tenant:")
+        }
+        return daemons, tenants
+
     @property
     def keep_every(self) -> float | None:
         """How often the daemon must call `keep`: three times a claim's life (None: no claim

@@ -198,7 +198,11 @@ class State(Store):
                 ) from None
         uri = f"file:{path}?mode=ro" if readonly else f"file:{path}"
         try:
-            self.db = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30.0)
+            # One thread at a time uses it, not always the one that opened it: a daemon serving
+            # several tenants opens each one's view before handing it to the tenant's thread.
+            self.db = sqlite3.connect(
+                uri, uri=True, isolation_level=None, timeout=30.0, check_same_thread=False
+            )
         except sqlite3.DatabaseError as exc:
             raise _open_error(path, exc) from None
         try:

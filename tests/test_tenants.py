@@ -1,0 +1,163 @@
+"""Several helpdesk accounts in one configuration (`[[tenants]]`, issue 21): the settings and
+secrets of each, and one real daemon serving them all on a SQLite state, each account ending as
+its own single-account run would leave it."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import pytest
+
+from connector.config import Settings, load_settings, secret
+from connector.errors import ConfigError, InputError
+from connector.state import State
+from tests.conftest import forget_admin_settings
+from tests.daemon_harness import wait_for
+from tests.fleet_harness import accounts, reference
+
+TWO = """
+state_url = "postgresql://sla@db.example/sla"
+[[tenants]]
+name = "acme"
+helpdesk = "zendesk"
+mappings = "/etc/sla-connector/acme"
+[tenants.zendesk]
+url = "https://acme.zendesk.com"
+email = "ops@acme.example"
+update_share = 0.3
+
+[[tenants]]
+name = "globex-eu"
+helpdesk = "freshdesk"
+[tenants.freshdesk]
+url = "https://globex.freshdesk.com"
+plan = "pro"
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    return path
+
+
+def problems(path: Path) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    return [str(p) for p in caught.value.problems]
+
+
+@pytest.fixture(autouse=True)
+def _no_admin_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    forget_admin_settings(monkeypatch, "CREDENTIALS_DIRECTORY")
+
+
+def test_each_tenant_is_an_account_of_its_own(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, TWO))
+    acme, globex = settings.accounts()
+    assert (acme.tenant, acme.kind, acme.helpdesk_url) == (
+        "acme",
+        "zendesk",
+        "https://acme.zendesk.com",
+    )
+    assert acme.zendesk.update_share == 0.3
+    assert acme.mappings == Path("/etc/sla-connector/acme")
+    assert acme.mapping_file == Path("/etc/sla-connector/acme/helpdesks/zendesk.yaml")
+    assert (globex.tenant, globex.kind, globex.freshdesk.plan) == ("globex-eu", "freshdesk", "pro")
+    assert globex.mappings == settings.mappings  # the shared folder where it names none
+    assert acme.state_url == globex.state_url == settings.state_url
+    assert settings.account("globex-eu") == globex
+    with pytest.raises(InputError, match=r"names 2 tenants \(acme, globex-eu\): choose one"):
+        settings.account(None)
+    with pytest.raises(InputError, match="--tenant nope: no such tenant"):
+        settings.account("nope")
+    alone = Settings(helpdesk="zendesk")
+    assert alone.accounts() == [alone]
+    assert alone.account(None).tenant == "default"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            TWO + '[[tenants]]\nname = "acme"\nhelpdesk = "zendesk"\n',
+            "tenant 'acme' is named twice",
+        ),
+        ('helpdesk = "zendesk"\n' + TWO, "helpdesk: set per tenant"),
+        (TWO + "[zendesk]\nurl = 'https://x.zendesk.com'\n", "zendesk belong to each tenant"),
+        ('[[tenants]]\nname = "Acme Corp"\nhelpdesk = "zendesk"\n', "tenants.0.name"),
+        ('[[tenants]]\nname = "zendesk"\nhelpdesk = "zendesk"\n', "keeps for itself"),
+        ('[[tenants]]\nname = "default"\nhelpdesk = "zendesk"\n', "keeps for itself"),
+        ('[[tenants]]\nname = "a"\n', "tenants.0.helpdesk"),
+        ("poll_interval = 5\n", "helpdesk: required key is missing"),
+    ],
+)
+def test_a_wrong_tenant_table_is_one_line_naming_its_key(
+    tmp_path: Path, text: str, expected: str
+) -> None:
+    found = problems(write(tmp_path, text))
+    assert any(expected in line for line in found), found
+
+
+def test_a_secret_inside_a_tenant_table_is_refused(tmp_path: Path) -> None:
+    text = TWO.replace('email = "ops@acme.example"', 'email = "x"\napi_token = "s3cr3t"')
+    [line] = problems(write(tmp_path, text))
+    assert "tenants.0.zendesk.api_token: secrets do not belong in the file" in line
+    assert "s3cr3t" not in line
+
+
+def test_secrets_are_found_by_tenant_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SLA_CONNECTOR_GLOBEX_EU__FRESHDESK_API_KEY", "from-env")
+    (tmp_path / "acme.zendesk_api_token").write_text("from-credential\n")
+    (tmp_path / "zendesk_api_token").write_text("the-default-one\n")
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+    found = secret("freshdesk_api_key", "globex-eu")
+    assert found is not None
+    assert found.get_secret_value() == "from-env"
+    found = secret("zendesk_api_token", "acme")
+    assert found is not None
+    assert found.get_secret_value() == "from-credential"
+    assert secret("zendesk_api_token", "globex-eu") is None  # not another tenant's
+    settings = load_settings(write(tmp_path, TWO))
+    from connector.config import require_secret
+
+    with pytest.raises(ConfigError) as caught:
+        require_secret("freshdesk_api_key", settings.source, "acme")
+    assert (
+        "secret of tenant acme not set: set SLA_CONNECTOR_ACME__FRESHDESK_API_KEY or the "
+        "systemd credential acme.freshdesk_api_key" in str(caught.value)
+    )
+
+
+# --- one daemon, several accounts, a file -----------------------------------------------------
+
+
+def test_one_daemon_serves_every_tenant_as_each_alone_would_be(tmp_path: Path) -> None:
+    with accounts(3, tmp_path / "fleet") as fleet:
+        daemon = fleet.daemon()
+        daemon.start()
+        wait_for("READY=1", lambda: any("READY=1" in m for m in fleet.messages(daemon)), 120)
+        for tenant in fleet.tenants:
+            wait_for(
+                f"{tenant.name}'s first sync",
+                lambda t=tenant.name: any(e.get("tenant") == t for e in daemon.events("synced")),
+            )
+        daemon.signal(signal.SIGTERM)
+        assert daemon.wait() == 0
+        told = "\n".join(fleet.messages(daemon))
+        assert "STOPPING=1" in told
+        for tenant in fleet.tenants:
+            expected = reference(tenant.helpdesk, tmp_path / f"reference-{tenant.name}")
+            assert tenant.shown() == expected, tenant.name
+        states = {
+            t.name: State(tmp_path / "fleet" / "state" / "state.sqlite3", tenant=t.name)
+            for t in fleet.tenants
+        }
+        try:
+            for name, state in states.items():
+                assert state.counts()["tickets"] == len(fleet.tenants[0].shown()), name
+                assert state.pending_notes() == []
+        finally:
+            for state in states.values():
+                state.close()
