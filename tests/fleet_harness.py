@@ -53,6 +53,7 @@ class Accounts:
     tenants: list[Account]
     daemons: list[Daemon] = field(default_factory=list)
     sockets: list[socket.socket] = field(default_factory=list)
+    told: dict[int, list[str]] = field(default_factory=dict)
     _folders: list[tempfile.TemporaryDirectory[str]] = field(default_factory=list)
 
     def daemon(self, **env: str) -> Daemon:
@@ -75,13 +76,13 @@ class Accounts:
         return daemon
 
     def messages(self, daemon: Daemon) -> list[str]:
-        """What `daemon` told systemd since last asked."""
-        notify = self.sockets[self.daemons.index(daemon)]
-        out = []
+        """Everything `daemon` told systemd so far, oldest first."""
+        number = self.daemons.index(daemon)
+        told = self.told.setdefault(number, [])
         with contextlib.suppress(BlockingIOError):
             while True:
-                out.append(notify.recv(4096).decode())
-        return out
+                told.append(self.sockets[number].recv(4096).decode())
+        return list(told)
 
 
 def tenant_config(tenant: Account, folder: Path) -> str:

@@ -4,7 +4,10 @@ its own single-account run would leave it."""
 
 from __future__ import annotations
 
+import json
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -161,3 +164,100 @@ def test_one_daemon_serves_every_tenant_as_each_alone_would_be(tmp_path: Path) -
         finally:
             for state in states.values():
                 state.close()
+
+
+def cli(fleet_env: dict[str, str], config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "connector", *args, "--config", str(config)],
+        env=fleet_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_one_account_commands_take_the_tenant_by_name(tmp_path: Path) -> None:
+    with accounts(2, tmp_path / "fleet") as fleet:
+        first, second = fleet.tenants
+        done = cli(fleet.env, fleet.config, "sync", "--once", "--tenant", second.name)
+        assert done.returncode == 0, done.stderr
+        assert second.sandbox.ticket_writes(second.helpdesk) > 0
+        assert first.sandbox.ticket_writes(first.helpdesk) == 0  # the other account untouched
+        refused = cli(fleet.env, fleet.config, "explain", "1")
+        assert refused.returncode == 2
+        assert refused.stderr.strip().endswith(
+            "names 2 tenants (t01, t02): choose one with --tenant NAME"
+        ), refused.stderr
+        unknown = cli(fleet.env, fleet.config, "report", "--tenant", "t09")
+        assert unknown.returncode == 2
+        assert "--tenant t09: no such tenant" in unknown.stderr
+        report = cli(
+            fleet.env,
+            fleet.config,
+            "report",
+            "--tenant",
+            second.name,
+            "--format",
+            "json",
+            "--since",
+            "2000-01-01",
+        )
+        assert report.returncode == 0, report.stderr
+        assert json.loads(report.stdout)["compliance"]  # the second's tickets, counted
+        empty = cli(
+            fleet.env,
+            fleet.config,
+            "report",
+            "--tenant",
+            first.name,
+            "--format",
+            "json",
+            "--since",
+            "2000-01-01",
+        )
+        assert json.loads(empty.stdout)["compliance"] == []  # nothing of the other's
+        checked = cli(fleet.env, fleet.config, "check")
+        assert checked.returncode == 0, checked.stdout + checked.stderr
+        lines = checked.stdout.splitlines()
+        assert "== tenant t01 (zendesk)" in lines
+        assert "== tenant t02 (freshdesk)" in lines
+        assert sum(line.startswith("ok    signed in to http://127.0.0.1:") for line in lines) == 2
+
+
+def test_a_tenant_that_cannot_start_leaves_the_others_served(tmp_path: Path) -> None:
+    textfile = tmp_path / "metrics.prom"
+    extra = f'[metrics]\ntextfile = "{textfile}"\n'
+    with accounts(2, tmp_path / "fleet", extra=extra) as fleet:
+        broken, working = fleet.tenants
+        mapping = tmp_path / "fleet" / f"{broken.name}-{broken.helpdesk}.yaml"
+        mapping.write_text("helpdesk: zendesk\nsources: [\n")  # not YAML
+        daemon = fleet.daemon()
+        daemon.start()
+        wait_for("READY=1", lambda: any("READY=1" in m for m in fleet.messages(daemon)))
+        wait_for(
+            "the working tenant's sync",
+            lambda: any(e.get("tenant") == working.name for e in daemon.events("synced")),
+        )
+        [failed] = daemon.events("tenant_failed")
+        assert failed["tenant"] == broken.name
+        assert str(mapping) in failed["error"]
+        assert broken.sandbox.ticket_writes(broken.helpdesk) == 0
+        wait_for(
+            "the status line to say so",
+            lambda: any(f"FAILING 1: {broken.name}" in m for m in fleet.messages(daemon)),
+        )
+        wait_for("the textfile", textfile.exists)
+        metrics = textfile.read_text()
+        assert f'tenant="{working.name}"' in metrics
+        assert metrics.count("# TYPE sla_connector_tickets_seen_total counter") == 1
+        # SIGHUP reloads every tenant's mappings; the refused one is said on the status line.
+        working_mapping = tmp_path / "fleet" / f"{working.name}-{working.helpdesk}.yaml"
+        working_mapping.write_text("helpdesk: freshdesk\n")  # valid YAML, not a mapping
+        daemon.signal(signal.SIGHUP)
+        wait_for(
+            "the refused reload on the status line",
+            lambda: any(f"RELOAD REFUSED for {working.name}" in m for m in fleet.messages(daemon)),
+        )
+        daemon.signal(signal.SIGTERM)
+        assert daemon.wait() == 0

@@ -193,6 +193,14 @@ def _service_commands(commands: Any) -> None:
         )
         return parser
 
+    def with_tenant(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        parser.add_argument(
+            "--tenant",
+            metavar="NAME",
+            help="the account to act on, when the configuration names several ([[tenants]])",
+        )
+        return parser
+
     def with_state(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
         parser.add_argument(
             "--new-state",
@@ -222,6 +230,7 @@ def _service_commands(commands: Any) -> None:
     )
     sync.add_argument("--once", action="store_true", required=True, help="one pass, then exit")
     with_state(sync)
+    with_tenant(sync)
 
     backfill = with_config(
         commands.add_parser(
@@ -262,6 +271,7 @@ def _service_commands(commands: Any) -> None:
         "no agent reads those; the default), or none",
     )
     with_state(backfill)
+    with_tenant(backfill)
 
     explain = with_config(
         commands.add_parser(
@@ -272,6 +282,7 @@ def _service_commands(commands: Any) -> None:
         )
     )
     explain.add_argument("ticket", metavar="TICKET_ID")
+    with_tenant(explain)
 
     check = with_config(
         commands.add_parser(
@@ -282,6 +293,9 @@ def _service_commands(commands: Any) -> None:
         )
     )
     check.add_argument("--offline", action="store_true", help="skip the helpdesk calls")
+    check.add_argument(
+        "--tenant", metavar="NAME", help="check this account only (default: every one)"
+    )
 
     state = commands.add_parser(
         "state",
@@ -342,6 +356,7 @@ def _service_commands(commands: Any) -> None:
         help="decide the tickets as they stood at this instant (default: now), e.g. to "
         "repeat an earlier report",
     )
+    with_tenant(report)
 
     init = commands.add_parser(
         "init",

@@ -20,7 +20,22 @@ __all__ = ["budgets_line", "mapped_field_problems", "run_checks"]
 
 
 def run_checks(settings: Settings, out: TextIO, *, offline: bool = False) -> int:
-    """Run every check, print one line each; returns the exit status."""
+    """Run every check, print one line each; returns the exit status. A configuration of
+    several accounts (`[[tenants]]`): each account's checks under its name, and the worst
+    status (a problem to fix, 2, before one that may pass, 1)."""
+    if not settings.tenants:
+        return _check_account(settings, out, offline=offline)
+    statuses = []
+    for number, account in enumerate(settings.accounts()):
+        out.write(printable(f"== tenant {account.tenant} ({account.kind})") + "\n")
+        statuses.append(_check_account(account, out, offline=offline, holders=number == 0))
+    return 2 if 2 in statuses else max(statuses)
+
+
+def _check_account(
+    settings: Settings, out: TextIO, *, offline: bool = False, holders: bool = True
+) -> int:
+    """The checks of one account (`holders`: list who holds the state too)."""
 
     def say(line: str) -> None:
         # Lines quote paths, mapping keys and the helpdesk's answers: printable, one each.
@@ -48,7 +63,7 @@ def run_checks(settings: Settings, out: TextIO, *, offline: bool = False) -> int
         return 2
     try:
         say(f"ok    state {settings.state_where} (schema {state.schema_version})")
-        for holder in state.holders():
+        for holder in state.holders() if holders else ():
             say(f"      {holder}")
         if offline:
             return 0

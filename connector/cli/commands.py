@@ -43,7 +43,10 @@ def run_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         # stderr as it happens, instead of seconds of silence.
         logs.configure(format=settings.log.format, level="warning", stream=err)
     if args.command == "check":
-        return _check(settings, out, offline=args.offline)
+        return _check(settings, out, offline=args.offline, tenant=args.tenant)
+    if args.command in ("sync", "backfill", "explain", "report"):
+        # One account: the only one, or the one --tenant names.
+        settings = settings.account(args.tenant)
     if args.command == "report":
         from connector.cli.report import run_report
 
@@ -354,7 +357,9 @@ def _explain(settings: Settings, ticket: str, out: TextIO) -> int:
     return 0
 
 
-def _check(settings: Settings, out: TextIO, *, offline: bool) -> int:
+def _check(settings: Settings, out: TextIO, *, offline: bool, tenant: str | None) -> int:
     from connector.cli.check import run_checks
 
+    if tenant is not None:
+        settings = settings.account(tenant)
     return run_checks(settings, out, offline=offline)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from typing import TextIO
 
 from connector.config import Settings, secret
@@ -23,12 +24,18 @@ def migrate_state(settings: Settings, to: str, out: TextIO) -> int:
         source.claim("state migrate")
         password = secret("state_password")
         target = open_state_at(to, password=password.get_secret_value() if password else None)
+        views = [open_state(a) for a in settings.accounts() if a.tenant != source.tenant]
         try:
             target.claim("state migrate")
-            with source.writer(wait=False):
+            # No backfill of any account may write while the copy is made.
+            with ExitStack() as writers:
+                for view in (source, *views):
+                    writers.enter_context(view.writer(wait=False))
                 checks = copy_state(source, target)
         finally:
             target.close()
+            for view in views:
+                view.close()
     finally:
         source.close()
     out.write(f"copied {source.where} to {target.where}\n")
