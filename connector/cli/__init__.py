@@ -179,39 +179,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _with_config(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="TOML configuration (default: $SLA_CONNECTOR_CONFIG or "
+        "/etc/sla-connector/config.toml); secrets come from the environment or "
+        "$CREDENTIALS_DIRECTORY, never from here",
+    )
+    return parser
+
+
+def _with_tenant(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument(
+        "--tenant",
+        metavar="NAME",
+        help="the account to act on, when the configuration names several ([[tenants]])",
+    )
+    return parser
+
+
+def _with_state(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument(
+        "--new-state",
+        action="store_true",
+        help="accept an empty state file, or move aside one that is not sla-connector's, "
+        "and start a new state (after losing the old one: notes already on the tickets "
+        "are read there, not posted again)",
+    )
+    return parser
+
+
 def _service_commands(commands: Any) -> None:
     """`run`, `sync`, `backfill`, `explain`, `check`, `demo` (run by `connector.cli.commands`)."""
 
-    def with_config(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        parser.add_argument(
-            "--config",
-            type=Path,
-            metavar="FILE",
-            help="TOML configuration (default: $SLA_CONNECTOR_CONFIG or "
-            "/etc/sla-connector/config.toml); secrets come from the environment or "
-            "$CREDENTIALS_DIRECTORY, never from here",
-        )
-        return parser
-
-    def with_tenant(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        parser.add_argument(
-            "--tenant",
-            metavar="NAME",
-            help="the account to act on, when the configuration names several ([[tenants]])",
-        )
-        return parser
-
-    def with_state(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        parser.add_argument(
-            "--new-state",
-            action="store_true",
-            help="accept an empty state file, or move aside one that is not sla-connector's, "
-            "and start a new state (after losing the old one: notes already on the tickets "
-            "are read there, not posted again)",
-        )
-        return parser
-
-    run = with_config(
+    run = _with_config(
         commands.add_parser(
             "run",
             help="run the sync daemon (systemd Type=notify)",
@@ -219,8 +222,8 @@ def _service_commands(commands: Any) -> None:
             "says, until SIGTERM. SIGHUP reloads the mappings.",
         )
     )
-    with_state(run)
-    sync = with_config(
+    _with_state(run)
+    sync = _with_config(
         commands.add_parser(
             "sync",
             help="poll the helpdesk once and write what changed",
@@ -229,10 +232,10 @@ def _service_commands(commands: Any) -> None:
         )
     )
     sync.add_argument("--once", action="store_true", required=True, help="one pass, then exit")
-    with_state(sync)
-    with_tenant(sync)
+    _with_state(sync)
+    _with_tenant(sync)
 
-    backfill = with_config(
+    backfill = _with_config(
         commands.add_parser(
             "backfill",
             help="decide and write the tickets updated in a date range",
@@ -270,10 +273,10 @@ def _service_commands(commands: Any) -> None:
         help="which tickets get the private note: all, open ones only (not solved or closed: "
         "no agent reads those; the default), or none",
     )
-    with_state(backfill)
-    with_tenant(backfill)
+    _with_state(backfill)
+    _with_tenant(backfill)
 
-    explain = with_config(
+    explain = _with_config(
         commands.add_parser(
             "explain",
             help="show how one ticket's SLA is computed and what would be written",
@@ -282,9 +285,9 @@ def _service_commands(commands: Any) -> None:
         )
     )
     explain.add_argument("ticket", metavar="TICKET_ID")
-    with_tenant(explain)
+    _with_tenant(explain)
 
-    check = with_config(
+    check = _with_config(
         commands.add_parser(
             "check",
             help="check configuration, mappings, credentials and reachability",
@@ -297,66 +300,7 @@ def _service_commands(commands: Any) -> None:
         "--tenant", metavar="NAME", help="check this account only (default: every one)"
     )
 
-    state = commands.add_parser(
-        "state",
-        help="move the state to another backend (SQLite file, PostgreSQL)",
-        description="Commands on the state itself. Stop the daemon first.",
-    )
-    state_commands = state.add_subparsers(dest="state_command", metavar="STATE_COMMAND")
-    state_commands.required = True
-    migrate = with_config(
-        state_commands.add_parser(
-            "migrate",
-            help="copy the state into an empty PostgreSQL database (or SQLite file)",
-            description="Copy every table of the configured state (cursors, tickets and the "
-            "quota ledger, the write journal, wake-ups, tokens) into an empty state at --to, "
-            "then compare the two table by table (rows and a SHA-256 of them). The configured "
-            "state is left as it is: point state_url at the new one once it says ok.",
-        )
-    )
-    migrate.add_argument(
-        "--to",
-        required=True,
-        metavar="URL",
-        help="postgresql://user@host/database (the password from PGPASSFILE or ~/.pgpass), "
-        "or a path for a SQLite file",
-    )
-
-    report = with_config(
-        commands.add_parser(
-            "report",
-            help="SLA compliance and contract use over the state (no helpdesk call)",
-            description="Decide the state's tickets again at now, as the daemon does, and "
-            "count: per group, the targets due in the period, met, breached, still running, "
-            "paused, the hours to each target's event; per customer, each quota's use against "
-            "its limit and the entitlements given to the tickets created in the period. "
-            "Without --month or --since: the last full month.",
-        )
-    )
-    report.add_argument(
-        "--month", metavar="YYYY-MM", help="one calendar month, in each contract's own zone"
-    )
-    report.add_argument(
-        "--since", metavar="DATE", help="a date (each contract's own) or an instant (with Z)"
-    )
-    report.add_argument("--until", metavar="DATE", help="date or instant (default: now)")
-    report.add_argument(
-        "--by",
-        action="append",
-        choices=("contract", "customer", "severity", "office", "plan"),
-        help="group the compliance figures (repeat for several; default: contract)",
-    )
-    report.add_argument(
-        "--format", choices=("table", "csv", "json", "html"), default="table", help="(table)"
-    )
-    report.add_argument("--out", metavar="FILE", help="write to FILE (whole, or not at all)")
-    report.add_argument(
-        "--at",
-        metavar="INSTANT",
-        help="decide the tickets as they stood at this instant (default: now), e.g. to "
-        "repeat an earlier report",
-    )
-    with_tenant(report)
+    _state_and_report_commands(commands)
 
     init = commands.add_parser(
         "init",
@@ -409,6 +353,70 @@ def _service_commands(commands: Any) -> None:
         help="then keep the sandbox and the daemon running until Ctrl-C",
     )
     demo.add_argument("--port", type=int, default=0, help="sandbox port (default: any free)")
+
+
+def _state_and_report_commands(commands: Any) -> None:
+    """`state migrate` and `report`: the state itself, no helpdesk call."""
+    state = commands.add_parser(
+        "state",
+        help="move the state to another backend (SQLite file, PostgreSQL)",
+        description="Commands on the state itself. Stop the daemon first.",
+    )
+    state_commands = state.add_subparsers(dest="state_command", metavar="STATE_COMMAND")
+    state_commands.required = True
+    migrate = _with_config(
+        state_commands.add_parser(
+            "migrate",
+            help="copy the state into an empty PostgreSQL database (or SQLite file)",
+            description="Copy every table of the configured state (cursors, tickets and the "
+            "quota ledger, the write journal, wake-ups, tokens) into an empty state at --to, "
+            "then compare the two table by table (rows and a SHA-256 of them). The configured "
+            "state is left as it is: point state_url at the new one once it says ok.",
+        )
+    )
+    migrate.add_argument(
+        "--to",
+        required=True,
+        metavar="URL",
+        help="postgresql://user@host/database (the password from PGPASSFILE or ~/.pgpass), "
+        "or a path for a SQLite file",
+    )
+
+    report = _with_config(
+        commands.add_parser(
+            "report",
+            help="SLA compliance and contract use over the state (no helpdesk call)",
+            description="Decide the state's tickets again at now, as the daemon does, and "
+            "count: per group, the targets due in the period, met, breached, still running, "
+            "paused, the hours to each target's event; per customer, each quota's use against "
+            "its limit and the entitlements given to the tickets created in the period. "
+            "Without --month or --since: the last full month.",
+        )
+    )
+    report.add_argument(
+        "--month", metavar="YYYY-MM", help="one calendar month, in each contract's own zone"
+    )
+    report.add_argument(
+        "--since", metavar="DATE", help="a date (each contract's own) or an instant (with Z)"
+    )
+    report.add_argument("--until", metavar="DATE", help="date or instant (default: now)")
+    report.add_argument(
+        "--by",
+        action="append",
+        choices=("contract", "customer", "severity", "office", "plan"),
+        help="group the compliance figures (repeat for several; default: contract)",
+    )
+    report.add_argument(
+        "--format", choices=("table", "csv", "json", "html"), default="table", help="(table)"
+    )
+    report.add_argument("--out", metavar="FILE", help="write to FILE (whole, or not at all)")
+    report.add_argument(
+        "--at",
+        metavar="INSTANT",
+        help="decide the tickets as they stood at this instant (default: now), e.g. to "
+        "repeat an earlier report",
+    )
+    _with_tenant(report)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
