@@ -174,6 +174,8 @@ class TenantSettings(_Section):
 
     Its own helpdesk, mappings and budgets; its secrets by its name (`<name>.zendesk_api_token`
     as a systemd credential, `SLA_CONNECTOR_<NAME>__ZENDESK_API_TOKEN` in the environment).
+    The one account of a file without tenants is `default`: named so here, it keeps its rows of
+    the state and its secrets' plain names.
     """
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,39}$")
@@ -187,7 +189,7 @@ class TenantSettings(_Section):
     @field_validator("name")
     @classmethod
     def _not_a_section(cls, name: str) -> str:
-        if name in (*_SECTIONS, DEFAULT_TENANT):
+        if name in _SECTIONS:
             raise PydanticCustomError(
                 "tenant_name",
                 "{name} is a name the configuration keeps for itself: choose another",

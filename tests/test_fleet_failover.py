@@ -9,12 +9,18 @@ Real `sla-connector run` processes (tests/fleet_harness.py), a real throw-away P
 
 from __future__ import annotations
 
+import random
 import signal
+import threading
 import time
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psycopg
+
 from connector.errors import ConfigError
+from connector.sandbox.seed import SeedTicket
 from connector.state.postgres import PostgresState, close_pools
 from tests.daemon_harness import Daemon, wait_for
 from tests.fleet_harness import Accounts, accounts, reference
@@ -127,3 +133,135 @@ def test_daemons_share_the_tenants_and_take_over_from_one_that_leaves_or_dies(
         for tenant in fleet.tenants:
             expected = reference(tenant.helpdesk, tmp_path / f"reference-{tenant.name}")
             assert tenant.shown() == expected, tenant.name
+
+
+# --- kill -9 again and again, agents acting -------------------------------------------------
+
+SOAK_TENANTS = 10
+SOAK_DAEMONS = 3
+
+
+class Agents:
+    """Agents at work on every account while daemons die: new tickets (photoprism customers,
+    severities 1 to 4, created up to three hours before) and edits of them, one action every
+    0.2 s, on a thread of their own."""
+
+    def __init__(self, fleet: Accounts, seed: int) -> None:
+        self.fleet = fleet
+        self.random = random.Random(seed)
+        self.created: dict[str, list[int]] = {t.name: [] for t in fleet.tenants}
+        self.actions = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._work, name="agents")
+
+    def __enter__(self) -> Agents:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _work(self) -> None:
+        number = 900_000
+        while not self._stop.wait(0.2):
+            tenant = self.random.choice(self.fleet.tenants)
+            mine = self.created[tenant.name]
+            if mine and self.random.random() < 0.4:
+                tenant.sandbox.agent_edit(self.random.choice(mine), helpdesk=tenant.helpdesk)
+            else:
+                number += 1
+                now = datetime.now(UTC).replace(microsecond=0)
+                ticket = SeedTicket(
+                    number,
+                    "soak",
+                    now - timedelta(minutes=self.random.randrange(1, 180)),
+                    self.random.choice((101, 102, 103)),
+                    severity=self.random.choice(("sev1", "sev2", "sev3", "sev4")),
+                )
+                tenant.sandbox.seed([ticket], customers=(), helpdesks=(tenant.helpdesk,))
+                # Saved now, as a new ticket is (the seed dates it at its creation).
+                tenant.sandbox.agent_edit(number, helpdesk=tenant.helpdesk)
+                mine.append(number)
+            tenant.clock.advance(61)  # past Zendesk's one-minute export lag
+            self.actions += 1
+
+
+def overdue_wakeups(url: str, older_than: float) -> int:
+    """Wake-ups whose instant passed more than `older_than` seconds ago, on any tenant."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM wakeups WHERE at < extract(epoch FROM now()) - %s",
+            (older_than,),
+        ).fetchone()
+    return 0 if row is None else int(row[0])
+
+
+def test_kill_9_again_and_again_with_agents_acting(
+    tmp_path: Path, postgres_url: str, long_run: bool
+) -> None:
+    """Three daemons, ten accounts, agents creating and editing tickets throughout; ten
+    times (thirty with --long) a daemon holding tenants is killed with kill -9 at a random
+    point and started again. Its tenants are taken within the lease; no wake-up waits past
+    the lease and a poll; at the end every account shows each seeded ticket as its own
+    uninterrupted run does, every agent's ticket decided and noted, no note twice."""
+    kills = 30 if long_run else 10
+    rng = random.Random(21)
+    extra = f"state_lease_seconds = {LEASE}\n"
+    took: list[float] = []
+    late = LEASE + 1 + 10  # the lease, a poll (1 s here), and a start's first cycle
+    with accounts(SOAK_TENANTS, tmp_path / "fleet", state_url=postgres_url, extra=extra) as fleet:
+        daemons = [fleet.daemon() for _ in range(SOAK_DAEMONS)]
+        for daemon in daemons:
+            daemon.start()
+        wait_for("every tenant served", lambda: len(serving(postgres_url)) == SOAK_TENANTS)
+        overdue_seen = 0
+        with Agents(fleet, seed=21) as agents:
+            for _ in range(kills):
+                time.sleep(rng.uniform(0.2, 3.0))  # a random point: mid-sync, idle, handing over
+                holding = [d for d in daemons if d.running() and held_by(postgres_url, d)]
+                victim = rng.choice(holding)
+                lost = held_by(postgres_url, victim)
+                victim.kill()
+                killed = time.monotonic()
+                assert victim.process is not None
+                dead = victim.process.pid
+                wait_for(
+                    "the dead daemon's tenants taken",
+                    lambda lost=lost, dead=dead: all(
+                        t in (now := serving(postgres_url)) and pid_of(now[t]) != dead for t in lost
+                    ),
+                )
+                took.append(time.monotonic() - killed)
+                overdue_seen = max(overdue_seen, overdue_wakeups(postgres_url, late))
+                daemons[daemons.index(victim)] = replacement = fleet.daemon()
+                replacement.start()
+        actions = agents.actions
+        # Quiet now: every tenant served, every agent's ticket written, nothing left due.
+        wait_for("every tenant served", lambda: len(serving(postgres_url)) == SOAK_TENANTS)
+
+        def written(tenant_name: str, ticket: int) -> bool:
+            tenant = next(t for t in fleet.tenants if t.name == tenant_name)
+            tags, _, _, marks = tenant.shown()[ticket]
+            return "sla_photoprism" in tags and any(marks)
+
+        for name, tickets in agents.created.items():
+            for ticket in tickets:
+                wait_for(f"{name}#{ticket} written", lambda n=name, t=ticket: written(n, t), 120)
+        for daemon in daemons:
+            daemon.signal(signal.SIGTERM)
+        for daemon in daemons:
+            assert daemon.wait() == 0
+        close_pools()
+        assert overdue_seen == 0, f"{overdue_seen} wake-ups waited past {late} s"
+        assert notes_twice(fleet) == []
+        for tenant in fleet.tenants:
+            expected = reference(tenant.helpdesk, tmp_path / f"reference-{tenant.name}")
+            final = tenant.shown()
+            assert {t: final[t] for t in expected} == expected, tenant.name
+    took.sort()
+    print(
+        f"{kills} kills, {actions} agent actions: taken over in {took[len(took) // 2]:.1f} s "
+        f"(median), {took[-1]:.1f} s at most, lease {LEASE} s"
+    )
+    assert took[-1] < LEASE + 10, took

@@ -13,13 +13,16 @@ from pathlib import Path
 import pytest
 
 from connector.app import load_rules
-from connector.config import SECRET_NAMES, load_settings
+from connector.config import SECRET_NAMES, load_settings, secret, secret_names
 from tests.conftest import ROOT
 
 SYSTEMD = ROOT / "systemd"
 DAEMON = SYSTEMD / "sla-connector.service"
 BACKFILL = SYSTEMD / "sla-connector-backfill@.service"
+# One of several daemons sharing the accounts of one configuration (a PostgreSQL state).
+TEMPLATE = SYSTEMD / "sla-connector@.service"
 UNITS = [DAEMON, BACKFILL]
+ALL_UNITS = [DAEMON, BACKFILL, TEMPLATE]
 EXAMPLE_CONFIG = SYSTEMD / "config.toml.example"
 CHECK = ROOT / ".ci" / "systemd-check"
 
@@ -68,6 +71,23 @@ SHARED_SETTINGS = [
     "SystemCallFilter",
     "SystemCallErrorNumber",
 ]
+
+# How systemd runs, watches and restarts a daemon: identical in sla-connector.service and in
+# each instance of the template.
+DAEMON_SETTINGS = [
+    "Type",
+    "NotifyAccess",
+    "ExecStart",
+    "ExecReload",
+    "WatchdogSec",
+    "TimeoutStartSec",
+    "TimeoutStopSec",
+    "Restart",
+    "RestartSec",
+    "RestartPreventExitStatus",
+]
+# The template keeps no state on the host: the state is on the server.
+LOCAL_STATE_SETTINGS = ["StateDirectory", "StateDirectoryMode"]
 
 
 def read_unit(path: Path) -> dict[str, list[str]]:
@@ -126,13 +146,19 @@ def test_backfill_unit_takes_the_since_date_from_its_instance_name() -> None:
     assert one(service, "EnvironmentFile") == "-/etc/sla-connector/backfill.env"
 
 
-@pytest.mark.parametrize("unit", UNITS, ids=lambda p: p.name)
+@pytest.mark.parametrize("unit", ALL_UNITS, ids=lambda p: p.name)
 def test_unit_is_sandboxed(unit: Path) -> None:
     service = read_unit(unit)
     assert one(service, "DynamicUser") == "yes"
     assert one(service, "User") == "sla-connector"
-    assert one(service, "StateDirectory") == "sla-connector"
-    assert one(service, "StateDirectoryMode") == "0700"
+    if unit == TEMPLATE:
+        # Nothing written on the host: no writable directory at all.
+        for key in ("StateDirectory", "CacheDirectory", "LogsDirectory", "RuntimeDirectory"):
+            assert key not in service, key
+        assert "ReadWritePaths" not in service
+    else:
+        assert one(service, "StateDirectory") == "sla-connector"
+        assert one(service, "StateDirectoryMode") == "0700"
     assert one(service, "ConfigurationDirectory") == "sla-connector"
     assert one(service, "UMask") == "0077"
     assert one(service, "ProtectSystem") == "strict"
@@ -163,7 +189,98 @@ def test_daemon_and_backfill_share_user_state_secrets_and_sandbox() -> None:
     assert different == {}
 
 
-@pytest.mark.parametrize("unit", UNITS, ids=lambda p: p.name)
+def test_template_runs_each_instance_as_the_daemon_unit_runs_the_daemon() -> None:
+    daemon, template = read_unit(DAEMON), read_unit(TEMPLATE)
+    assert one(template, "Type") == "notify"
+    # The same command for every instance: the daemons tell each other apart by their leases
+    # (host, pid and a random part), not by the instance name.
+    assert one(template, "ExecStart").split() == [
+        "/usr/local/bin/sla-connector",
+        "run",
+        "--config",
+        "/etc/sla-connector/config.toml",
+    ]
+    assert one(template, "WatchdogSec") == "5min"
+    assert one(template, "Restart") == "on-failure"
+    different = {
+        key: (daemon.get(key), template.get(key))
+        for key in DAEMON_SETTINGS
+        if daemon.get(key) != template.get(key)
+    }
+    assert different == {}
+
+
+def test_template_has_the_daemons_user_secrets_and_sandbox_but_no_state_directory() -> None:
+    daemon, template = read_unit(DAEMON), read_unit(TEMPLATE)
+    different = {
+        key: (daemon.get(key), template.get(key))
+        for key in SHARED_SETTINGS
+        if key not in LOCAL_STATE_SETTINGS and daemon.get(key) != template.get(key)
+    }
+    assert different == {}
+    for key in LOCAL_STATE_SETTINGS:
+        assert key not in template, key
+    # Said where an admin reads it: for a PostgreSQL state only.
+    head = TEMPLATE.read_text().split("[Unit]", 1)[0]
+    assert "PostgreSQL" in head
+    assert "SQLite" in head
+
+
+def commented_examples(unit: Path, pattern: str) -> list[re.Match[str]]:
+    """The settings a unit's comments show as examples (`#     Key=value`)."""
+    return [
+        match
+        for line in unit.read_text().splitlines()
+        if (match := re.fullmatch(rf"#\s+{pattern}", line))
+    ]
+
+
+def test_template_instance_environment_file_sets_a_metrics_port_of_its_own(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    template = read_unit(TEMPLATE)
+    # Optional ("-"), one per instance: two instances on a host cannot share a port.
+    assert one(template, "EnvironmentFile") == "-/etc/sla-connector/instance-%i.env"
+    examples = commented_examples(TEMPLATE, r"(SLA_CONNECTOR_\w+)=(\S+)")
+    assert [m.group(1) for m in examples] == ["SLA_CONNECTOR_METRICS__LISTEN"]
+    for variable in list(os.environ):
+        if variable.startswith("SLA_CONNECTOR_"):
+            monkeypatch.delenv(variable)
+    monkeypatch.setenv("STATE_DIRECTORY", str(tmp_path))
+    variable, listen = examples[0].groups()
+    monkeypatch.setenv(variable, listen)
+    assert load_settings(EXAMPLE_CONFIG).metrics.listen == listen != "127.0.0.1:9464"
+    # An empty value turns the endpoint off.
+    monkeypatch.setenv(variable, "")
+    assert load_settings(EXAMPLE_CONFIG).metrics.listen is None
+
+
+def test_template_shows_tenant_credentials_under_the_names_the_daemon_reads(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    examples = commented_examples(TEMPLATE, r"LoadCredential=([^:\s]+):(\S+)")
+    assert len(examples) >= 2
+    for variable in list(os.environ):
+        if variable.startswith("SLA_CONNECTOR_"):
+            monkeypatch.delenv(variable)
+    credentials = tmp_path / "credentials"  # $CREDENTIALS_DIRECTORY as systemd fills it
+    credentials.mkdir()
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(credentials))
+    for match in examples:
+        credential, stored = match.groups()
+        tenant, _, name = credential.partition(".")
+        assert name in SECRET_NAMES
+        assert re.fullmatch(r"[a-z0-9][a-z0-9-]{0,39}", tenant), tenant
+        assert secret_names(name, tenant)[1] == credential
+        # Kept beside the plain ones in /etc/credstore, with the program's prefix.
+        assert stored == f"sla-connector.{credential}"
+        (credentials / credential).write_text(f"{tenant}-{name}\n")
+        value = secret(name, tenant)
+        assert value is not None
+        assert value.get_secret_value() == f"{tenant}-{name}"
+
+
+@pytest.mark.parametrize("unit", ALL_UNITS, ids=lambda p: p.name)
 def test_unit_loads_every_secret_as_a_credential_and_nowhere_else(unit: Path) -> None:
     service = read_unit(unit)
     loaded = dict(value.split(":", 1) for value in service["LoadCredential"])
@@ -324,8 +441,23 @@ def test_check_passes_the_repository_units() -> None:
     assert {unit for unit, _ in scores} == {
         "sla-connector.service",
         "sla-connector-backfill@i.service",
+        "sla-connector@i.service",
     }
     assert all(float(score) <= 1.5 for _, score in scores)
+
+
+@needs_systemd_analyze
+def test_check_passes_the_template_with_the_tenant_credentials_of_its_comments(tree: Path) -> None:
+    unit = tree / "systemd" / TEMPLATE.name
+    text = unit.read_text()
+    lines = [m.group(0) for m in commented_examples(TEMPLATE, r"LoadCredential=\S+")]
+    assert lines
+    for line in lines:  # as the drop-in would add them
+        text = text.replace(line, line.lstrip("# "))
+    unit.write_text(text)
+    assert len(read_unit(unit)["LoadCredential"]) == len(SECRETS) + len(lines)
+    result = run_check(tree)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 
 @needs_systemd_analyze

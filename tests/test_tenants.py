@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -91,7 +93,6 @@ def test_each_tenant_is_an_account_of_its_own(tmp_path: Path) -> None:
         (TWO + "[zendesk]\nurl = 'https://x.zendesk.com'\n", "zendesk belong to each tenant"),
         ('[[tenants]]\nname = "Acme Corp"\nhelpdesk = "zendesk"\n', "tenants.0.name"),
         ('[[tenants]]\nname = "zendesk"\nhelpdesk = "zendesk"\n', "keeps for itself"),
-        ('[[tenants]]\nname = "default"\nhelpdesk = "zendesk"\n', "keeps for itself"),
         ('[[tenants]]\nname = "a"\n', "tenants.0.helpdesk"),
         ("poll_interval = 5\n", "helpdesk: required key is missing"),
     ],
@@ -261,3 +262,42 @@ def test_a_tenant_that_cannot_start_leaves_the_others_served(tmp_path: Path) -> 
         )
         daemon.signal(signal.SIGTERM)
         assert daemon.wait() == 0
+
+
+def test_an_account_moved_into_tenants_as_default_keeps_its_rows_and_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The one account of a file without tenants is `default`: named so under `[[tenants]]`,
+    it reads the rows it kept before and its secrets' plain names."""
+    text = (
+        '[[tenants]]\nname = "default"\nhelpdesk = "zendesk"\n'
+        '[tenants.zendesk]\nurl = "https://a.zendesk.com"\nemail = "ops@a.example"\n'
+        '[[tenants]]\nname = "b"\nhelpdesk = "freshdesk"\n'
+    )
+    settings = load_settings(write(tmp_path, text))
+    first = settings.account("default")
+    monkeypatch.setenv("SLA_CONNECTOR_ZENDESK_API_TOKEN", "plain")
+    found = secret("zendesk_api_token", first.tenant)
+    assert found is not None
+    assert found.get_secret_value() == "plain"
+    before = State(tmp_path / "state.sqlite3")  # as the single account kept it
+    before.set_cursor("poll", "kept", datetime(2026, 1, 1, tzinfo=UTC))
+    before.close()
+    after = State(tmp_path / "state.sqlite3", tenant=first.tenant)
+    try:
+        assert after.cursor("poll") == "kept"
+    finally:
+        after.close()
+
+
+def test_a_metrics_port_already_taken_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        extra = f'[metrics]\nlisten = "127.0.0.1:{port}"\n'
+        with accounts(1, tmp_path / "fleet", extra=extra) as fleet:
+            done = cli(fleet.env, fleet.config, "run")
+    assert done.returncode == 2
+    [line] = [line for line in done.stderr.splitlines() if line.strip()]
+    assert f"metrics.listen: cannot listen on 127.0.0.1:{port}: Address already in use" in line

@@ -144,6 +144,9 @@ def _run(settings: Settings, new_state: bool) -> int:
             except ValueError as exc:  # its message quotes the configured value
                 why = masked_setting(str(exc))
                 raise ConfigError([Problem(settings.source, "metrics.listen", why)]) from None
+            except OSError as exc:  # the port taken (another daemon of the same file)
+                why = f"cannot listen on {settings.metrics.listen}: {exc.strerror or exc}"
+                raise ConfigError([Problem(settings.source, "metrics.listen", why)]) from None
             log.info("metrics_listening", address=f"{bound[0]}:{bound[1]}")
         # The watchdog hears from the daemon at each request and through each wait.
         notifier = Notifier()

@@ -222,6 +222,9 @@ class Fleet:
         """Take free tenants up to this daemon's share; hand back the newest beyond it."""
         self.control.announce()
         alive, serving = self.control.served()
+        for name in serving:  # served by another now: not failing, whatever it did here
+            if name not in self.held:
+                self.failures.pop(name, None)
         share = math.ceil(len(self.accounts) / max(alive, 1))
         if self.settings.tenants_per_daemon is not None:
             share = min(share, self.settings.tenants_per_daemon)
