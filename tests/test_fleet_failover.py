@@ -9,6 +9,8 @@ Real `sla-connector run` processes (tests/fleet_harness.py), a real throw-away P
 
 from __future__ import annotations
 
+import contextlib
+import json
 import random
 import signal
 import threading
@@ -48,6 +50,22 @@ def pid_of(owner: str) -> int:
 def held_by(url: str, daemon: Daemon) -> list[str]:
     assert daemon.process is not None
     return sorted(t for t, o in serving(url).items() if pid_of(o) == daemon.process.pid)
+
+
+def written_by(daemon: Daemon, tenant: str, until_event: str | None = None) -> list[str]:
+    """The tickets `daemon` logged as written for `tenant` (up to its first `until_event` for
+    that tenant)."""
+    written = []
+    for line in daemon.log_path.read_text().splitlines():
+        with contextlib.suppress(ValueError):
+            entry = json.loads(line)
+            if entry.get("tenant") != tenant:
+                continue
+            if entry.get("event") == until_event:
+                break
+            if entry.get("event") == "ticket_written":
+                written.append(str(entry.get("ticket")))
+    return written
 
 
 def notes_twice(fleet: Accounts) -> list[str]:
@@ -248,7 +266,8 @@ def test_kill_9_again_and_again_with_agents_acting(
         for name, tickets in agents.created.items():
             for ticket in tickets:
                 wait_for(f"{name}#{ticket} written", lambda n=name, t=ticket: written(n, t), 120)
-        for daemon in daemons:
+        for daemon in daemons:  # started far enough to stop gracefully (its handlers set)
+            wait_for("a daemon's start", lambda d=daemon: bool(d.events("fleet_started")))
             daemon.signal(signal.SIGTERM)
         for daemon in daemons:
             assert daemon.wait() == 0
@@ -265,3 +284,53 @@ def test_kill_9_again_and_again_with_agents_acting(
         f"(median), {took[-1]:.1f} s at most, lease {LEASE} s"
     )
     assert took[-1] < LEASE + 10, took
+
+
+def test_a_stopped_daemon_resumed_after_its_tenants_moved_writes_nothing(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """SIGSTOP a daemon past its leases: the other takes its tenants and writes the next
+    ticket. SIGCONT: each of its tenants finds its lease passed at its first transaction and
+    ends there (`claim_lost`), writing nothing; the daemon takes its share again."""
+    extra = f"state_lease_seconds = {LEASE}\n"
+    with accounts(2, tmp_path / "fleet", state_url=postgres_url, extra=extra) as fleet:
+        one, two = fleet.daemon(), fleet.daemon()
+        try:
+            one.start()
+            wait_for("the first to hold both", lambda: len(held_by(postgres_url, one)) == 2)
+            wait_for("READY=1", lambda: any("READY=1" in m for m in fleet.messages(one)))
+            two.start()
+            wait_for("one each", lambda: len(held_by(postgres_url, two)) == 1)
+            [kept] = held_by(postgres_url, one)
+            tenant = next(t for t in fleet.tenants if t.name == kept)
+            written_before = len(written_by(one, kept))
+            one.signal(signal.SIGSTOP)
+            stopped = time.monotonic()
+            wait_for("the other to take it", lambda: len(held_by(postgres_url, two)) == 2)
+            now = datetime.now(UTC).replace(microsecond=0)
+            ticket = SeedTicket(990_001, "stalled", now - timedelta(hours=1), 101, severity="sev2")
+            tenant.sandbox.seed([ticket], customers=(), helpdesks=(tenant.helpdesk,))
+            tenant.sandbox.agent_edit(990_001, helpdesk=tenant.helpdesk)
+            tenant.clock.advance(61)
+
+            def noted() -> bool:
+                tags, _, _, marks = tenant.shown()[990_001]
+                return "sla_photoprism" in tags and any(marks)
+
+            wait_for("the other to write the new ticket", noted)
+            assert time.monotonic() - stopped > LEASE
+            one.signal(signal.SIGCONT)
+            wait_for(
+                "the resumed daemon to find its lease passed",
+                lambda: any(e.get("tenant") == kept for e in one.events("claim_lost")),
+            )
+            wait_for("one each again", lambda: len(held_by(postgres_url, one)) == 1)
+            for daemon in (one, two):
+                daemon.signal(signal.SIGTERM)
+            assert one.wait() == 0
+            assert two.wait() == 0
+        finally:
+            close_pools()
+        # Up to the lease found passed, nothing more written for that tenant by the resumed one.
+        assert len(written_by(one, kept, until_event="claim_lost")) == written_before
+        assert notes_twice(fleet) == []

@@ -82,6 +82,8 @@ class Daemon:
         )
         self._stop = False
         self.status = 0  # the exit status `run` returns
+        # Whether it stopped because its claim on a shared state passed to another daemon.
+        self.claim_lost = False
         # A reload refused: said on every status line until a good reload (the mappings in
         # force are not the files on disk).
         self._refused: str | None = None
@@ -171,7 +173,7 @@ class Daemon:
         except LeaseLost as exc:
             self.log.error("claim_lost", error=str(exc))
             self.notifier.status(f"stopped: {exc}")
-            self.status = 1
+            self.status, self.claim_lost = 1, True
             return False
         except (ConnectorError, OSError) as exc:  # the server away for now: tried again
             self.log.warning("claim_not_renewed", error=str(exc))
@@ -238,7 +240,7 @@ class Daemon:
             # restarts it; it waits its turn as a second daemon would).
             self.log.error("claim_lost", error=str(exc))
             self.notifier.status(f"stopped: {exc}")
-            self.status, self._stop = 1, True
+            self.status, self._stop, self.claim_lost = 1, True, True
             return
         if isinstance(exc, ConnectorError):
             kind, text = type(exc).__name__, str(exc)

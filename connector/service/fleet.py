@@ -97,6 +97,7 @@ class _Held:
     daemon: Daemon | None = None
     thread: threading.Thread | None = None
     failure: str | None = None
+    lost: bool = False  # its lease passed to another daemon
     stop_asked: bool = False
 
     @property
@@ -314,7 +315,11 @@ class Fleet:
                 held.daemon = daemon
                 if held.stop_asked:
                     return
-                held.failure = None if daemon.run() == 0 else notifier.text
+                status = daemon.run()
+                # A claim lost (this daemon stalled past it) is no failure of the tenant's: it
+                # is served elsewhere, and this daemon may take it again at once.
+                held.lost = daemon.claim_lost
+                held.failure = None if status == 0 or daemon.claim_lost else notifier.text
             finally:
                 helpdesk.close()
         except ConnectorError as exc:  # its mappings, its secrets, its state
@@ -339,7 +344,7 @@ class Fleet:
             self._failed(held.name, held.failure)
         else:
             self.failures.pop(held.name, None)
-            self.log.info("tenant_released", tenant=held.name)
+            self.log.info("tenant_released", tenant=held.name, lost=held.lost)
 
     def _failed(self, name: str, why: str) -> None:
         self.failed_at[name] = time.monotonic()
