@@ -20,12 +20,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
+import pytest
 
 from connector.errors import ConfigError
 from connector.sandbox.seed import SeedTicket
 from connector.state.postgres import PostgresState, close_pools
 from tests.daemon_harness import Daemon, wait_for
 from tests.fleet_harness import Accounts, accounts, reference
+
+pytestmark = pytest.mark.reliability
 
 LEASE = 3.0  # seconds: short, so that the test waits little
 TENANTS = 6
@@ -205,14 +208,15 @@ class Agents:
             self.actions += 1
 
 
-def overdue_wakeups(url: str, older_than: float) -> int:
-    """Wake-ups whose instant passed more than `older_than` seconds ago, on any tenant."""
+def oldest_due_wakeup(url: str) -> float:
+    """How long ago the instant of the oldest wake-up still waiting passed, on any tenant
+    (0: none is due)."""
     with psycopg.connect(url, autocommit=True) as conn:
         row = conn.execute(
-            "SELECT count(*) FROM wakeups WHERE at < extract(epoch FROM now()) - %s",
-            (older_than,),
+            "SELECT extract(epoch FROM now()) - min(at) FROM wakeups "
+            "WHERE at < extract(epoch FROM now())"
         ).fetchone()
-    return 0 if row is None else int(row[0])
+    return 0.0 if row is None or row[0] is None else float(row[0])
 
 
 def test_kill_9_again_and_again_with_agents_acting(
@@ -233,7 +237,7 @@ def test_kill_9_again_and_again_with_agents_acting(
         for daemon in daemons:
             daemon.start()
         wait_for("every tenant served", lambda: len(serving(postgres_url)) == SOAK_TENANTS)
-        overdue_seen = 0
+        waited = 0.0  # the longest a due wake-up was seen waiting
         with Agents(fleet, seed=21) as agents:
             for _ in range(kills):
                 time.sleep(rng.uniform(0.2, 3.0))  # a random point: mid-sync, idle, handing over
@@ -251,7 +255,7 @@ def test_kill_9_again_and_again_with_agents_acting(
                     ),
                 )
                 took.append(time.monotonic() - killed)
-                overdue_seen = max(overdue_seen, overdue_wakeups(postgres_url, late))
+                waited = max(waited, oldest_due_wakeup(postgres_url))
                 daemons[daemons.index(victim)] = replacement = fleet.daemon()
                 replacement.start()
         actions = agents.actions
@@ -272,7 +276,7 @@ def test_kill_9_again_and_again_with_agents_acting(
         for daemon in daemons:
             assert daemon.wait() == 0
         close_pools()
-        assert overdue_seen == 0, f"{overdue_seen} wake-ups waited past {late} s"
+        assert waited < late, f"a wake-up waited {waited:.1f} s past its instant"
         assert notes_twice(fleet) == []
         for tenant in fleet.tenants:
             expected = reference(tenant.helpdesk, tmp_path / f"reference-{tenant.name}")
@@ -281,7 +285,8 @@ def test_kill_9_again_and_again_with_agents_acting(
     took.sort()
     print(
         f"{kills} kills, {actions} agent actions: taken over in {took[len(took) // 2]:.1f} s "
-        f"(median), {took[-1]:.1f} s at most, lease {LEASE} s"
+        f"(median), {took[-1]:.1f} s at most, lease {LEASE} s; a due wake-up waited "
+        f"{waited:.1f} s at most"
     )
     assert took[-1] < LEASE + 10, took
 
