@@ -34,7 +34,7 @@ from connector.service.sync import Outcome, Sync, Totals
 from connector.state import LeaseLost, Store
 from connector.timeutil import format_instant
 
-__all__ = ["POLL_CURSOR", "STATUS_CURSOR", "Daemon", "renewer"]
+__all__ = ["POLL_CURSOR", "STATUS_CURSOR", "Daemon", "handle_signals", "renewer"]
 
 POLL_CURSOR = "poll"
 # The position in the helpdesk's status stream (Zendesk's ticket events export).
@@ -103,15 +103,7 @@ class Daemon:
 
     def install_signal_handlers(self) -> None:
         """SIGTERM/SIGINT stop after the page in hand; SIGHUP reloads the mappings."""
-        signal.signal(signal.SIGTERM, self._on_stop)
-        signal.signal(signal.SIGINT, self._on_stop)
-        signal.signal(signal.SIGHUP, self._on_reload)
-
-    def _on_stop(self, signum: int, frame: FrameType | None) -> None:
-        self.stop()
-
-    def _on_reload(self, signum: int, frame: FrameType | None) -> None:
-        self.ask_reload()
+        handle_signals(self.stop, self.ask_reload)
 
     def ask_reload(self) -> None:
         """Reload the mappings before the next cycle (as SIGHUP does)."""
@@ -349,6 +341,21 @@ class Daemon:
         if self._refused is not None:
             text = f"RELOAD REFUSED, previous mappings in force: {self._refused}; {text}"
         self.notifier.status(text)
+
+
+def handle_signals(stop: Callable[[], None], reload: Callable[[], None]) -> None:
+    """SIGTERM and SIGINT call `stop`, SIGHUP `reload` (each only sets flags: a handler runs
+    between two bytecodes of the main thread)."""
+
+    def on_stop(signum: int, frame: FrameType | None) -> None:
+        stop()
+
+    def on_reload(signum: int, frame: FrameType | None) -> None:
+        reload()
+
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGINT, on_stop)
+    signal.signal(signal.SIGHUP, on_reload)
 
 
 def renewer(state: Store) -> Callable[[], None]:

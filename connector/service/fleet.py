@@ -26,13 +26,11 @@ from __future__ import annotations
 import math
 import os
 import random
-import signal
 import socket
 import sqlite3
 import threading
 import time
 from dataclasses import dataclass, field
-from types import FrameType
 from typing import Any
 
 from connector import logs
@@ -42,7 +40,7 @@ from connector.errors import ConnectorError
 from connector.http import Interrupt
 from connector.metrics import Metrics
 from connector.notify import Notifier
-from connector.service.daemon import Daemon, renewer
+from connector.service.daemon import Daemon, handle_signals, renewer
 from connector.state import Busy, Store, open_state
 
 __all__ = ["Fleet"]
@@ -144,14 +142,10 @@ class Fleet:
 
     def install_signal_handlers(self) -> None:
         """SIGTERM/SIGINT stop every tenant after its page in hand; SIGHUP reloads them all."""
-        signal.signal(signal.SIGTERM, self._on_stop)
-        signal.signal(signal.SIGINT, self._on_stop)
-        signal.signal(signal.SIGHUP, self._on_reload)
+        handle_signals(self.stop, self.ask_reload)
 
-    def _on_stop(self, signum: int, frame: FrameType | None) -> None:
-        self.stop()
-
-    def _on_reload(self, signum: int, frame: FrameType | None) -> None:
+    def ask_reload(self) -> None:
+        """Reload every tenant's mappings (as SIGHUP does)."""
         self._reload = True
         self._wakeup.set()
 
