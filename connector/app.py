@@ -129,12 +129,12 @@ def _credentials(
     if zendesk.auth == "api_token":
         if not zendesk.email:
             raise ConfigError(
-                [Problem(settings.source, "zendesk.email", "required key is missing")]
+                [Problem(settings.source, settings.key("zendesk.email"), "required key is missing")]
             )
         return ApiTokenCredentials(zendesk.email, _secret(settings, "zendesk_api_token"))
     if not zendesk.client_id:
         raise ConfigError(
-            [Problem(settings.source, "zendesk.client_id", "required key is missing")]
+            [Problem(settings.source, settings.key("zendesk.client_id"), "required key is missing")]
         )
     configured = (
         secrets.get("zendesk_oauth_refresh_token")

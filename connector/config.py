@@ -29,7 +29,12 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import PydanticCustomError
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from connector.errors import (
     ConfigError,
@@ -230,6 +235,8 @@ class Settings(BaseSettings):
     # Whose rows of the state these settings read and write: `accounts()` sets it; not a key
     # of the file.
     tenant: str = Field(default=DEFAULT_TENANT, exclude=True)
+    # Where its keys are in the file when they are a tenant's: `[[tenants]]`'s index.
+    tenant_index: int | None = Field(default=None, exclude=True)
 
     @field_validator("helpdesk")
     @classmethod
@@ -286,8 +293,9 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # The file's values arrive as init arguments; the environment wins over them.
-        return env_settings, init_settings
+        # The file's values arrive as init arguments; the environment wins over them (but never
+        # sets the fields that are not keys: `tenant`, `source`).
+        return _Environment(settings_cls), init_settings
 
     @model_validator(mode="after")
     def _no_account_sections_beside_tenants(self) -> Settings:
@@ -312,6 +320,7 @@ class Settings(BaseSettings):
             self.model_copy(
                 update={
                     "tenant": tenant.name,
+                    "tenant_index": index,
                     "helpdesk": tenant.helpdesk,
                     "mappings": tenant.mappings or self.mappings,
                     "helpdesk_mapping": tenant.helpdesk_mapping,
@@ -321,8 +330,12 @@ class Settings(BaseSettings):
                     "tenants": (),
                 }
             )
-            for tenant in self.tenants
+            for index, tenant in enumerate(self.tenants)
         ]
+
+    def key(self, path: str) -> str:
+        """A key as the file names it: `zendesk.url`, or a tenant's `tenants.1.zendesk.url`."""
+        return path if self.tenant_index is None else f"tenants.{self.tenant_index}.{path}"
 
     def account(self, name: str | None) -> Settings:
         """One account's settings: `name`'s, or the only one's (None); `InputError` naming
@@ -383,13 +396,23 @@ class Settings(BaseSettings):
         section = self.zendesk if self.helpdesk == "zendesk" else self.freshdesk
         if not section.url:
             raise ConfigError(
-                [Problem(self.source, f"{self.helpdesk}.url", "required key is missing")]
+                [Problem(self.source, self.key(f"{self.helpdesk}.url"), "required key is missing")]
             )
         return section.url
 
     def first_poll_start(self, now: datetime) -> datetime:
         """Where the very first poll starts: `start`, else a day before `now`."""
         return self.start if self.start is not None else now - timedelta(days=1)
+
+
+class _Environment(EnvSettingsSource):
+    """`SLA_CONNECTOR_*` variables, without the fields that are not keys of the file."""
+
+    def __call__(self) -> dict[str, Any]:
+        values = super().__call__()
+        for hidden in ("tenant", "tenant_index", "source"):
+            values.pop(hidden, None)
+        return values
 
 
 def config_path(given: Path | None) -> Path | None:
@@ -440,7 +463,8 @@ def load_settings(path: Path | None, **overrides: Any) -> Settings:
     ]
     if secrets:
         raise ConfigError(secrets)
-    for field in ("source", "tenant"):  # fields of Settings, but not keys of the file
+    # Fields of Settings, but not keys of the file.
+    for field in ("source", "tenant", "tenant_index"):
         if field in values:
             unknown = {"type": "extra_forbidden", "loc": (field,)}
             raise ConfigError([Problem(source, field, validation_message(unknown, Settings))])

@@ -339,3 +339,41 @@ def test_a_stopped_daemon_resumed_after_its_tenants_moved_writes_nothing(
         # Up to the lease found passed, nothing more written for that tenant by the resumed one.
         assert len(written_by(one, kept, until_event="claim_lost")) == written_before
         assert notes_twice(fleet) == []
+
+
+def test_a_daemon_that_fails_every_tenant_leaves_none_unserved(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    """A third daemon joins without the tenants' secrets (a host missing its credentials):
+    the two others hand it its share, each tenant of which fails there at once. It stops
+    counting itself among the daemons alive, and the two serve every tenant again."""
+    extra = f"state_lease_seconds = {LEASE}\n"
+    with accounts(6, tmp_path / "fleet", state_url=postgres_url, extra=extra) as fleet:
+        one, two = fleet.daemon(), fleet.daemon()
+        blind = fleet.daemon(**{k: "" for k in fleet.env if "__" in k and "API" in k})
+
+        def healthy() -> bool:
+            served = held_by(postgres_url, one) + held_by(postgres_url, two)
+            return sorted(served) == sorted(t.name for t in fleet.tenants)
+
+        try:
+            one.start()
+            two.start()
+            wait_for(
+                "three each", lambda: [len(held_by(postgres_url, d)) for d in (one, two)] == [3, 3]
+            )
+            blind.start()
+            wait_for("the blind one to fail", lambda: bool(blind.events("tenant_failed")))
+            wait_for("the two to serve every tenant", healthy)
+            for _ in range(20):  # two leases and more: it stays so
+                assert healthy()
+                time.sleep(0.3)
+            assert blind.running()
+            told = "\n".join(fleet.messages(blind))
+            assert "FAILING" in told
+        finally:
+            for daemon in (one, two, blind):
+                if daemon.running():
+                    daemon.signal(signal.SIGTERM)
+                    daemon.wait()
+            close_pools()

@@ -5,6 +5,7 @@ writer locks and the change counter are per tenant."""
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -13,8 +14,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from connector.errors import ConfigError
 from connector.sla.model import TicketFacts
-from connector.state import Busy, LeaseLost, State, Store
+from connector.state import Busy, LeaseLost, State, StateUnavailable, Store
 from connector.state.copy import copy_state
 from connector.state.postgres import PostgresState, close_pools
 from connector.state.schema import POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS
@@ -234,21 +236,133 @@ def test_leases_are_per_tenant_and_fence_each_alone(postgres_url: str) -> None:
         close_pools()
 
 
-def test_the_change_counter_is_per_tenant(postgres_url: str) -> None:
-    a, b, other_a = (
-        PostgresState(postgres_url, tenant="a"),
-        PostgresState(postgres_url, tenant="b"),
-        PostgresState(postgres_url, tenant="a"),
-    )
+def test_the_change_counter_is_per_tenant(open_view: Opener) -> None:
+    """Another tenant's writes leave a view's cache valid; the same tenant's from elsewhere
+    (a backfill beside the daemon) do not; its own never do."""
+    a, b, other_a = open_view("a"), open_view("b"), open_view("a")
+    seen = a.data_version()
+    b.set_cursor("poll", "b", NOW)
+    assert a.data_version() == seen
+    a.set_cursor("poll", "a", NOW)
+    assert a.data_version() == seen
+    other_a.set_cursor("poll", "a2", NOW)
+    assert a.data_version() != seen
+
+
+def test_waiting_for_the_writer_keeps_the_claim_and_can_be_stopped(postgres_url: str) -> None:
+    """A backfill's page holds the tenant's writer past the lease: the daemon waiting for it
+    keeps its claim renewed (no other daemon takes the tenant), hears `waiting` all along, and
+    a stop raised there ends the wait."""
+    daemon = PostgresState(postgres_url, tenant="a", claim_seconds=3.0, writer_seconds=3.0)
+    backfill = PostgresState(postgres_url, tenant="a", writer_seconds=3.0)
+    other = PostgresState(postgres_url, tenant="a", owner="other")
+    heard: list[float] = []
     try:
-        seen = a.data_version()
-        b.set_cursor("poll", "b", NOW)  # another tenant's write: no reason to read again
-        assert a.data_version() == seen
-        a.set_cursor("poll", "a", NOW)  # its own: not another's change either
-        assert a.data_version() == seen
-        other_a.set_cursor("poll", "a2", NOW)  # the same tenant's, from elsewhere: changed
-        assert a.data_version() != seen
+        daemon.claim("run")
+        held = threading.Event()
+
+        def page() -> None:  # a backfill's page: the writer held past the lease
+            with backfill.writer():
+                held.set()
+                for _ in range(3):
+                    time.sleep(1.5)
+                    backfill.set_cursor("page", "on", NOW)  # renews its hold
+
+        thread = threading.Thread(target=page)
+        thread.start()
+        held.wait()
+        daemon.waiting = lambda: heard.append(time.monotonic())
+        with daemon.writer():  # waits the page out, its claim renewed meanwhile
+            daemon.set_cursor("poll", "daemon", NOW)
+        thread.join()
+        assert len(heard) >= 5
+        with pytest.raises(Busy):
+            other.claim("run")
+        assert daemon.cursor("poll") == "daemon"
+
+        def stop() -> None:
+            raise KeyboardInterrupt
+
+        daemon.waiting = stop
+        with backfill.writer(), pytest.raises(KeyboardInterrupt), daemon.writer():
+            pass
     finally:
-        for view in (a, b, other_a):
+        for view in (daemon, backfill, other):
             view.close()
         close_pools()
+
+
+def test_a_file_writer_waiting_hears_and_can_be_stopped(tmp_path: Path) -> None:
+    holder = State(tmp_path / "state.sqlite3", tenant="a")
+    waiter = State(tmp_path / "state.sqlite3", tenant="a")
+    calls = []
+
+    def stop() -> None:
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+
+    waiter.waiting = stop
+    try:
+        with holder.writer(), pytest.raises(KeyboardInterrupt), waiter.writer():
+            pass
+        assert len(calls) == 3
+        with waiter.writer():  # the lock file was not left open or held
+            pass
+    finally:
+        holder.close()
+        waiter.close()
+
+
+def test_a_daemons_own_lease_goes_with_it(postgres_url: str) -> None:
+    views = [PostgresState(postgres_url) for _ in range(3)]
+    try:
+        for view in views:
+            view.announce()
+        daemons, _ = views[0].served()
+        assert daemons == sorted(v.owner for v in views)
+        views[1].announce(alive=False)  # failing everything: no longer counted
+        assert views[0].served()[0] == sorted(v.owner for v in (views[0], views[2]))
+        for view in views:
+            view.close()
+        with psycopg.connect(postgres_url) as conn:
+            row = conn.execute("SELECT count(*) FROM leases WHERE name LIKE 'daemon:%'").fetchone()
+        assert row == (0,)
+    finally:
+        close_pools()
+
+
+def test_an_older_daemon_holding_a_file_keeps_its_schema(tmp_path: Path) -> None:
+    """An older daemon runs on the state: this version does not change the tables under it
+    (its every write would fail); it waits (exit 1, tried again) until that one stops."""
+    import fcntl
+    import os
+
+    path = tmp_path / "state.sqlite3"
+    db = sqlite3.connect(path)
+    db.create_function("facts_category", 1, lambda _: None)
+    db.executescript(";".join(SQLITE_MIGRATIONS[:4]) + "; PRAGMA user_version = 4;")
+    db.close()
+    claim = os.open(tmp_path / "state.sqlite3.claim", os.O_RDWR | os.O_CREAT, 0o600)
+    os.write(claim, b"sla-connector run (pid 4242, since 2026-12-01T00:00:00+00:00)")
+    fcntl.flock(claim, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    try:
+        with pytest.raises(
+            StateUnavailable,
+            match=r"schema version 4 is to be upgraded to 5, but it is held by sla-connector run "
+            r"\(pid 4242",
+        ):
+            State(path)
+    finally:
+        os.close(claim)
+    assert State(path).schema_version == len(SQLITE_MIGRATIONS)  # once it stopped
+
+
+def test_a_state_read_as_it_is_must_be_of_this_version(tmp_path: Path) -> None:
+    path = tmp_path / "state.sqlite3"
+    db = sqlite3.connect(path)
+    db.create_function("facts_category", 1, lambda _: None)
+    db.executescript(";".join(SQLITE_MIGRATIONS[:4]) + "; PRAGMA user_version = 4;")
+    db.close()
+    with pytest.raises(ConfigError, match="schema version 4 is older than this sla-connector's"):
+        State(path, readonly=True)

@@ -81,6 +81,7 @@ class Daemon:
             batches=settings.batch_writes,
         )
         self._stop = False
+        state.waiting = self._waiting
         self.status = 0  # the exit status `run` returns
         # Whether it stopped because its claim on a shared state passed to another daemon.
         self.claim_lost = False
@@ -120,6 +121,15 @@ class Daemon:
         self._stop = True
         self._wakeup.set()
         self.interrupt.set()
+
+    def _waiting(self) -> None:
+        """While the state's writer is another's (a backfill's page): all is well, unless a
+        stop was asked for."""
+        self.notifier.alive()
+        if self.interrupt.is_set():
+            raise Interrupted(
+                "not sent: the process is stopping", method="WAIT", url=self.state.where
+            )
 
     @property
     def stopping(self) -> bool:

@@ -30,6 +30,7 @@ import socket
 import sqlite3
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -135,6 +136,8 @@ class Fleet:
         self._first: set[str] | None = None  # the tenants held after the first look
         self._said: str | None = None
         self._short = False  # too few daemons for every tenant (said once)
+        self._free_since: dict[str, float] = {}  # tenant → since when nobody serves it
+        self._unserved = 0  # tenants no daemon serves, at the last look
         self._textfile_at = 0.0
         self.status = 0
 
@@ -177,8 +180,9 @@ class Fleet:
                 if self._reload and not self._stop:
                     self._reload_all()
         finally:
+            # Said at once: the tenants end their pages in hand, then are handed back.
+            self.notifier.stopping("stopping: every tenant ends its page in hand")
             self._hand_back()
-        self.notifier.stopping("stopping: every tenant's page in hand is done")
         self.log.info("fleet_stopped")
         return self.status
 
@@ -198,6 +202,8 @@ class Fleet:
                 self._share()
             else:
                 for name in sorted(self.accounts):
+                    if self._stop:
+                        break
                     if name not in self.held and self._may_start(name):
                         self._start(name)
         except (ConnectorError, sqlite3.Error, OSError) as exc:  # the state away for now
@@ -214,36 +220,56 @@ class Fleet:
                 self.log.warning("metrics_textfile_failed", error=str(exc))
 
     def _share(self) -> None:
-        """Take free tenants up to this daemon's share; hand back the newest beyond it."""
-        self.control.announce()
-        alive, serving = self.control.served()
+        """Take free tenants up to this daemon's share, and tenants nobody took for two looks
+        beyond it; hand back the newest beyond the share, as many as the other daemons lack.
+
+        A daemon whose every tenant fails (a credential missing on its host, say) stops saying
+        it is alive and well: the others' shares then grow over what it cannot serve.
+        """
+        # Failed a start within the last minute, and serves nothing that works.
+        failing_all = any(
+            time.monotonic() - at < RETRY_SECONDS for at in self.failed_at.values()
+        ) and not any(h.notifier.synced for h in self.held.values())
+        self.control.announce(alive=not failing_all)
+        daemons, serving = self.control.served()
+        self._unserved = len(self.accounts) - len(serving)
         for name in serving:  # served by another now: not failing, whatever it did here
             if name not in self.held:
                 self.failures.pop(name, None)
-        share = math.ceil(len(self.accounts) / max(alive, 1))
-        if self.settings.tenants_per_daemon is not None:
-            share = min(share, self.settings.tenants_per_daemon)
+        per_daemon = self.settings.tenants_per_daemon
+        share = math.ceil(len(self.accounts) / max(len(daemons), 1))
+        if per_daemon is not None:
+            share = min(share, per_daemon)
+        now = time.monotonic()
+        for name in self.accounts:  # how long each tenant has gone unserved
+            if name in serving or name in self.held:
+                self._free_since.pop(name, None)
+            else:
+                self._free_since.setdefault(name, now)
         mine = [name for name in self.held if not self.held[name].stop_asked]
-        if len(mine) > share:
-            for name in mine[share:]:  # the newest: the oldest keep their warm caches
-                self.log.info("tenant_handed_back", tenant=name, share=share, daemons=alive)
+        counts = Counter(serving.values())
+        lacking = sum(max(share - counts[d], 0) for d in daemons if d != self.owner)
+        if len(mine) > share and lacking:
+            # The newest go: the oldest keep their warm caches.
+            for name in mine[len(mine) - min(len(mine) - share, lacking) :]:
+                self.log.info("tenant_handed_back", tenant=name, share=share, daemons=daemons)
                 self._ask_stop(self.held[name])
             return
-        free = [
-            name
-            for name in self.accounts
-            if name not in serving and name not in self.held and self._may_start(name)
-        ]
+        free = [name for name in self._free_since if self._may_start(name)]
         random.shuffle(free)  # daemons starting together reach for different tenants first
-        for name in free[: share - len(mine)]:
+        taken = free[: max(share - len(mine), 0)]
+        orphans = [n for n in free[len(taken) :] if now - self._free_since[n] >= 2 * self._tick()]
+        room = (per_daemon if per_daemon is not None else len(self.accounts)) - len(mine)
+        for name in [*taken, *orphans][: max(room, 0)]:
+            if self._stop:
+                break
             self._start(name)
-        per_daemon = self.settings.tenants_per_daemon
-        short = per_daemon is not None and alive * per_daemon < len(self.accounts)
+        short = per_daemon is not None and len(daemons) * per_daemon < len(self.accounts)
         if short and not self._short:
             self.log.warning(
                 "tenants_unserved",
-                tenants=len(self.accounts) - alive * (per_daemon or 0),
-                daemons=alive,
+                tenants=len(self.accounts) - len(daemons) * (per_daemon or 0),
+                daemons=len(daemons),
                 tenants_per_daemon=per_daemon,
                 action="start another daemon, or raise tenants_per_daemon",
             )
@@ -278,7 +304,11 @@ class Fleet:
         held = _Held(settings, state, metrics)
         self.held[name] = held
         self._size_pool()
-        held.thread = threading.Thread(target=self._serve, args=(held,), name=f"tenant-{name}")
+        # A daemon thread: a tenant still stuck past STOP_SECONDS does not keep the process
+        # alive (ended like a kill: its journal settles the write in flight at the next start).
+        held.thread = threading.Thread(
+            target=self._serve, args=(held,), name=f"tenant-{name}", daemon=True
+        )
         held.thread.start()
         self.log.info("tenant_taken", tenant=name)
 
@@ -332,7 +362,10 @@ class Fleet:
         """A tenant's thread ended: hand its lease back, say why, and free its slot."""
         del self.held[held.name]
         held.metrics.forget()
-        held.state.close()
+        try:
+            held.state.close()  # its leases given back (else they run out by themselves)
+        except ConnectorError as exc:
+            self.log.warning("tenant_release_failed", tenant=held.name, error=str(exc))
         self._size_pool()
         if held.failure is not None and not held.stop_asked:
             self._failed(held.name, held.failure)
@@ -361,6 +394,8 @@ class Fleet:
                 held.thread.join(max(deadline - time.monotonic(), 0.1))
             if held.thread is None or not held.thread.is_alive():
                 self._ended(held)
+            else:
+                self.log.warning("tenant_not_stopped", tenant=held.name, seconds=STOP_SECONDS)
         self.control.close()
 
     def _reload_all(self) -> None:
@@ -403,6 +438,8 @@ class Fleet:
         line = f"serving {len(names)} of {len(self.accounts)} tenants"
         if names:
             line += f" ({shown})"
+        if self.shared and self._unserved:
+            line += f"; {self._unserved} served by no daemon"
         refused = [h.name for h in held if (h.notifier.text or "").startswith("RELOAD REFUSED")]
         failing = sorted(self.failures)
         if failing:

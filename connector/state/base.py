@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,7 +32,7 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from connector.errors import ConnectorError
+from connector.errors import ConfigError, ConnectorError, Problem
 from connector.sla.model import StatusChange, TicketFacts
 from connector.timeutil import from_epoch, to_epoch
 
@@ -45,6 +45,7 @@ __all__ = [
     "StateUnavailable",
     "Store",
     "TicketRecord",
+    "schema_mismatch",
 ]
 
 _STATUS_HISTORY = TypeAdapter(list[StatusChange])
@@ -94,6 +95,21 @@ class LeaseLost(StateUnavailable):
     nothing it does now may change the state."""
 
 
+def schema_mismatch(where: str, version: int, known: int) -> ConfigError:
+    """A state read as it is, of another schema version than this sla-connector's."""
+    if version > known:
+        why = (
+            f"schema version {version} is newer than this sla-connector understands "
+            f"({known}); upgrade sla-connector"
+        )
+    else:
+        why = (
+            f"schema version {version} is older than this sla-connector's ({known}): start the "
+            "daemon, or run `sla-connector check`, once to upgrade it"
+        )
+    return ConfigError([Problem(where, "", why)])
+
+
 @dataclass(frozen=True, slots=True)
 class TicketRecord:
     """What the state knows about one ticket."""
@@ -123,6 +139,9 @@ class Store(ABC):
     shared = False
     # The helpdesk account whose rows this view reads and writes.
     tenant: str = DEFAULT_TENANT
+    # Called while `writer()` waits for another process's hold (a backfill's page): the
+    # daemon keeps its watchdog fed there, and gives up the wait (raises) when stopped.
+    waiting: Callable[[], None] | None = None
 
     # --- what a backend supplies ----------------------------------------------------------
 
@@ -194,14 +213,14 @@ class Store(ABC):
         """Who holds the state now, in words (`check` shows them): none by default."""
         return []
 
-    def announce(self) -> None:
-        """Say that this process's daemon is alive, to the others sharing the state (nothing
-        for a file: one daemon holds it)."""
+    def announce(self, alive: bool = True) -> None:
+        """Say that this process's daemon is alive and well (or no longer), to the others
+        sharing the state (nothing for a file: one daemon holds it)."""
         return
 
-    def served(self) -> tuple[int, dict[str, str]]:
-        """How many daemons are alive, and who serves each tenant now (a file: none known)."""
-        return 0, {}
+    def served(self) -> tuple[list[str], dict[str, str]]:
+        """The daemons alive and well, and who serves each tenant now (a file: none known)."""
+        return [], {}
 
     # --- cursors --------------------------------------------------------------------------
 

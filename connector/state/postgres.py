@@ -38,6 +38,7 @@ from connector.state.base import (
     LeaseLost,
     StateUnavailable,
     Store,
+    schema_mismatch,
 )
 from connector.state.schema import POSTGRES_MIGRATIONS
 from connector.timeutil import to_epoch
@@ -196,8 +197,10 @@ class PostgresState(Store):
         self.readonly = readonly
         if not readonly:
             self._migrate()
-        elif self.schema_version == 0:
+        elif (version := self.schema_version) == 0:
             raise ConfigError([Problem(self.where, "", "holds no state of sla-connector")])
+        elif version != len(POSTGRES_MIGRATIONS):  # read as it is: must be this version's
+            raise schema_mismatch(self.where, version, len(POSTGRES_MIGRATIONS))
 
     # --- connections and errors ---------------------------------------------------------
 
@@ -408,6 +411,8 @@ class PostgresState(Store):
             )
             if not renewed:
                 del self._leases[name]
+                if name.startswith("daemon:"):  # only says it is alive: said again next look
+                    continue
                 lost = (
                     f"{self.where}: the {name} lease passed to another process; this one "
                     "stalled past it and changes nothing more"
@@ -423,12 +428,16 @@ class PostgresState(Store):
         held = self._leases.pop(name, None)
         if held is None:
             return
+        # A daemon's own lease goes with it (one a start: they would pile up); a tenant's or a
+        # writer's stays, free, its epoch kept growing.
+        sql = (
+            "DELETE FROM leases WHERE name = ? AND owner = ? AND epoch = ?"
+            if name.startswith("daemon:")
+            else "UPDATE leases SET owner = NULL, expires_at = 0 "
+            "WHERE name = ? AND owner = ? AND epoch = ?"
+        )
         try:
-            self._run(
-                "UPDATE leases SET owner = NULL, expires_at = 0 "
-                "WHERE name = ? AND owner = ? AND epoch = ?",
-                (name, self.owner, held[0]),
-            )
+            self._run(sql, (name, self.owner, held[0]))
         except StateUnavailable:
             return  # the lease runs out by itself
 
@@ -478,6 +487,11 @@ class PostgresState(Store):
                 holder = self.lease(self._writer_name)
                 who = holder[0] if holder is not None and holder[0] else "another process"
                 raise Busy(f"{self.where}: {who} is writing")
+            # Waiting is no stall: what this process holds (its claim on the tenant) stays
+            # renewed, and the daemon hears that all is well (or stops the wait).
+            self.keep()
+            if self.waiting is not None:
+                self.waiting()
             time.sleep(_POLL_SECONDS)
         try:
             yield
@@ -510,23 +524,34 @@ class PostgresState(Store):
             )
         return [str(row[0]) for row in rows]
 
-    def announce(self) -> None:
-        """Say that this process's daemon is alive (its lease `daemon:<owner>`, renewed by
-        `keep`): the daemons count each other so that each serves its share of the tenants."""
-        if f"daemon:{self.owner}" not in self._leases:
-            self._take(f"daemon:{self.owner}", self.claim_seconds)
-        else:
+    def announce(self, alive: bool = True) -> None:
+        """Say that this process's daemon is alive and well (its lease `daemon:<owner>`,
+        renewed by `keep`), or no longer (`alive` False: the lease goes): the daemons count
+        each other so that each serves its share of the tenants. Daemons gone an hour and more
+        (killed: their lease ran out) are forgotten."""
+        name = f"daemon:{self.owner}"
+        if not alive:
+            self._release(name)
+            return
+        if name in self._leases:
             self.keep()
+            if name in self._leases:
+                return
+        self._run(
+            "DELETE FROM leases WHERE name LIKE 'daemon:%' "
+            "AND expires_at < extract(epoch FROM clock_timestamp()) - 3600"
+        )
+        self._take(name, self.claim_seconds)
 
-    def served(self) -> tuple[int, dict[str, str]]:
-        """How many daemons are alive, and who serves each tenant now (tenants whose lease
-        is free, or has run out, are left out)."""
+    def served(self) -> tuple[list[str], dict[str, str]]:
+        """The daemons alive and well (their owners), and who serves each tenant now (tenants
+        whose lease is free, or has run out, are left out)."""
         rows = self._rows(
             "SELECT name, owner FROM leases WHERE owner IS NOT NULL "
             "AND expires_at >= extract(epoch FROM clock_timestamp()) "
             "AND (name LIKE 'daemon:%' OR name LIKE 'tenant:%')"
         )
-        daemons = sum(1 for name, _ in rows if str(name).startswith("daemon:"))
+        daemons = sorted(str(owner) for name, owner in rows if str(name).startswith("daemon:"))
         tenants = {
             str(name).removeprefix("tenant:"): str(owner)
             for name, owner in rows
@@ -536,9 +561,11 @@ class PostgresState(Store):
 
     @property
     def keep_every(self) -> float | None:
-        """How often the daemon must call `keep`: three times a claim's life (None: no claim
-        held)."""
-        return self.claim_seconds / 3 if self._claim_name in self._leases else None
+        """How often `keep` must be called: three times a claim's life, or a writer's hold's
+        (None: no lease held)."""
+        if self._claim_name in self._leases:
+            return self.claim_seconds / 3
+        return self.writer_seconds / 3 if self._leases else None
 
     def keep(self) -> None:
         """Renew the leases held (the daemon's loop calls this while idle); `LeaseLost` once

@@ -66,7 +66,8 @@ SQLITE_MIGRATIONS: tuple[str, ...] = (
     """,
     # Tenants: every row belongs to one helpdesk account (`[[tenants]]`); the rows of the one
     # account kept so far are the `default` tenant's. SQLite cannot change a primary key in
-    # place: each table is made anew, filled, and put in the old one's place.
+    # place: each table is made anew, filled, and put in the old one's place. `changes` counts
+    # each tenant's write transactions (`Store.data_version`), as on PostgreSQL.
     """
     CREATE TABLE cursors_new (
         tenant TEXT NOT NULL,
@@ -129,6 +130,10 @@ SQLITE_MIGRATIONS: tuple[str, ...] = (
     INSERT INTO tokens_new SELECT 'default', name, value, changed_at FROM tokens;
     DROP TABLE tokens;
     ALTER TABLE tokens_new RENAME TO tokens;
+    CREATE TABLE changes (
+        tenant TEXT PRIMARY KEY,
+        version INTEGER NOT NULL
+    );
     """,
 )
 

@@ -12,6 +12,7 @@ import fcntl
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from connector.errors import ConfigError, ConnectorError, Problem
-from connector.state.base import DEFAULT_TENANT, Busy, StateUnavailable, Store
+from connector.state.base import DEFAULT_TENANT, Busy, StateUnavailable, Store, schema_mismatch
 from connector.state.schema import SQLITE_MIGRATIONS as MIGRATIONS
 
 __all__ = ["SQLITE_HEADER", "State"]
@@ -34,6 +35,8 @@ def _facts_category(text: str | None) -> str | None:
 
 
 SQLITE_HEADER = b"SQLite format 3\x00"
+# How often a writer waiting for another process's lock asks again.
+_LOCK_POLL_SECONDS = 0.1
 # SQLite's primary result codes that say the file itself is wrong, not the moment.
 _DAMAGED = ("SQLITE_NOTADB", "SQLITE_CORRUPT")
 
@@ -185,6 +188,7 @@ class State(Store):
         """
         self.path = path
         self.tenant = tenant
+        self._own_changes = 0
         self.where = str(path)
         self._lock_fd: int | None = None
         self._claim_fd: int | None = None
@@ -227,10 +231,23 @@ class State(Store):
     def _prepare(self, *, readonly: bool) -> None:
         self.db.execute("PRAGMA busy_timeout = 30000")
         self.db.create_function("facts_category", 1, _facts_category, deterministic=True)
-        if not readonly:
-            self.db.execute("PRAGMA journal_mode = WAL")
-            self.db.execute("PRAGMA synchronous = FULL")
-            _migrate(self.db, self.path)
+        version = int(self.db.execute("PRAGMA user_version").fetchone()[0])
+        if readonly:
+            # Read as it is: the queries are this version's, so the schema must be too.
+            if version != len(MIGRATIONS):
+                raise schema_mismatch(str(self.path), version, len(MIGRATIONS))
+            return
+        self.db.execute("PRAGMA journal_mode = WAL")
+        self.db.execute("PRAGMA synchronous = FULL")
+        if 0 < version < len(MIGRATIONS) and (holders := self.holders()):
+            # An older daemon still runs on it: changing the tables under it would fail its
+            # every write. It must stop first (this process is tried again).
+            raise StateUnavailable(
+                f"{self.path}: schema version {version} is to be upgraded to "
+                f"{len(MIGRATIONS)}, but it is {holders[0]} (an older sla-connector?): stop "
+                "it first; tried again at the next start"
+            )
+        _migrate(self.db, self.path)
 
     # --- schema ---------------------------------------------------------------------------
 
@@ -246,12 +263,22 @@ class State(Store):
             yield
             return
         self.db.execute("BEGIN IMMEDIATE")
+        before = self.db.total_changes
         try:
             yield
+            wrote = self.db.total_changes != before
+            if wrote:  # counted, so that `data_version` tells others' changes from ours
+                self.db.execute(
+                    "INSERT INTO changes (tenant, version) VALUES (?, 1) ON CONFLICT (tenant) "
+                    "DO UPDATE SET version = changes.version + 1",
+                    (self.tenant,),
+                )
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
         self.db.execute("COMMIT")
+        if wrote:
+            self._own_changes += 1
 
     @contextmanager
     def writer(self, *, wait: bool = True) -> Iterator[None]:
@@ -263,12 +290,24 @@ class State(Store):
         own = "" if self.tenant == DEFAULT_TENANT else f".{self.tenant}"
         lock_path = self.path.with_name(f"{self.path.name}{own}.lock")
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            whose = "" if self.tenant == DEFAULT_TENANT else f" for tenant {self.tenant}"
-            raise Busy(f"{self.path}: another sla-connector process is writing{whose}") from None
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if not wait:
+                    os.close(fd)
+                    whose = "" if self.tenant == DEFAULT_TENANT else f" for tenant {self.tenant}"
+                    raise Busy(
+                        f"{self.path}: another sla-connector process is writing{whose}"
+                    ) from None
+            try:  # asked again and again: the daemon's watchdog hears from it, a stop ends it
+                if self.waiting is not None:
+                    self.waiting()
+                time.sleep(_LOCK_POLL_SECONDS)
+            except BaseException:
+                os.close(fd)
+                raise
         self._lock_fd = fd
         try:
             yield
@@ -356,11 +395,12 @@ class State(Store):
         self.db.executemany(sql, args)
 
     def data_version(self) -> int:
-        """A number that changes when another connection commits a change to the file.
-
-        SQLite's `PRAGMA data_version`: what this connection commits leaves it alone, so a
-        cache of the state kept in step with this connection's own changes can tell when
-        another process (a `backfill` beside the daemon) changed the file under it.
-        """
-        row = self.db.execute("PRAGMA data_version").fetchone()
-        return int(row[0])
+        """A number that changes when another connection commits a change to this tenant's
+        rows, and only then: every write transaction counts one in `changes`, and the ones
+        this connection made are taken off. A cache of the state kept in step with this
+        connection's own changes can tell when another process (a `backfill` beside the daemon)
+        changed the tenant's rows under it; another tenant's writes leave it alone."""
+        row = self.db.execute(
+            "SELECT version FROM changes WHERE tenant = ?", (self.tenant,)
+        ).fetchone()
+        return (0 if row is None else int(row[0])) - self._own_changes
