@@ -232,6 +232,10 @@ class Settings(BaseSettings):
     # With `[[tenants]]` on a server state: the most tenants one daemon serves (the daemons
     # share them out evenly below that; unset: as many as its share).
     tenants_per_daemon: int | None = Field(default=None, ge=1, le=10_000)
+    # The most connections one daemon holds to a PostgreSQL state: its tenants take turns on
+    # them (transactions are short). The daemons times this must stay under the server's
+    # max_connections, with room for the admin's own.
+    state_connections: int = Field(default=10, ge=2, le=500)
     # Whose rows of the state these settings read and write: `accounts()` sets it; not a key
     # of the file.
     tenant: str = Field(default=DEFAULT_TENANT, exclude=True)

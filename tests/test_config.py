@@ -96,7 +96,8 @@ def test_unknown_keys_are_named_with_the_file(tmp_path: Path) -> None:
     found = problems(path)
     top = (
         "freshdesk, helpdesk, helpdesk_mapping, log, mappings, metrics, poll_interval, start, "
-        "state_dir, state_lease_seconds, state_url, tenants, tenants_per_daemon, zendesk"
+        "state_connections, state_dir, state_lease_seconds, state_url, tenants, "
+        "tenants_per_daemon, zendesk"
     )
     zendesk = "auth, batch_writes, client_id, email, update_share, url"
     assert sorted(found) == sorted(

@@ -149,7 +149,7 @@ class Daemon:
         )
         self.cycle()
         while not self._stop:
-            self._wakeup.wait(self._idle_seconds())
+            self._idle_wait(self._idle_seconds())
             self._wakeup.clear()
             if self._stop:
                 break
@@ -166,6 +166,15 @@ class Daemon:
         self.notifier.stopping("stopping: the page in hand is done")
         self.log.info("daemon_stopped")
         return self.status
+
+    def _idle_wait(self, seconds: float) -> None:
+        """Wait for the next poll or wake-up, or a signal, saying all is well meanwhile: a
+        `poll_interval` longer than the unit's `WatchdogSec` is a wait, not a hang."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            if self._wakeup.wait(min(left, self.notifier.ALIVE_EVERY)):
+                return
+            self.notifier.alive()
 
     def _keep_claim(self) -> bool:
         """Renew the claim on a shared state; False when it passed to another daemon (this

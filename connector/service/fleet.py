@@ -257,10 +257,21 @@ class Fleet:
             return
         free = [name for name in self._free_since if self._may_start(name)]
         random.shuffle(free)  # daemons starting together reach for different tenants first
-        taken = free[: max(share - len(mine), 0)]
-        orphans = [n for n in free[len(taken) :] if now - self._free_since[n] >= 2 * self._tick()]
+        # Up to the share, going on down the list past the tenants another daemon took first
+        # (daemons reach for the same free tenants at once); then, beyond the share, the
+        # tenants nobody took for two looks, up to tenants_per_daemon.
         room = (per_daemon if per_daemon is not None else len(self.accounts)) - len(mine)
-        for name in [*taken, *orphans][: max(room, 0)]:
+        wanted, started = max(min(share, len(mine) + room) - len(mine), 0), 0
+        orphans = []
+        for name in free:
+            if self._stop or room <= 0:
+                break
+            if started < wanted:
+                if self._start(name):
+                    started, room = started + 1, room - 1
+            elif now - self._free_since[name] >= 2 * self._tick():
+                orphans.append(name)
+        for name in orphans[: max(room, 0)]:
             if self._stop:
                 break
             self._start(name)
@@ -281,8 +292,9 @@ class Fleet:
 
     # --- one tenant -------------------------------------------------------------------------
 
-    def _start(self, name: str) -> None:
-        """Claim the tenant and serve it in a thread of its own (False: another has it)."""
+    def _start(self, name: str) -> bool:
+        """Claim the tenant and serve it in a thread of its own (False: another has it, or it
+        cannot start)."""
         # The fleet writes the metrics' textfile for every tenant at once.
         settings = self.accounts[name].model_copy(update={"metrics": MetricsSettings()})
         owner = getattr(self.control, "owner", None)
@@ -290,13 +302,13 @@ class Fleet:
             state = open_state(settings, owner=owner)
         except ConnectorError as exc:
             self._failed(name, str(exc))
-            return
+            return False
         try:
             if self.shared:
                 state.claim("run")
         except Busy:
             state.close()
-            return
+            return False
         except BaseException:
             state.close()
             raise
@@ -311,6 +323,7 @@ class Fleet:
         )
         held.thread.start()
         self.log.info("tenant_taken", tenant=name)
+        return True
 
     def _serve(self, held: _Held) -> None:
         """A tenant's thread: its daemon, until stopped, its lease lost, or it fails."""
@@ -382,7 +395,8 @@ class Fleet:
         if self.shared and self.settings.state_url is not None:
             from connector.state.postgres import resize_pool
 
-            resize_pool(self.settings.state_url, len(self.held) + 2)
+            connections = min(len(self.held) + 2, self.settings.state_connections)
+            resize_pool(self.settings.state_url, connections)
 
     def _hand_back(self) -> None:
         """Stop every tenant (its page in hand done), give every lease back."""
