@@ -222,12 +222,12 @@ def oldest_due_wakeup(url: str) -> float:
 def test_kill_9_again_and_again_with_agents_acting(
     tmp_path: Path, postgres_url: str, long_run: bool
 ) -> None:
-    """Three daemons, ten accounts, agents creating and editing tickets throughout; ten
+    """Three daemons, ten accounts, agents creating and editing tickets throughout; six
     times (thirty with --long) a daemon holding tenants is killed with kill -9 at a random
     point and started again. Its tenants are taken within the lease; no wake-up waits past
     the lease and a poll; at the end every account shows each seeded ticket as its own
     uninterrupted run does, every agent's ticket decided and noted, no note twice."""
-    kills = 30 if long_run else 10
+    kills = 30 if long_run else 6
     rng = random.Random(21)
     extra = f"state_lease_seconds = {LEASE}\n"
     took: list[float] = []

@@ -169,12 +169,27 @@ class Daemon:
 
     def _idle_wait(self, seconds: float) -> None:
         """Wait for the next poll or wake-up, or a signal, saying all is well meanwhile: a
-        `poll_interval` longer than the unit's `WatchdogSec` is a wait, not a hang."""
+        `poll_interval` longer than the unit's `WatchdogSec` is a wait, not a hang. (Saying so
+        renews a claim on a shared state too: found passed, the loop ends.)"""
         deadline = time.monotonic() + seconds
         while (left := deadline - time.monotonic()) > 0:
             if self._wakeup.wait(min(left, self.notifier.ALIVE_EVERY)):
                 return
-            self.notifier.alive()
+            try:
+                self.notifier.alive()
+            except LeaseLost as exc:
+                self._claim_passed(exc)
+                return
+            except (ConnectorError, OSError) as exc:  # the server away for now: tried again
+                self.log.warning("claim_not_renewed", error=str(exc))
+
+    def _claim_passed(self, exc: LeaseLost) -> None:
+        """Another daemon holds the claim now (this one stalled past it): nothing more from
+        this one; the loop ends, exit status 1 (systemd restarts it, and it waits its turn as
+        a second daemon would)."""
+        self.log.error("claim_lost", error=str(exc))
+        self.notifier.status(f"stopped: {exc}")
+        self.status, self._stop, self.claim_lost = 1, True, True
 
     def _keep_claim(self) -> bool:
         """Renew the claim on a shared state; False when it passed to another daemon (this
@@ -182,9 +197,7 @@ class Daemon:
         try:
             self.state.keep()
         except LeaseLost as exc:
-            self.log.error("claim_lost", error=str(exc))
-            self.notifier.status(f"stopped: {exc}")
-            self.status, self.claim_lost = 1, True
+            self._claim_passed(exc)
             return False
         except (ConnectorError, OSError) as exc:  # the server away for now: tried again
             self.log.warning("claim_not_renewed", error=str(exc))
@@ -247,11 +260,7 @@ class Daemon:
         """
         self._failures += 1
         if isinstance(exc, LeaseLost):
-            # Another daemon holds this state now: nothing more from this one (systemd
-            # restarts it; it waits its turn as a second daemon would).
-            self.log.error("claim_lost", error=str(exc))
-            self.notifier.status(f"stopped: {exc}")
-            self.status, self._stop, self.claim_lost = 1, True, True
+            self._claim_passed(exc)
             return
         if isinstance(exc, ConnectorError):
             kind, text = type(exc).__name__, str(exc)

@@ -42,7 +42,7 @@ from connector.http import Interrupt
 from connector.metrics import Metrics
 from connector.notify import Notifier
 from connector.service.daemon import Daemon, handle_signals, renewer
-from connector.state import Busy, Store, open_state
+from connector.state import Busy, LeaseLost, Store, open_state
 
 __all__ = ["Fleet"]
 
@@ -359,6 +359,9 @@ class Fleet:
                 held.failure = None if status == 0 or daemon.claim_lost else notifier.text
             finally:
                 helpdesk.close()
+        except LeaseLost as exc:  # passed to another daemon: no failure of the tenant's
+            log.error("claim_lost", error=str(exc))
+            held.lost = True
         except ConnectorError as exc:  # its mappings, its secrets, its state
             held.failure = logs.redact(str(exc))
         except Exception as exc:  # a fault of ours must not take the other tenants down
