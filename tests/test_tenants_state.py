@@ -366,3 +366,18 @@ def test_a_state_read_as_it_is_must_be_of_this_version(tmp_path: Path) -> None:
     db.close()
     with pytest.raises(ConfigError, match="schema version 4 is older than this sla-connector's"):
         State(path, readonly=True)
+
+
+def test_a_daemons_connections_are_as_many_as_it_is_allowed(postgres_url: str) -> None:
+    """The fleet sizes the pool to its tenants, at most `state_connections`: what it asks
+    for is what the pool holds, however small."""
+    from connector.state.postgres import _registry, resize_pool
+
+    view = PostgresState(postgres_url)
+    try:
+        for asked in (3, 12, 2):
+            resize_pool(postgres_url, asked)
+            assert _registry.pools[postgres_url].max_size == asked
+    finally:
+        view.close()
+        close_pools()

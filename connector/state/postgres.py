@@ -101,8 +101,8 @@ def resize_pool(url: str, connections: int) -> None:
     tenants works on them at once, one connection each at most)."""
     with _registry.lock:
         pool = _registry.pools.get(url)
-        if pool is not None and pool.max_size != max(connections, 4):
-            pool.resize(min_size=1, max_size=max(connections, 4))
+        if pool is not None and pool.max_size != max(connections, 2):
+            pool.resize(min_size=1, max_size=max(connections, 2))
 
 
 def _pool(url: str, password: str | None) -> ConnectionPool:
