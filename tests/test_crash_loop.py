@@ -302,7 +302,10 @@ class Run:
                 read_at = now
             if read_at and now - read_at >= delay:
                 break
-            if trigger == "after more writes" and self.writes() >= target:
+            # Whatever the trigger, a life does its share of the work at most (`target`): a
+            # fast one would otherwise finish everything within an "after the start" delay,
+            # and the kills after it would land after the work (seed 2551113059 did).
+            if self.writes() >= target:
                 break
             if now - checked > 0.05:  # reading the log costs more: not every turn
                 checked = now
