@@ -12,7 +12,7 @@ import argparse
 import sqlite3
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -88,7 +88,11 @@ def _opened(
         if state.shared and "sleep" not in options:
             # A rate limit's wait of minutes inside a page of `backfill` or `sync --once`: the
             # writer's lease on the server stays renewed through it.
-            options["sleep"] = _renewing_sleep(state)
+            from connector.service.daemon import renewer
+
+            quiet = Notifier(socket_path="")  # the same sleep as the daemon's, told nobody
+            quiet.also.append(renewer(state))
+            options["sleep"] = quiet.sleep
         helpdesk = open_helpdesk(settings, state, **options)
         try:
             yield state, helpdesk
@@ -125,21 +129,6 @@ def _claim(state: Store, command: str, standby: Notifier | None) -> None:
         if waiting:
             log.info("took_over", state=state.where)
         return
-
-
-def _renewing_sleep(state: Store) -> Callable[[float], None]:
-    """`time.sleep`, renewing what the process holds on a shared state as it goes."""
-    from connector.service.daemon import renewer
-
-    renew = renewer(state)
-
-    def sleep(seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        while (left := deadline - time.monotonic()) > 0:
-            renew()
-            time.sleep(min(left, 1.0))
-
-    return sleep
 
 
 # How often a standby daemon asks for the claim.
